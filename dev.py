@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Set up the project's virtual environment and run its main jobs.
+
+Usage::
+
+    python3 dev.py demo     # set up .venv, then run the demo on a generated dataset
+    python3 dev.py test     # set up .venv, then lint and run the whole test suite
+    python3 dev.py bench    # set up .venv, then run the throughput benchmarks
+
+Only the Python standard library is used here, so this works on a fresh
+machine with nothing but ``python3``. The environment lives in ``.venv`` in
+the checkout; setup is skipped when ``pyproject.toml`` has not changed since
+the last install.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".installed-hash"
+
+
+def _requirements_hash() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def setup() -> None:
+    """Create ``.venv`` and install the project with its test extras, if needed."""
+    if not PYTHON.exists():
+        print("creating virtual environment in .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = _requirements_hash()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("installing the project and its dependencies into .venv", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(*args: str) -> int:
+    """Run a command with the environment's Python, returning its exit status."""
+    env = dict(os.environ, PYTHONHASHSEED=os.environ.get("PYTHONHASHSEED", "0"))
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test", "bench"):
+        print(__doc__)
+        return 2
+    setup()
+    job, rest = argv[0], argv[1:]
+    if job == "demo":
+        return run("-m", "libertem.demo", *rest)
+    if job == "bench":
+        return run("bench/run_all.py", *rest)
+    lint = run("-m", "ruff", "check", "src", "tests", "bench", "docs", "dev.py")
+    if lint != 0:
+        return lint
+    return run("-m", "pytest", "-n", "2", "--dist", "loadfile", *rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

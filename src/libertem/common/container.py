@@ -1,0 +1,307 @@
+"""A stack of masks that hands out per-tile views, ready for dot products."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from math import prod
+
+import numpy as np
+import scipy.sparse
+import sparse
+
+from libertem.common.slice import Slice
+from libertem.masks import to_dense, to_sparse
+
+MaskFactory = Callable[[], object]
+
+# Accepted values of ``use_sparse`` and the representation each one selects.
+_REPRESENTATIONS = {
+    False: False,
+    True: "scipy.sparse",
+    "scipy.sparse": "scipy.sparse",
+    "scipy.sparse.csc": "scipy.sparse.csc",
+    "sparse.pydata": "sparse.pydata",
+}
+_SCIPY_FORMATS = {"scipy.sparse": "csr", "scipy.sparse.csc": "csc"}
+
+
+def _is_sparse(obj) -> bool:
+    return isinstance(obj, sparse.SparseArray) or scipy.sparse.issparse(obj)
+
+
+def _shape_of(obj, what: str) -> tuple[int, ...]:
+    shape = getattr(obj, "shape", None)
+    if shape is None:
+        raise ValueError(f"{what} returned {type(obj).__name__}, expected an array with a shape")
+    return tuple(int(s) for s in shape)
+
+
+class MaskContainer:
+    """A stack of masks, computed lazily, sliced per tile and cached.
+
+    Parameters
+    ----------
+    mask_factories
+        Either a single callable returning the whole stack, shaped
+        ``(n, *sig_shape)`` (`numpy.ndarray`, `sparse.COO`) or ``(n, sig_size)``
+        (also a `scipy.sparse` matrix), or a sequence of callables each returning
+        one mask of shape ``sig_shape`` (dense, `sparse.COO` or `scipy.sparse`).
+    dtype
+        dtype of the computed masks. Default: the result type of the masks' dtypes
+        and float32, i.e. at least float32 (bool, uint8 and int16 masks give
+        float32, int64 and float64 masks give float64, complex stays complex).
+    use_sparse
+        ``None``: sparse (CSR) if every factory returns a sparse object, else dense;
+        ``False``: dense `numpy.ndarray`; ``True`` or ``'scipy.sparse'``:
+        `scipy.sparse.csr_array`; ``'scipy.sparse.csc'``: `scipy.sparse.csc_array`;
+        ``'sparse.pydata'``: `sparse.COO`.
+    count
+        Number of masks, if known without computing them.
+    backend
+        ``None`` or ``'numpy'`` for CPU arrays, ``'cupy'`` to return CuPy arrays
+        (or ``cupyx.scipy.sparse`` matrices) from `get`.
+    sig_shape
+        Signal shape of the masks. Only needed when a stack factory returns a flat
+        ``(n, sig_size)`` stack and tiles do not cover whole frames.
+
+    Notes
+    -----
+    When pickled, the factories and settings are kept but computed masks are
+    dropped, so they are recomputed on first use in the receiving process.
+    """
+
+    def __init__(
+        self,
+        mask_factories: MaskFactory | Sequence[MaskFactory],
+        dtype=None,
+        use_sparse: bool | str | None = None,
+        count: int | None = None,
+        backend: str | None = None,
+        sig_shape: Sequence[int] | None = None,
+    ):
+        if use_sparse is not None and use_sparse not in _REPRESENTATIONS:
+            raise ValueError(
+                f"use_sparse={use_sparse!r} is not one of None, {list(_REPRESENTATIONS)}"
+            )
+        if backend not in (None, "numpy", "cupy"):
+            raise ValueError(f"backend={backend!r} is not one of None, 'numpy', 'cupy'")
+        if not callable(mask_factories):
+            mask_factories = tuple(mask_factories)
+            if not mask_factories:
+                raise ValueError("mask_factories is empty")
+            if not all(callable(f) for f in mask_factories):
+                raise ValueError("mask_factories must be a callable or a sequence of callables")
+        self.mask_factories = mask_factories
+        self._dtype = None if dtype is None else np.dtype(dtype)
+        self._use_sparse = None if use_sparse is None else _REPRESENTATIONS[use_sparse]
+        self._count = None if count is None else int(count)
+        self.backend = backend
+        self._sig_shape = None if sig_shape is None else tuple(int(s) for s in sig_shape)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stack = None  # (n, *sig_shape) dense/COO, or (n, sig_size) scipy
+        self._cache: dict = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_stack"] = None
+        state["_cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    # ---- computing the stack ----------------------------------------------
+
+    def _call_factories(self) -> tuple[list, bool]:
+        """Masks as a list of parts to stack, and whether they form a stack already."""
+        if callable(self.mask_factories):
+            stack = self.mask_factories()
+            shape = _shape_of(stack, "the mask factory")
+            if len(shape) < 2:
+                raise ValueError(
+                    f"the mask factory returned shape {shape}, expected a stack "
+                    "(n, *sig_shape) with at least 2 dimensions"
+                )
+            return [stack], True
+        masks = [f() for f in self.mask_factories]
+        shapes = [_shape_of(m, f"mask factory {i}") for i, m in enumerate(masks)]
+        for i, shape in enumerate(shapes):
+            if len(shape) == 0:
+                raise ValueError(f"mask factory {i} returned a scalar, expected a 2D mask")
+            if shape != shapes[0]:
+                raise ValueError(
+                    f"mask factory {i} returned shape {shape}, but mask factory 0 "
+                    f"returned {shapes[0]}; all masks must have the same shape"
+                )
+        return masks, False
+
+    def _compute(self) -> None:
+        parts, is_stack = self._call_factories()
+        if self._use_sparse is None:
+            self._use_sparse = "scipy.sparse" if all(_is_sparse(p) for p in parts) else False
+        if self._dtype is None:
+            self._dtype = np.result_type(*(p.dtype for p in parts), np.float32)
+        rep = self._use_sparse
+        if rep is False:
+            dense = [to_dense(p) for p in parts]
+            stack = dense[0] if is_stack else np.stack(dense)
+            stack = np.ascontiguousarray(stack, dtype=self._dtype)
+        else:
+            coo = [to_sparse(p) for p in parts]
+            stack = coo[0] if is_stack else sparse.stack(coo)
+            stack = stack.astype(self._dtype)
+        n = stack.shape[0]
+        if self._count is not None and self._count != n:
+            raise ValueError(f"count={self._count} given, but the factories produced {n} masks")
+        self._count = n
+        sig_shape = tuple(stack.shape[1:])
+        if self._sig_shape is None:
+            if not (is_stack and len(sig_shape) == 1):  # a flat stack leaves the shape open
+                self._sig_shape = sig_shape
+        elif prod(self._sig_shape) != prod(sig_shape):
+            raise ValueError(f"masks of shape {sig_shape} do not fit sig_shape={self._sig_shape}")
+        if rep in _SCIPY_FORMATS:
+            stack = stack.reshape((n, -1)).to_scipy_sparse().asformat(_SCIPY_FORMATS[rep])
+        elif self._sig_shape is not None:
+            stack = stack.reshape((n, *self._sig_shape))
+        self._stack = stack
+
+    def _get_stack(self):
+        if self._stack is None:
+            self._compute()
+        return self._stack
+
+    # ---- properties -----------------------------------------------------------
+
+    @property
+    def dtype(self) -> np.dtype:
+        """dtype of the computed masks (computes them if no dtype was given)."""
+        if self._dtype is None:
+            self._compute()
+        return self._dtype
+
+    @property
+    def use_sparse(self) -> bool | str:
+        """Resolved representation: ``False``, ``'scipy.sparse'``, ``'scipy.sparse.csc'``
+        or ``'sparse.pydata'``."""
+        if self._use_sparse is None:
+            self._compute()
+        return self._use_sparse
+
+    @property
+    def mask_count(self) -> int:
+        """Number of masks."""
+        if self._count is None:
+            self._compute()
+        return self._count
+
+    def __len__(self) -> int:
+        return self.mask_count
+
+    @property
+    def computed_masks(self):
+        """The whole stack as ``(mask_count, sig_size)`` in the chosen representation."""
+        stack = self._get_stack()
+        if self.use_sparse in _SCIPY_FORMATS:
+            return stack
+        return stack.reshape((stack.shape[0], -1))
+
+    # ---- slicing ----------------------------------------------------------------
+
+    def get(self, key: Slice, transpose: bool = True):
+        """Masks restricted to the signal region of a tile, flattened.
+
+        Parameters
+        ----------
+        key
+            Slice of the tile; its navigation part is ignored.
+        transpose
+            Return ``(tile_sig_size, mask_count)`` instead of
+            ``(mask_count, tile_sig_size)``.
+
+        Returns
+        -------
+        numpy.ndarray, scipy.sparse.csr_array, scipy.sparse.csc_array or sparse.COO
+            Depending on `use_sparse`. Results are cached per signal slice.
+        """
+        nav_dims = key.shape.nav_dims
+        cache_key = (key.origin[nav_dims:], key.shape[nav_dims:], transpose)
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            pass
+        result = self._slice(cache_key[0], cache_key[1], transpose)
+        self._cache[cache_key] = result
+        return result
+
+    def get_for_sig_slice(self, sig_slice: Slice, transpose: bool = True):
+        """Like `get`, for a slice that has only signal axes."""
+        return self.get(sig_slice, transpose=transpose)
+
+    def _resolve_sig_shape(self, origin: tuple, shape: tuple) -> tuple[int, ...]:
+        if self._sig_shape is not None:
+            return self._sig_shape
+        sig_size = self.computed_masks.shape[1]
+        if len(shape) == 1:
+            self._sig_shape = (sig_size,)
+        elif not any(origin) and prod(shape) == sig_size:
+            self._sig_shape = tuple(shape)  # a whole-frame tile tells the frame shape
+        else:
+            raise ValueError(
+                f"cannot slice a flat stack of {sig_size} pixels for a tile of shape {shape}: "
+                "pass sig_shape to MaskContainer"
+            )
+        if self.use_sparse not in _SCIPY_FORMATS:
+            self._stack = self._stack.reshape((self.mask_count, *self._sig_shape))
+        return self._sig_shape
+
+    def _slice(self, origin: tuple, shape: tuple, transpose: bool):
+        stack = self._get_stack()
+        sig_shape = self._resolve_sig_shape(origin, shape)
+        if len(origin) != len(sig_shape) or any(
+            o < 0 or o + s > full for o, s, full in zip(origin, shape, sig_shape)
+        ):
+            raise ValueError(
+                f"tile signal region origin={origin} shape={shape} does not lie within "
+                f"the masks' signal shape {sig_shape}"
+            )
+        n = self.mask_count
+        index = tuple(slice(o, o + s) for o, s in zip(origin, shape))
+        rep = self.use_sparse
+        if rep in _SCIPY_FORMATS:
+            if tuple(shape) == sig_shape:
+                result = stack
+            else:
+                columns = np.arange(prod(sig_shape)).reshape(sig_shape)[index].reshape(-1)
+                result = stack[:, columns]
+            if transpose:
+                result = result.T
+            result = result.asformat(_SCIPY_FORMATS[rep])
+        else:
+            result = stack[(slice(None), *index)].reshape((n, -1))
+            if transpose:
+                result = result.T
+            if rep is False:
+                result = np.ascontiguousarray(result)
+        return self._to_backend(result)
+
+    def _to_backend(self, arr):
+        if self.backend != "cupy":
+            return arr
+        import cupy
+
+        if scipy.sparse.issparse(arr):
+            import cupyx.scipy.sparse
+
+            return getattr(cupyx.scipy.sparse, f"{arr.format}_matrix")(arr)
+        if isinstance(arr, sparse.SparseArray):
+            raise ValueError("backend='cupy' does not support use_sparse='sparse.pydata'")
+        return cupy.asarray(arr)
+
+    def __repr__(self) -> str:
+        return (
+            f"MaskContainer(count={self._count}, dtype={self._dtype}, "
+            f"use_sparse={self._use_sparse!r}, backend={self.backend!r})"
+        )

@@ -1,0 +1,105 @@
+"""Shapes that know which of their trailing axes are signal axes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from math import prod
+
+
+class Shape:
+    """An n-dimensional shape split into navigation and signal parts.
+
+    Parameters
+    ----------
+    shape
+        The full shape, navigation axes first.
+    sig_dims
+        How many trailing axes are signal axes.
+
+    Examples
+    --------
+    >>> s = Shape((16, 16, 32, 32), sig_dims=2)
+    >>> tuple(s.nav), tuple(s.sig)
+    ((16, 16), (32, 32))
+    >>> tuple(s.flatten_nav())
+    (256, 32, 32)
+    """
+
+    __slots__ = ("_shape", "_sig_dims")
+
+    def __init__(self, shape: Iterable[int], sig_dims: int):
+        shape = tuple(int(s) for s in shape)
+        if not 0 <= sig_dims <= len(shape):
+            raise ValueError(f"sig_dims={sig_dims} does not fit a shape of {len(shape)} dims")
+        self._shape = shape
+        self._sig_dims = int(sig_dims)
+
+    @property
+    def sig_dims(self) -> int:
+        """Number of signal axes."""
+        return self._sig_dims
+
+    @property
+    def nav_dims(self) -> int:
+        """Number of navigation axes."""
+        return len(self._shape) - self._sig_dims
+
+    @property
+    def dims(self) -> int:
+        """Total number of axes."""
+        return len(self._shape)
+
+    @property
+    def nav(self) -> Shape:
+        """The navigation part, as a `Shape` without signal axes."""
+        return Shape(self._shape[: self.nav_dims], sig_dims=0)
+
+    @property
+    def sig(self) -> Shape:
+        """The signal part, as a `Shape` whose axes are all signal axes."""
+        return Shape(self._shape[self.nav_dims :], sig_dims=self._sig_dims)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return prod(self._shape)
+
+    def flatten_nav(self) -> Shape:
+        """The shape with all navigation axes merged into one."""
+        return Shape((self.nav.size, *self._shape[self.nav_dims :]), sig_dims=self._sig_dims)
+
+    def flatten_sig(self) -> Shape:
+        """The shape with all signal axes merged into one."""
+        return Shape((*self._shape[: self.nav_dims], self.sig.size), sig_dims=1)
+
+    def to_tuple(self) -> tuple[int, ...]:
+        """The full shape as a plain tuple."""
+        return self._shape
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._shape)
+
+    def __len__(self) -> int:
+        return len(self._shape)
+
+    def __getitem__(self, key):
+        return self._shape[key]
+
+    def __add__(self, other: Iterable[int]) -> tuple[int, ...]:
+        return self._shape + tuple(other)
+
+    def __radd__(self, other: Iterable[int]) -> tuple[int, ...]:
+        return tuple(other) + self._shape
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Shape):
+            return self._shape == other._shape and self._sig_dims == other._sig_dims
+        if isinstance(other, (tuple, list)):
+            return self._shape == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._shape, self._sig_dims))
+
+    def __repr__(self) -> str:
+        return f"Shape({self._shape}, sig_dims={self._sig_dims})"

@@ -1,0 +1,5 @@
+"""Public exceptions for datasets."""
+
+from libertem.common.exceptions import DataSetException
+
+__all__ = ["DataSetException"]

@@ -1,0 +1,20 @@
+"""Interfaces and shared machinery of datasets: partitions, tiles, tiling schemes."""
+
+from libertem.io.dataset.base.dataset import DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base.partition import ArrayPartition, Partition
+from libertem.io.dataset.base.tiles import DataTile, FrameSource, iter_tiles
+from libertem.io.dataset.base.tiling import TilingRequest, TilingScheme, make_tiling_scheme
+
+__all__ = [
+    "ArrayPartition",
+    "DataSet",
+    "DataTile",
+    "FrameSource",
+    "Partition",
+    "TilingRequest",
+    "TilingScheme",
+    "check_sync_offset",
+    "iter_tiles",
+    "make_tiling_scheme",
+    "resolve_shapes",
+]

@@ -1,0 +1,76 @@
+"""Per-pixel mean, variance and standard deviation over all frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem.udf.base import UDF
+
+
+def merge_moments(n_a, mean_a, varsum_a, n_b, mean_b, varsum_b):
+    """Combine counts, means and sums of squared deviations of two groups (Chan et al.).
+
+    Arrays may be broadcast against each other; returns ``(n, mean, varsum)``.
+    """
+    n = n_a + n_b
+    safe_n = np.where(n == 0, 1, n)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (n_b / safe_n)
+    varsum = varsum_a + varsum_b + delta**2 * (n_a * n_b / safe_n)
+    return n, mean, varsum
+
+
+class StdDevUDF(UDF):
+    """Mean, variance and standard deviation of every pixel over the frames.
+
+    Results: ``'mean'``, ``'var'``, ``'std'`` (frame-shaped, population statistics,
+    ``ddof=0``), ``'sum'`` and ``'num_frames'``. Partial results combine with a
+    numerically stable pairwise update, computed in float64.
+    """
+
+    def get_preferred_input_dtype(self):
+        return np.float64
+
+    def get_result_buffers(self):
+        return {
+            "pixel_count": self.buffer(kind="sig", dtype=np.int64, use="private"),
+            "sum": self.buffer(kind="sig", dtype=np.float64),
+            "varsum": self.buffer(kind="sig", dtype=np.float64, use="private"),
+            "num_frames": self.buffer(kind="single", dtype=np.int64, use="result_only"),
+            "mean": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
+            "var": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
+            "std": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
+        }
+
+    def process_tile(self, tile):
+        r = self.results
+        n_b = tile.shape[0]
+        mean_b = np.add.reduce(tile, axis=0) / n_b
+        varsum_b = np.add.reduce((tile - mean_b) ** 2, axis=0)
+        self._combine(r, n_b, mean_b * n_b, varsum_b)
+
+    def merge(self, dest, src):
+        self._combine(dest, src.pixel_count, src.sum, src.varsum)
+
+    @staticmethod
+    def _combine(dest, n_b, sum_b, varsum_b):
+        n_a = dest.pixel_count
+        mean_a = dest.sum / np.where(n_a == 0, 1, n_a)
+        mean_b = sum_b / np.where(np.asarray(n_b) == 0, 1, n_b)
+        n, _, varsum = merge_moments(n_a, mean_a, dest.varsum, n_b, mean_b, varsum_b)
+        dest.pixel_count[:] = n
+        dest.sum[:] += sum_b
+        dest.varsum[:] = varsum
+
+    def get_results(self):
+        r = self.results
+        count = r.pixel_count
+        safe = np.where(count == 0, 1, count)
+        var = r.varsum / safe
+        return {
+            "sum": r.sum,
+            "num_frames": np.array([count.max() if count.size else 0]),
+            "mean": r.sum / safe,
+            "var": var,
+            "std": np.sqrt(var),
+        }

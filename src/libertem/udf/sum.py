@@ -1,0 +1,35 @@
+"""Sum of all frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem.udf.base import UDF
+
+
+class SumUDF(UDF):
+    """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
+
+    Parameters
+    ----------
+    dtype
+        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
+    """
+
+    def __init__(self, dtype="float32"):
+        super().__init__(dtype=dtype)
+
+    def get_preferred_input_dtype(self):
+        return self.params.dtype
+
+    def get_result_buffers(self):
+        return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype)}
+
+    def process_tile(self, tile):
+        self.results.intensity[:] += np.add.reduce(tile, axis=0)
+
+    def merge(self, dest, src):
+        dest.intensity[:] += src.intensity
+
+    def merge_all(self, ordered_results):
+        return {"intensity": np.stack([r.intensity for r in ordered_results.values()]).sum(axis=0)}

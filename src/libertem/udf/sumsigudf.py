@@ -1,0 +1,30 @@
+"""Sum of each frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem.udf.base import UDF
+
+
+class SumSigUDF(UDF):
+    """Sum over the signal axes: the result ``'intensity'`` has one value per frame.
+
+    Parameters
+    ----------
+    dtype
+        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
+    """
+
+    def __init__(self, dtype="float32"):
+        super().__init__(dtype=dtype)
+
+    def get_preferred_input_dtype(self):
+        return self.params.dtype
+
+    def get_result_buffers(self):
+        return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype)}
+
+    def process_tile(self, tile):
+        flat = tile.reshape((tile.shape[0], -1))
+        self.results.intensity[:] += np.add.reduce(flat, axis=1)
