@@ -205,13 +205,23 @@ def test_apply_masks_1d_sig(ctx):
 # --- StdDevUDF, LogsumUDF, PickUDF ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", ["uint16", "int32", "float32", "float64"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "uint8",
+        "uint16",
+        "int32",
+        "float32",
+        "float64",
+        "complex64",
+    ],
+)
 @pytest.mark.parametrize("use_roi", [False, True], ids=["noroi", "roi"])
 @pytest.mark.parametrize("num_partitions", [1, 5])
 def test_stddev(ctx, dtype, use_roi, num_partitions):
     data, ds, roi, sel = _setup(ctx, ((4, 6, 5, 4), 2), dtype, use_roi, num_partitions)
     res = ctx.run_udf(dataset=ds, udf=StdDevUDF(), roi=roi)
-    frames = data[sel].astype(np.float64)
+    frames = data[sel].astype(np.result_type(np.float64, data.dtype))
     for key, ref in [
         ("std", np.std(frames, axis=0)),
         ("var", np.var(frames, axis=0)),

@@ -16,7 +16,7 @@ def merge_moments(n_a, mean_a, varsum_a, n_b, mean_b, varsum_b):
     safe_n = np.where(n == 0, 1, n)
     delta = mean_b - mean_a
     mean = mean_a + delta * (n_b / safe_n)
-    varsum = varsum_a + varsum_b + delta**2 * (n_a * n_b / safe_n)
+    varsum = varsum_a + varsum_b + np.abs(delta) ** 2 * (n_a * n_b / safe_n)
     return n, mean, varsum
 
 
@@ -25,19 +25,21 @@ class StdDevUDF(UDF):
 
     Results: ``'mean'``, ``'var'``, ``'std'`` (frame-shaped, population statistics,
     ``ddof=0``), ``'sum'`` and ``'num_frames'``. Partial results combine with a
-    numerically stable pairwise update, computed in float64.
+    numerically stable pairwise update, computed in float64 (complex128 for complex
+    data, whose variance is the mean of ``abs(x - mean)**2``, as in ``numpy.var``).
     """
 
     def get_preferred_input_dtype(self):
         return np.float64
 
     def get_result_buffers(self):
+        value_dtype = self.meta.input_dtype
         return {
             "pixel_count": self.buffer(kind="sig", dtype=np.int64, use="private"),
-            "sum": self.buffer(kind="sig", dtype=np.float64),
+            "sum": self.buffer(kind="sig", dtype=value_dtype),
             "varsum": self.buffer(kind="sig", dtype=np.float64, use="private"),
             "num_frames": self.buffer(kind="single", dtype=np.int64, use="result_only"),
-            "mean": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
+            "mean": self.buffer(kind="sig", dtype=value_dtype, use="result_only"),
             "var": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
             "std": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
         }
@@ -46,7 +48,7 @@ class StdDevUDF(UDF):
         r = self.results
         n_b = tile.shape[0]
         mean_b = np.add.reduce(tile, axis=0) / n_b
-        varsum_b = np.add.reduce((tile - mean_b) ** 2, axis=0)
+        varsum_b = np.add.reduce(np.abs(tile - mean_b) ** 2, axis=0)
         self._combine(r, n_b, mean_b * n_b, varsum_b)
 
     def merge(self, dest, src):
