@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
+from libertem.analysis.context_mixin import AnalysisMixin
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import DataSetException, ExecutorSpecException
 from libertem.executor.base import JobExecutor
@@ -30,15 +29,26 @@ _EXECUTOR_SPECS = (
 )
 
 
+def _ids(value, what: str) -> list[int] | None:
+    """Normalize a count or a list of ids to a list of ids."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 0:
+            raise ExecutorSpecException(f"{what}={value}: cannot be negative")
+        return list(range(value))
+    return [int(v) for v in value]
+
+
 def _make_executor(spec: str, cpus=None, gpus=None) -> JobExecutor:
+    """Create the executor named by ``spec`` with the requested CPUs and GPUs."""
     if spec not in _EXECUTOR_SPECS:
         raise ExecutorSpecException(
             f"unknown executor spec {spec!r}; choose one of {', '.join(_EXECUTOR_SPECS)}"
         )
-    if gpus:
-        raise ExecutorSpecException(
-            f"gpus={gpus!r} requested, but no CUDA executor is available in this installation"
-        )
+    cpu_ids, gpu_ids = _ids(cpus, "cpus"), _ids(gpus, "gpus")
+    if gpu_ids and spec not in ("dask", "dask-make-default"):
+        raise ExecutorSpecException(f"executor spec {spec!r} cannot use GPUs (gpus={gpus!r})")
     if spec in ("inline", "synchronous"):
         from libertem.executor.inline import InlineJobExecutor
 
@@ -46,11 +56,37 @@ def _make_executor(spec: str, cpus=None, gpus=None) -> JobExecutor:
     if spec == "threads":
         from libertem.executor.concurrent import ConcurrentJobExecutor
 
-        n = cpus if isinstance(cpus, int) or cpus is None else len(cpus)
-        if n is not None and n < 1:
-            raise ExecutorSpecException(f"cpus={cpus!r}: at least one CPU is needed")
-        return ConcurrentJobExecutor.make_local(n_threads=n)
-    raise ExecutorSpecException(f"executor spec {spec!r} is not available yet in this version")
+        if cpu_ids is not None and not cpu_ids:
+            raise ExecutorSpecException("cpus=0: the thread executor needs at least one CPU")
+        return ConcurrentJobExecutor.make_local(None if cpu_ids is None else len(cpu_ids))
+    if spec == "delayed":
+        from libertem.executor.delayed import DelayedJobExecutor
+
+        return DelayedJobExecutor()
+    if spec == "dask-integration":
+        from libertem.executor.integration import get_dask_integration_executor
+
+        return get_dask_integration_executor()
+    from libertem.executor.dask import DaskJobExecutor, cluster_spec
+    from libertem.utils.devices import detect
+
+    devices = detect()
+    if cpu_ids is not None:
+        devices["cpus"] = cpu_ids
+    if gpu_ids is not None:
+        missing = sorted(set(gpu_ids) - set(devices["cudas"]))
+        if missing:
+            raise ExecutorSpecException(
+                f"gpus={gpus!r} requested, but CUDA devices {missing} are not available "
+                f"(found: {list(devices['cudas']) or 'none'})"
+            )
+        devices["cudas"] = gpu_ids
+    if not list(devices["cpus"]) and not list(devices["cudas"]):
+        raise ExecutorSpecException(
+            "no CPU and no GPU requested: the cluster would have no workers"
+        )
+    client_kwargs = {"set_as_default": spec == "dask-make-default"}
+    return DaskJobExecutor.make_local(spec=cluster_spec(**devices), client_kwargs=client_kwargs)
 
 
 async def _iterate_in_thread(gen: Iterator) -> AsyncIterator:
@@ -66,15 +102,16 @@ async def _iterate_in_thread(gen: Iterator) -> AsyncIterator:
         await asyncio.to_thread(gen.close)
 
 
-class Context:
+class Context(AnalysisMixin):
     """Loads datasets and runs UDFs on them with an executor.
 
     Parameters
     ----------
     executor
-        Where the work runs. By default a pool of threads, one per CPU core.
+        Where the work runs. By default a local Dask.distributed cluster with one
+        single-threaded worker process per CPU core (and per CUDA device).
     plot_class
-        Class used for live plots (reserved).
+        Class used for live plots (default :class:`~libertem.viz.mpl.MPLLive2DPlot`).
 
     Examples
     --------
@@ -88,20 +125,19 @@ class Context:
     """
 
     def __init__(self, executor: JobExecutor | None = None, plot_class=None):
-        self._owns_executor = executor is None
+        owns_executor = executor is None
         if executor is None:
-            executor = _make_executor("threads")
+            executor = _make_executor("dask")
         self.executor = executor
         self.plot_class = plot_class
         self._closed = False
-        if self._owns_executor:
-            self._finalizer = weakref.finalize(self, executor.close)
-            atexit.register(self._finalizer)
+        # closes what this Context created when it is closed, collected, or at exit
+        self._finalizer = weakref.finalize(self, executor.close) if owns_executor else None
 
     @classmethod
     def make_with(
         cls,
-        executor_spec: str = "threads",
+        executor_spec: str = "dask",
         *,
         cpus: int | Sequence[int] | None = None,
         gpus: int | Sequence[int] | None = None,
@@ -112,8 +148,10 @@ class Context:
         Parameters
         ----------
         executor_spec
-            ``'inline'`` (alias ``'synchronous'``) or ``'threads'``; the Dask-based
-            specs come with the Dask executor.
+            ``'inline'`` (alias ``'synchronous'``): this thread; ``'threads'``: a thread
+            pool; ``'dask'``: a local Dask cluster; ``'dask-make-default'``: the same,
+            made Dask's default scheduler; ``'dask-integration'``: whatever Dask
+            scheduler is current; ``'delayed'``: results as Dask graphs.
         cpus
             Number (or ids) of CPU workers.
         gpus
@@ -129,7 +167,6 @@ class Context:
         ctx = cls(
             executor=_make_executor(executor_spec, cpus=cpus, gpus=gpus), plot_class=plot_class
         )
-        ctx._owns_executor = True
         ctx._finalizer = weakref.finalize(ctx, ctx.executor.close)
         return ctx
 
@@ -165,8 +202,8 @@ class Context:
             dataset = cls(*args, **kwargs)
         except TypeError as e:
             raise DataSetException(f"{filetype}: invalid arguments: {e}") from e
-        dataset.set_num_workers(len(self.executor.get_available_workers()))
-        dataset = self.executor.run_function(dataset.initialize, self.executor)
+        dataset.set_num_workers(len(self.executor.get_available_workers().compute_workers()))
+        dataset = dataset.initialize(self.executor)
         dataset.check_valid()
         return dataset
 
@@ -196,7 +233,9 @@ class Context:
         backends
             Restrict the array backends, e.g. ``('numpy',)``.
         plots
-            Live plots (reserved; not available yet).
+            Live plots: ``True`` for one plot per plottable result channel, a list
+            with one list of channels per UDF, or a list of plot objects; see
+            :mod:`libertem.viz`.
         sync
             ``False`` returns an awaitable instead.
 
@@ -207,7 +246,10 @@ class Context:
             per UDF; a single dict when ``udf`` is a single UDF.
         """
         udfs, single = self._udf_list(udf)
-        self._check_plots(plots)
+        if plots:
+            return self._run_udf_with_plots(
+                dataset, udfs, single, roi, progress, backends, plots, sync
+            )
 
         def run():
             results = UDFRunner(udfs).run_for_dataset(
@@ -237,13 +279,13 @@ class Context:
         an async generator.
         """
         udfs, _ = self._udf_list(udf)
-        self._check_plots(plots)
+        plot_objects = self._prepare_plots(plots, dataset, udfs, roi)
         gen = UDFRunner(udfs).run_for_dataset_iter(
             dataset, self.executor, roi=roi, progress=progress, backends=backends
         )
         if sync:
-            return gen
-        return _iterate_in_thread(gen)
+            return self._wrap_iter_with_plots(gen, plot_objects, sync=True)
+        return self._wrap_iter_with_plots(_iterate_in_thread(gen), plot_objects, sync=False)
 
     def map(
         self,
@@ -270,7 +312,7 @@ class Context:
         if self._closed:
             return
         self._closed = True
-        if self._owns_executor:
+        if self._finalizer is not None:
             self._finalizer()
 
     def __enter__(self) -> Context:
@@ -284,8 +326,3 @@ class Context:
         if isinstance(udf, (list, tuple)):
             return list(udf), False
         return [udf], True
-
-    @staticmethod
-    def _check_plots(plots: Any) -> None:
-        if plots:
-            raise NotImplementedError("live plots are not available yet")

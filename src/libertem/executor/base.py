@@ -36,6 +36,12 @@ class WorkerSet(list):
         """Whether any worker has a CUDA device."""
         return any(w.resources.get("CUDA", 0) for w in self)
 
+    def compute_workers(self) -> WorkerSet:
+        """Workers that run compute tasks (all of them on clusters without resource tags)."""
+        if not any(w.resources for w in self):
+            return self
+        return WorkerSet(w for w in self if w.resources.get("compute", 0))
+
 
 class TaskEnvironment:
     """What a running task may use: progress reporting and cancellation checks.
@@ -43,8 +49,8 @@ class TaskEnvironment:
     Parameters
     ----------
     progress
-        Called with a number of frames processed; runs on the main node or is
-        forwarded there by the executor.
+        Called with ``(task_id, frames)`` as frames are processed; runs on the main
+        node or is forwarded there by the executor.
     cancelled
         Returns ``True`` once the run was cancelled.
     worker
@@ -53,7 +59,7 @@ class TaskEnvironment:
 
     def __init__(
         self,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[int, float], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
         worker: str = "inline",
     ):
@@ -61,10 +67,10 @@ class TaskEnvironment:
         self._cancelled = cancelled
         self.worker = worker
 
-    def report_progress(self, frames: float) -> None:
-        """Report ``frames`` more frames processed."""
+    def report_progress(self, task_id: int, frames: float) -> None:
+        """Report that task ``task_id`` processed ``frames`` more frames."""
         if self._progress is not None:
-            self._progress(frames)
+            self._progress(task_id, frames)
 
     def check_cancelled(self) -> None:
         """Raise :class:`UDFRunCancelled` if the run was cancelled."""
@@ -88,7 +94,7 @@ class JobExecutor(ABC):
         tasks: Sequence[Task],
         params_handle: Any,
         cancel_id: Any,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[int, float], None] | None = None,
     ) -> Iterator[tuple[Any, Task]]:
         """Run ``tasks``; yield ``(result, task)`` pairs as they complete.
 

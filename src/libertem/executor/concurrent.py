@@ -51,9 +51,9 @@ class ConcurrentJobExecutor(JobExecutor):
         cancelled = threading.Event()
         lock = threading.Lock()
 
-        def locked_progress(frames):
+        def locked_progress(task_id, frames):
             with lock:
-                progress(frames)
+                progress(task_id, frames)
 
         env = TaskEnvironment(
             progress=None if progress is None else locked_progress,

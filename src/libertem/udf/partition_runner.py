@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
@@ -39,6 +41,50 @@ class UDFRunParams:
     roi: np.ndarray | None
     tiling_scheme: TilingScheme
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["udf_specs"] = dumps_by_value(self.udf_specs)
+        return state
+
+    def __setstate__(self, state):
+        state["udf_specs"] = cloudpickle.loads(state["udf_specs"])
+        self.__dict__.update(state)
+
+
+def _user_modules(specs: list[tuple[type, dict[str, Any]]]) -> set[str]:
+    """Modules of the UDF classes that are user code, not this package or a library."""
+    names = set()
+    for cls, _ in specs:
+        for klass in cls.__mro__:
+            module = klass.__module__
+            if module in ("builtins", "__main__") or module.split(".")[0] == "libertem":
+                continue
+            mod = sys.modules.get(module)
+            path = getattr(mod, "__file__", None) or ""
+            if mod is not None and "site-packages" not in path and "dist-packages" not in path:
+                names.add(module)
+    return names
+
+
+def dumps_by_value(specs: list[tuple[type, dict[str, Any]]]) -> bytes:
+    """Pickle UDF classes and parameters, user modules by value.
+
+    Worker processes may not be able to import the module that defines a UDF (a
+    test module, a notebook, a script run from elsewhere); its code travels along.
+    """
+    registered = []
+    for name in _user_modules(specs):
+        try:
+            cloudpickle.register_pickle_by_value(sys.modules[name])
+            registered.append(name)
+        except ValueError:
+            pass
+    try:
+        return cloudpickle.dumps(specs)
+    finally:
+        for name in registered:
+            cloudpickle.unregister_pickle_by_value(sys.modules[name])
+
 
 @dataclass
 class UDFTask:
@@ -54,12 +100,15 @@ class UDFTask:
         Index of the partition's first selected frame among all selected frames.
     n_frames
         Number of selected frames in the partition.
+    resources
+        Worker resources the task needs (e.g. ``{'CPU': 1, 'compute': 1}``).
     """
 
     partition: Partition
     task_id: int
     compressed_start: int
     n_frames: int
+    resources: dict[str, int] | None = None
 
     def __call__(self, params: UDFRunParams, env: TaskEnvironment) -> list[dict[str, np.ndarray]]:
         return PartitionRunner(params, self, env).run()
@@ -188,7 +237,7 @@ class PartitionRunner:
                 if state.input_dtype != data.dtype:
                     data = _convert(converted, data, state.input_dtype, scheme)
                 _dispatch(state, data, tile_slice, local.origin[0], n, sig_index, task)
-            env.report_progress(n * (local.shape.sig.size / sig_size))
+            env.report_progress(task.task_id, n * (local.shape.sig.size / sig_size))
 
 
 def _convert(cache: dict, data: np.ndarray, dtype: np.dtype, scheme: TilingScheme) -> np.ndarray:

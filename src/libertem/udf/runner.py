@@ -22,7 +22,58 @@ from libertem.udf.base import UDF, find_method, overrides
 from libertem.udf.data import UDFData
 from libertem.udf.meta import UDFMeta
 from libertem.udf.partition_runner import UDFRunParams, UDFTask, aux_buffers
-from libertem.udf.validation import check_backends, check_clean_copy
+from libertem.udf.validation import check_clean_copy, required_resources
+
+
+@dataclass
+class RunPlan:
+    """Everything decided on the main node before a run starts.
+
+    Attributes
+    ----------
+    udfs
+        The UDFs, on the main node.
+    mains
+        Per UDF, its full-size result buffers and merge logic.
+    tasks
+        One task per partition with selected frames.
+    params
+        What all tasks share (shipped once).
+    dataset_shape
+        Shape of the dataset.
+    roi
+        Flat boolean ROI, or ``None``.
+    n_selected
+        Number of selected frames.
+    """
+
+    udfs: list[UDF]
+    mains: list[_MainUDF]
+    tasks: list[UDFTask]
+    params: UDFRunParams
+    dataset_shape: Shape
+    roi: np.ndarray | None
+    n_selected: int
+
+    def all_done(self) -> BufferWrapper:
+        """A damage buffer with every selected frame done."""
+        done = np.ones(self.dataset_shape.nav.size, dtype=bool)
+        if self.roi is not None:
+            done = self.roi.copy()
+        return _damage_buffer(done, self.dataset_shape)
+
+    def release(self) -> None:
+        """Point aux data back at the whole dataset after the run."""
+        for udf in self.udfs:
+            for buf in aux_buffers(udf):
+                buf.bind_aux(0, self.dataset_shape.nav.size, None)
+
+
+def _damage_buffer(damage: np.ndarray, shape: Shape) -> BufferWrapper:
+    buf = BufferWrapper("nav", dtype=bool)
+    buf.set_storage(damage)
+    buf.set_result_context(shape, None)
+    return buf
 
 
 @dataclass
@@ -178,21 +229,22 @@ class UDFRunner:
         )
         return final.buffers
 
-    def run_for_dataset_iter(
+    def plan(
         self,
         dataset: DataSet,
         executor: JobExecutor,
         roi: np.ndarray | None = None,
-        progress: bool = False,
         backends: Sequence[str] | None = None,
-        partial: bool = True,
-    ) -> Iterator[UDFResults]:
-        """Run, yielding :class:`UDFResults` after each merged partition (if ``partial``)
-        and once at the end."""
+    ) -> RunPlan:
+        """Validate the UDFs and inputs, negotiate tiling, create tasks and main buffers.
+
+        Everything that can be known before work starts is checked here, so bad
+        input fails before any task runs.
+        """
         udfs = self._udfs
         for udf in udfs:
             check_clean_copy(udf)
-            check_backends(udf, backends)
+        resources = required_resources(udfs, backends, executor.get_available_workers().has_cuda())
         methods = [find_method(udf) for udf in udfs]
         shape = dataset.shape
         sig_shape = tuple(shape.sig)
@@ -209,7 +261,7 @@ class UDFRunner:
         for partition in partitions:
             n = count_selected(roi_flat, partition.start, partition.stop)
             if n:
-                tasks.append(UDFTask(partition, len(tasks), start, n))
+                tasks.append(UDFTask(partition, len(tasks), start, n, resources))
             start += n
         max_depth = max((p.stop - p.start for p in partitions), default=1)
         scheme = make_tiling_scheme(
@@ -250,26 +302,57 @@ class UDFRunner:
             roi=roi_flat,
             tiling_scheme=scheme,
         )
+        return RunPlan(udfs, mains, tasks, params, shape, roi_flat, n_selected)
+
+    def run_for_dataset_iter(
+        self,
+        dataset: DataSet,
+        executor: JobExecutor,
+        roi: np.ndarray | None = None,
+        progress: bool = False,
+        backends: Sequence[str] | None = None,
+        partial: bool = True,
+    ) -> Iterator[UDFResults]:
+        """Run, yielding :class:`UDFResults` after each merged partition (if ``partial``)
+        and once at the end.
+
+        Executors that build graphs instead of computing (they have a ``run_plan``
+        method) get the whole plan and return the results in one step.
+        """
+        plan = self.plan(dataset, executor, roi, backends)
+        run_plan = getattr(executor, "run_plan", None)
+        if run_plan is not None:
+            try:
+                buffers = run_plan(plan)
+            finally:
+                plan.release()
+            yield UDFResults(buffers=buffers, damage=plan.all_done())
+            return
+        yield from self._execute(plan, executor, progress, partial)
+
+    def _execute(
+        self, plan: RunPlan, executor: JobExecutor, progress: bool, partial: bool
+    ) -> Iterator[UDFResults]:
+        shape, roi_flat, mains = plan.dataset_shape, plan.roi, plan.mains
+        sig_dims = len(shape.sig)
         damage = np.zeros(shape.nav.size, dtype=bool)
-        reporter = ProgressReporter(n_selected, progress)
+        reporter = ProgressReporter(plan.n_selected, progress)
 
         def snapshot() -> UDFResults:
-            damage_buf = BufferWrapper("nav", dtype=bool)
-            damage_buf.set_storage(damage)
-            damage_buf.set_result_context(shape, None)
             return UDFResults(
                 buffers=tuple(main.results(shape, roi_flat) for main in mains),
-                damage=damage_buf,
+                damage=_damage_buffer(damage, shape),
             )
 
         finished = False
         try:
-            handle = executor.scatter(params)
+            handle = executor.scatter(plan.params)
             for partials, task in executor.run_tasks(
-                tasks, handle, uuid.uuid4().hex, reporter.update
+                plan.tasks, handle, uuid.uuid4().hex, reporter.update
             ):
                 for main, part in zip(mains, partials):
                     main.merge(part, task.compressed_start, task.n_frames, sig_dims)
+                reporter.task_done(task.task_id, task.n_frames)
                 p = task.partition
                 damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
                 if partial:
@@ -277,7 +360,5 @@ class UDFRunner:
             finished = True
         finally:
             reporter.close(finished)
-            for udf in udfs:
-                for buf in aux_buffers(udf):
-                    buf.bind_aux(0, shape.nav.size, None)
+            plan.release()
         yield snapshot()

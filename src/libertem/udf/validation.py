@@ -75,19 +75,51 @@ def check_clean_copy(udf: UDF) -> None:
             )
 
 
-def check_backends(udf: UDF, backends: Sequence[str] | None) -> None:
-    """Check that the UDF can run on the CPU backends available here.
+def required_resources(
+    udfs: Sequence[UDF], backends: Sequence[str] | None, has_cuda: bool
+) -> dict[str, int]:
+    """Worker resources that can run all ``udfs`` together.
+
+    Parameters
+    ----------
+    udfs
+        The UDFs of a run.
+    backends
+        Restriction of the backends (``run_udf(backends=...)``), or ``None``.
+    has_cuda
+        Whether the executor offers CUDA workers.
 
     Raises
     ------
     UDFException
-        If the UDF (or the ``backends`` restriction) needs CUDA, which this executor lacks.
+        If no kind of worker can run every UDF, or a CUDA-only run meets a cluster
+        without CUDA workers.
     """
-    supported = set(udf.get_backends())
-    if backends is not None:
-        supported &= set(backends)
-    if UDF.BACKEND_NUMPY not in supported:
-        raise UDFException(
-            f"{type(udf).__name__} can only run on {sorted(supported) or 'no backend'}; "
-            "no CUDA worker is available, only the 'numpy' backend"
-        )
+    allowed = None if backends is None else set(backends)
+    cpu_ok = cuda_ok = True
+    uses_cupy = False
+    for udf in udfs:
+        supported = set(udf.get_backends())
+        if allowed is not None:
+            supported &= allowed
+        if not supported:
+            raise UDFException(
+                f"{type(udf).__name__} supports {sorted(udf.get_backends())}, none of "
+                f"the requested backends {sorted(allowed)}"
+            )
+        cpu_ok &= UDF.BACKEND_NUMPY in supported
+        cuda_ok &= bool(supported & {UDF.BACKEND_CUPY, UDF.BACKEND_CUDA})
+        uses_cupy |= supported == {UDF.BACKEND_CUPY}
+    names = ", ".join(type(u).__name__ for u in udfs)
+    if not cpu_ok and not cuda_ok:
+        raise UDFException(f"no single kind of worker can run all of {names} together")
+    if not cpu_ok and not has_cuda:
+        raise UDFException(f"{names} need a CUDA device, but this executor has no CUDA workers")
+    if cpu_ok and cuda_ok and has_cuda:
+        return {"compute": 1}
+    if cpu_ok:
+        return {"CPU": 1, "compute": 1}
+    resources = {"CUDA": 1, "compute": 1}
+    if uses_cupy:
+        resources["ndarray"] = 1
+    return resources

@@ -10,6 +10,16 @@ _FORMATS: dict[str, str] = {
     "memory": "libertem.io.dataset.memory:MemoryDataSet",
     "raw": "libertem.io.dataset.raw:RawFileDataSet",
     "npy": "libertem.io.dataset.npy:NPYDataSet",
+    "dask": "libertem.io.dataset.dask:DaskDataSet",
+    "mrc": "libertem.io.dataset.mrc:MRCDataSet",
+    "empad": "libertem.io.dataset.empad:EMPADDataSet",
+    "blo": "libertem.io.dataset.blo:BloDataSet",
+    "tvips": "libertem.io.dataset.tvips:TVIPSDataSet",
+    "dm": "libertem.io.dataset.dm:DMDataSet",
+    "ser": "libertem.io.dataset.ser:SERDataSet",
+    "seq": "libertem.io.dataset.seq:SEQDataSet",
+    "mib": "libertem.io.dataset.mib:MIBDataSet",
+    "hdf5": "libertem.io.dataset.hdf5:H5DataSet",
 }
 
 

@@ -1,4 +1,18 @@
-"""Reading tiles from array-like frame sources: views where possible, reused buffers else."""
+"""Reading tiles from frame sources: views where possible, reused buffers else.
+
+A :class:`FrameSource` describes where the frames of a dataset come from. It
+numbers *file frames* ``0 .. n_file_frames - 1``; dataset frame ``i`` is file
+frame ``i + sync_offset`` and dataset frames outside the file read as zeros.
+A format plugs in by implementing a small interface:
+
+- :attr:`FrameSource.viewable` ``True``: :meth:`FrameSource.view` hands out
+  (mostly) zero-copy arrays of stored frames, e.g. strided views of a memory
+  map; tiles are views of them when no conversion is needed, else
+  :func:`iter_tiles` converts with one ``np.copyto`` per tile into a reused buffer.
+- :attr:`FrameSource.viewable` ``False``: :meth:`FrameSource.read_into` decodes
+  frames straight into a reused block buffer of the consumers' dtype (packed
+  bits, compressed data, buffered reads); tiles are views of that block.
+"""
 
 from __future__ import annotations
 
@@ -35,39 +49,88 @@ class DataTile:
 
 
 class FrameSource:
-    """Frames ``[0, n)`` of a dataset backed by an array of file frames.
+    """Frames of a dataset, backed by an array of file frames (the default implementation).
 
-    Dataset frame ``i`` is array frame ``i + sync_offset``; frames outside the
-    array read as zeros.
+    Subclasses that do not hold an array override :attr:`dtype`,
+    :attr:`n_file_frames`, :attr:`sig_shape`, :meth:`view` and/or
+    :meth:`read_into`, and set :attr:`viewable`.
 
     Parameters
     ----------
     frames
-        Array (or memory map) of shape ``(n_file_frames, *sig_shape)``.
+        Array (or memory map) of shape ``(n_file_frames, *sig_shape)``; may be a
+        strided view and have a non-native dtype such as ``'>u2'``.
     sync_offset
-        Shift between dataset and array frames.
+        Dataset frame ``i`` is file frame ``i + sync_offset``.
     """
 
-    def __init__(self, frames: np.ndarray, sync_offset: int = 0):
+    #: whether :meth:`view` hands out arrays of stored frames without decoding
+    viewable: bool = True
+
+    def __init__(self, frames: np.ndarray | None = None, sync_offset: int = 0):
         self.frames = frames
         self.sync_offset = int(sync_offset)
 
+    # the interface -------------------------------------------------------------
     @property
     def dtype(self) -> np.dtype:
-        """Native dtype of the frames."""
+        """Dtype of the stored frames (of the arrays :meth:`view` returns)."""
         return self.frames.dtype
 
-    def get(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)``: a view when they all exist, else zero-padded copy."""
+    @property
+    def n_file_frames(self) -> int:
+        """Number of frames in the file(s)."""
+        return self.frames.shape[0]
+
+    @property
+    def sig_shape(self) -> tuple[int, ...]:
+        """Shape of a frame."""
+        return tuple(self.frames.shape[1:])
+
+    def view(self, a: int, b: int) -> np.ndarray | None:
+        """File frames ``[a, b)`` as an array of :attr:`dtype` (a view where possible).
+
+        ``0 <= a < b <= n_file_frames``. May return ``None`` when the frames
+        cannot be handed out as one array (e.g. they span two files); callers
+        then use :meth:`read_into`.
+        """
+        return self.frames[a:b]
+
+    def read_into(self, a: int, b: int, out: np.ndarray) -> None:
+        """Write file frames ``[a, b)`` into ``out`` (shape ``(b - a, *sig_shape)``, any dtype)."""
+        np.copyto(out, self.frames[a:b], casting="unsafe")
+
+    def close(self) -> None:
+        """Release files held by the source."""
+
+    # built on the interface -------------------------------------------------------
+    def _clip(self, start: int, stop: int) -> tuple[int, int, int, int]:
         a, b = start + self.sync_offset, stop + self.sync_offset
-        n_file = self.frames.shape[0]
-        if 0 <= a and b <= n_file:
-            return self.frames[a:b]
-        out = np.zeros((stop - start, *self.frames.shape[1:]), dtype=self.frames.dtype)
-        lo, hi = max(a, 0), min(b, n_file)
+        return a, b, max(a, 0), min(b, self.n_file_frames)
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Dataset frames ``[start, stop)``: a view when possible, else a zero-padded copy."""
+        a, b, lo, hi = self._clip(start, stop)
+        if a == lo and b == hi and self.viewable:
+            frames = self.view(a, b)
+            if frames is not None:
+                return frames
+        out = np.zeros((stop - start, *self.sig_shape), dtype=self.dtype)
         if lo < hi:
-            out[lo - a : hi - a] = self.frames[lo:hi]
+            self.read_into(lo, hi, out[lo - a : hi - a])
         return out
+
+    def fill(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Write dataset frames ``[start, stop)`` into ``out``; frames outside the file are zeros."""
+        a, b, lo, hi = self._clip(start, stop)
+        if lo >= hi:
+            out[...] = 0
+            return
+        if lo > a:
+            out[: lo - a] = 0
+        if hi < b:
+            out[hi - a :] = 0
+        self.read_into(lo, hi, out[lo - a : hi - a])
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
@@ -92,10 +155,18 @@ def iter_tiles(
 
     Frames are taken in blocks of ``scheme.depth`` (selected frames only, when
     ``roi_part`` is given); each block is cut into the scheme's signal regions.
-    When the block is contiguous and needs no conversion, tiles are views of the
-    source; otherwise they are written into one reused buffer of ``dest_dtype``.
+    For viewable sources, tiles are views of the source when the block is
+    contiguous and needs no conversion, else they are written into one reused
+    buffer of ``dest_dtype``. Other sources decode each block once into a
+    reused full-frame buffer of ``dest_dtype``, and tiles are views of it.
     """
-    dest_dtype = np.dtype(dest_dtype)
+    try:
+        yield from _iter_tiles(source, start, stop, scheme, np.dtype(dest_dtype), roi_part)
+    finally:
+        source.close()
+
+
+def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part):
     convert = dest_dtype != source.dtype
     if roi_part is None:
         selected = None
@@ -105,6 +176,7 @@ def iter_tiles(
         n_selected = selected.size
     sig_dims = len(scheme.sig_shape)
     depth = scheme.depth
+    viewable = source.viewable
     buffer = None
     for block_start in range(0, n_selected, depth):
         n = min(depth, n_selected - block_start)
@@ -113,6 +185,16 @@ def iter_tiles(
         else:
             runs = _runs(selected[block_start : block_start + n])
         contiguous = len(runs) == 1
+        if not viewable:
+            if buffer is None:
+                buffer = np.empty((depth, *scheme.sig_shape), dtype=dest_dtype)
+            for offset, a, b in runs:
+                source.fill(a, b, buffer[offset : offset + b - a])
+            block = buffer[:n]
+            for sig in scheme.slices:
+                tile_slice = Slice((block_start, *sig.origin), Shape((n, *sig.shape), sig_dims))
+                yield DataTile(block[(slice(None), *sig.get())], tile_slice)
+            continue
         block = source.get(runs[0][1], runs[0][2]) if contiguous else None
         for sig in scheme.slices:
             sig_index = sig.get()

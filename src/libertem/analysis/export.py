@@ -1,0 +1,95 @@
+"""Write a dataset (or the frames a ROI selects) to a ``.npy`` or raw binary file."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from libertem.udf.base import UDF
+
+__all__ = ["export_dataset", "ExportUDF"]
+
+
+class ExportUDF(UDF):
+    """Write each tile into a file laid out as C-ordered frames (internal helper).
+
+    Parameters
+    ----------
+    path
+        The file, already created at its full size.
+    offset
+        Bytes before the first frame (the ``.npy`` header).
+    dtype
+        Dtype of the file.
+    n_frames
+        Number of frames in the file (selected frames with a ROI).
+    """
+
+    def __init__(self, path: str, offset: int, dtype: str, n_frames: int):
+        super().__init__(path=path, offset=offset, dtype=dtype, n_frames=n_frames)
+
+    def get_preferred_input_dtype(self):
+        return self.USE_NATIVE_DTYPE
+
+    def get_result_buffers(self):
+        return {}
+
+    def get_task_data(self):
+        p = self.params
+        shape = (p.n_frames, *tuple(self.meta.dataset_shape.sig))
+        return {
+            "out": np.memmap(
+                p.path, mode="r+", dtype=np.dtype(p.dtype), offset=p.offset, shape=shape
+            )
+        }
+
+    def process_tile(self, tile):
+        s = self.meta.slice
+        start = s.origin[0]
+        index = (slice(start, start + s.shape[0]), *s.get(sig_only=True))
+        self.task_data.out[index] = tile
+
+    def postprocess(self):
+        self.task_data.out.flush()
+
+
+def export_dataset(
+    ctx,
+    dataset,
+    path: str | os.PathLike,
+    roi: np.ndarray | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+    format: str | None = None,
+) -> str:
+    """Write ``dataset`` to ``path`` as ``.npy`` or raw binary; see ``Context.export_dataset``."""
+    path = os.fspath(path)
+    if format is None:
+        format = "npy" if path.lower().endswith(".npy") else "raw"
+    if format not in ("npy", "raw"):
+        raise ValueError(f"format must be 'npy' or 'raw', got {format!r}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    shape = dataset.shape
+    dtype = np.dtype(dataset.dtype)
+    sig = tuple(shape.sig)
+    if roi is None:
+        n_frames = shape.nav.size
+        file_shape = tuple(shape)
+    else:
+        roi = np.asarray(roi, dtype=bool)
+        n_frames = int(np.count_nonzero(roi))
+        file_shape = (n_frames, *sig)
+    if format == "npy":
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=file_shape)
+        offset = int(out.offset)
+        del out
+    else:
+        with open(path, "wb") as f:
+            f.truncate(n_frames * int(np.prod(sig, dtype=np.int64)) * dtype.itemsize)
+        offset = 0
+    if n_frames:
+        udf = ExportUDF(path=path, offset=offset, dtype=dtype.str, n_frames=n_frames)
+        ctx.run_udf(dataset=dataset, udf=udf, roi=roi, progress=progress)
+    return path

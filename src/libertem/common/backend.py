@@ -1,0 +1,47 @@
+"""Which compute device this process uses: a CPU or one CUDA device.
+
+Worker processes are told at start (environment variable ``LIBERTEM_USE_CUDA``
+or :func:`set_use_cuda`); UDFs read it with :func:`get_use_cuda`.
+"""
+
+from __future__ import annotations
+
+import os
+
+_state: dict[str, int | None] = {"cuda": None, "cpu": None}
+
+
+def _from_environment() -> None:
+    value = os.environ.get("LIBERTEM_USE_CUDA")
+    if value not in (None, ""):
+        _state["cuda"] = int(value)
+
+
+_from_environment()
+
+
+def set_use_cpu(cpu: int) -> None:
+    """Use CPU ``cpu`` (and no CUDA device) in this process."""
+    _state["cpu"] = int(cpu)
+    _state["cuda"] = None
+
+
+def set_use_cuda(cuda_device: int) -> None:
+    """Use CUDA device ``cuda_device`` in this process."""
+    _state["cuda"] = int(cuda_device)
+    _state["cpu"] = None
+
+
+def get_use_cuda() -> int | None:
+    """The CUDA device id this process uses, or ``None`` on a CPU worker."""
+    return _state["cuda"]
+
+
+def get_use_cpu() -> int | None:
+    """The CPU id this process was assigned, or ``None``."""
+    return _state["cpu"]
+
+
+def get_device_class() -> str:
+    """``'cuda'`` if this process uses a CUDA device, else ``'cpu'``."""
+    return "cpu" if _state["cuda"] is None else "cuda"

@@ -1,0 +1,295 @@
+"""Frames stored at fixed strides in one or more files: memory-mapped or buffered reads.
+
+A :class:`FrameLayout` describes where the frames are (files, offsets, strides,
+stored dtype, optional decoder); :class:`FileFrameSource` reads them with the
+chosen I/O backend, and :class:`LayoutPartition` is a ready-made partition for
+such layouts. A format with headered, foreign-endian or packed frames only has
+to build a :class:`FrameLayout`.
+
+I/O backends:
+
+``'mmap'`` (default)
+    Read-only memory maps; native-dtype frames are handed out as views.
+``'buffered'``
+    ``os.preadv`` of whole blocks of frames into a reused buffer, then
+    byte-swap/convert or decode into the tile buffer. Better for files that are
+    not in the page cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from libertem.common.exceptions import DataSetException
+from libertem.io.dataset.base.decode import get_decoder
+from libertem.io.dataset.base.files import open_memmap
+from libertem.io.dataset.base.partition import Partition
+from libertem.io.dataset.base.tiles import FrameSource, iter_tiles
+
+IO_BACKENDS = ("mmap", "buffered")
+
+
+def check_io_backend(io_backend: str | None, where: str) -> str:
+    """Validate ``io_backend``: ``None`` (= ``'mmap'``), ``'mmap'`` or ``'buffered'``."""
+    if io_backend is None:
+        return "mmap"
+    if isinstance(io_backend, str) and io_backend.lower() in IO_BACKENDS:
+        return io_backend.lower()
+    raise DataSetException(
+        f"{where}: unknown io_backend {io_backend!r}; use one of {', '.join(IO_BACKENDS)}"
+    )
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Consecutive frames in one file.
+
+    Attributes
+    ----------
+    path
+        The file.
+    offset
+        Byte offset of the first frame's data.
+    stride
+        Bytes from one frame's data to the next (frame size plus any header).
+    n_frames
+        Number of frames in the file.
+    """
+
+    path: str
+    offset: int
+    stride: int
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Where and how frames are stored.
+
+    Attributes
+    ----------
+    files
+        The files, in frame order.
+    frame_bytes
+        Bytes of data per frame.
+    sig_shape
+        Shape of a decoded frame.
+    stored_dtype
+        Dtype of the stored values (e.g. ``'>u2'``) when they are plain values;
+        ``'u1'`` for packed data that needs a decoder.
+    decoder
+        Name of a decoder in :mod:`~libertem.io.dataset.base.decode`, or ``None``.
+    decoder_args
+        Arguments of the decoder.
+    """
+
+    files: tuple[FileSpan, ...]
+    frame_bytes: int
+    sig_shape: tuple[int, ...]
+    stored_dtype: str
+    decoder: str | None = None
+    decoder_args: tuple = ()
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in all files."""
+        return sum(f.n_frames for f in self.files)
+
+
+class FileFrameSource(FrameSource):
+    """Frames of a :class:`FrameLayout`, read with memory maps or buffered reads.
+
+    Parameters
+    ----------
+    layout
+        Where the frames are.
+    dtype
+        Native dtype of the decoded values.
+    sync_offset
+        Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        ``'mmap'`` or ``'buffered'``.
+    """
+
+    def __init__(self, layout: FrameLayout, dtype, sync_offset: int = 0, io_backend="mmap"):
+        super().__init__(None, sync_offset)
+        self.layout = layout
+        self.io_backend = check_io_backend(io_backend, layout.files[0].path)
+        self._native = np.dtype(dtype)
+        self._stored = np.dtype(layout.stored_dtype)
+        self._decode = None
+        if layout.decoder is not None:
+            self._decode = get_decoder(layout.decoder, tuple(layout.decoder_args))
+        self.viewable = self._decode is None and self.io_backend == "mmap"
+        starts = np.cumsum([0] + [f.n_frames for f in layout.files])
+        self._starts = starts
+        self._fds: dict[str, int] = {}
+        self._raw = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._stored if self._decode is None else self._native
+
+    @property
+    def n_file_frames(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def sig_shape(self) -> tuple[int, ...]:
+        return tuple(self.layout.sig_shape)
+
+    def _pieces(self, a: int, b: int):
+        """(file index, first frame in file, count, output offset) covering ``[a, b)``."""
+        i = int(np.searchsorted(self._starts, a, side="right")) - 1
+        pos = a
+        while pos < b:
+            f0 = int(self._starts[i])
+            count = min(b, int(self._starts[i + 1])) - pos
+            yield i, pos - f0, count, pos - a
+            pos += count
+            i += 1
+
+    def _mapped(self, i: int, first: int, count: int) -> np.ndarray:
+        """Frames of file ``i`` as a strided array (stored dtype, or raw bytes for decoders)."""
+        span = self.layout.files[i]
+        fb = self.layout.frame_bytes
+        nbytes = span.offset + (span.n_frames - 1) * span.stride + fb
+        mm = open_memmap(span.path, np.uint8, 0, (nbytes,))
+        offset = span.offset + first * span.stride
+        if self._decode is not None:
+            return np.ndarray((count, fb), np.uint8, mm, offset, (span.stride, 1))
+        return _frames_view(mm, offset, count, span.stride, self._stored, self.layout.sig_shape)
+
+    def view(self, a, b):
+        pieces = list(self._pieces(a, b))
+        if len(pieces) != 1 or not self.viewable:
+            return None
+        i, first, count, _ = pieces[0]
+        return self._mapped(i, first, count)
+
+    def read_into(self, a, b, out):
+        for i, first, count, off in self._pieces(a, b):
+            dest = out[off : off + count]
+            if self.io_backend == "mmap":
+                src = self._mapped(i, first, count)
+            else:
+                src = self._read(i, first, count, dest)
+                if src is None:
+                    continue
+            if self._decode is not None:
+                self._decode(src, dest)
+            else:
+                np.copyto(dest, src, casting="unsafe")
+
+    # buffered reads ---------------------------------------------------------------
+    def _fd(self, path: str) -> int:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        return fd
+
+    def _read(self, i: int, first: int, count: int, dest: np.ndarray):
+        """Read frames of file ``i`` with one ``preadv``; ``None`` if read straight into ``dest``."""
+        span = self.layout.files[i]
+        fb = self.layout.frame_bytes
+        offset = span.offset + first * span.stride
+        nbytes = (count - 1) * span.stride + fb
+        fd = self._fd(span.path)
+        direct = (
+            self._decode is None
+            and span.stride == fb
+            and dest.dtype == self._stored
+            and dest.flags.c_contiguous
+        )
+        if direct:
+            _pread_full(fd, memoryview(dest.reshape(-1).view(np.uint8)), offset, span.path)
+            return None
+        if self._raw is None or self._raw.size < nbytes:
+            self._raw = np.empty(nbytes, dtype=np.uint8)
+        _pread_full(fd, memoryview(self._raw[:nbytes]), offset, span.path)
+        if self._decode is not None:
+            return np.ndarray((count, fb), np.uint8, self._raw, 0, (span.stride, 1))
+        return _frames_view(self._raw, 0, count, span.stride, self._stored, self.layout.sig_shape)
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self):
+        self.close()
+
+
+def _frames_view(buf, offset: int, count: int, stride: int, dtype: np.dtype, sig_shape):
+    """``count`` frames of ``sig_shape`` x ``dtype`` at ``offset`` + k * ``stride`` in ``buf``."""
+    strides = [dtype.itemsize]
+    for s in reversed(sig_shape[1:]):
+        strides.insert(0, strides[0] * s)
+    return np.ndarray((count, *sig_shape), dtype, buf, offset, (stride, *strides))
+
+
+def _pread_full(fd: int, buf: memoryview, offset: int, path: str) -> None:
+    """Fill ``buf`` from ``fd`` at ``offset``; a short file raises ``DataSetException``."""
+    pos = 0
+    total = len(buf)
+    while pos < total:
+        n = os.preadv(fd, [buf[pos:]], offset + pos)
+        if n <= 0:
+            raise DataSetException(f"{path}: file truncated: cannot read byte {offset + pos}")
+        pos += n
+
+
+class LayoutPartition(Partition):
+    """A partition reading frames of a :class:`FrameLayout`.
+
+    Parameters
+    ----------
+    layout
+        Where the frames are.
+    sync_offset
+        Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        ``'mmap'`` or ``'buffered'``.
+    start, stop, dataset_shape, dtype
+        As for :class:`~libertem.io.dataset.base.partition.Partition`; ``dtype``
+        is the native dtype of the decoded values.
+    """
+
+    def __init__(
+        self,
+        layout: FrameLayout,
+        start: int,
+        stop: int,
+        dataset_shape,
+        dtype,
+        sync_offset: int = 0,
+        io_backend: str = "mmap",
+    ):
+        super().__init__(start, stop, dataset_shape, dtype)
+        self.layout = layout
+        self.sync_offset = int(sync_offset)
+        self.io_backend = io_backend
+
+    def open_source(self) -> FileFrameSource:
+        """The frame source of this partition."""
+        return FileFrameSource(self.layout, self.dtype, self.sync_offset, self.io_backend)
+
+    def get_tiles(self, scheme, dest_dtype, roi=None):
+        return iter_tiles(self.open_source(), self.start, self.stop, scheme, dest_dtype, roi)
+
+
+def single_file_layout(
+    path: str, offset: int, n_frames: int, sig_shape: Sequence[int], dtype
+) -> FrameLayout:
+    """Layout of ``n_frames`` frames stored back to back in ``path`` from ``offset`` on."""
+    dtype = np.dtype(dtype)
+    frame_bytes = int(np.prod(sig_shape)) * dtype.itemsize
+    span = FileSpan(os.fspath(path), int(offset), frame_bytes, int(n_frames))
+    return FrameLayout((span,), frame_bytes, tuple(int(s) for s in sig_shape), dtype.str)
