@@ -114,7 +114,11 @@ def main() -> dict[str, float]:
     targets = {"MIB U16 / raw": 0.8, "HDF5 chunked / h5py loop": 0.8}
     for name, value in ratios.items():
         target = targets.get(name)
-        note = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISSED'})"
+        note = (
+            ""
+            if target is None
+            else f"  (target >= {target}: {'ok' if value >= target else 'MISSED'})"
+        )
         print(f"{name:<32s} {value:7.2f}{note}", flush=True)
     return {**rates, **ratios}
 

@@ -45,3 +45,42 @@ def get_use_cpu() -> int | None:
 def get_device_class() -> str:
     """``'cuda'`` if this process uses a CUDA device, else ``'cpu'``."""
     return "cpu" if _state["cuda"] is None else "cuda"
+
+
+def get_array_module(backend: str):
+    """The array module of an array backend: ``numpy`` or ``cupy``."""
+    if backend == "cupy":
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def choose_backend(supported, device_class: str) -> tuple[str, str]:
+    """The ``(device_class, array_backend)`` a UDF runs with on this worker.
+
+    On a CUDA worker, a UDF that supports ``'cupy'`` gets CuPy arrays and one that
+    supports ``'cuda'`` runs with NumPy arrays on the CUDA device; everything else
+    runs on the CPU with NumPy.
+    """
+    supported = set(supported)
+    if device_class == "cuda":
+        if "cupy" in supported:
+            return "cuda", "cupy"
+        if "cuda" in supported:
+            return "cuda", "numpy"
+    return "cpu", "numpy"
+
+
+def to_host(array):
+    """A NumPy array with the content of ``array`` (a no-op for NumPy arrays)."""
+    import numpy
+
+    if isinstance(array, numpy.ndarray):
+        return array
+    get = getattr(array, "get", None)
+    if get is not None:
+        return get()
+    return numpy.asarray(array)

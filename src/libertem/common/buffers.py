@@ -120,11 +120,17 @@ class BufferWrapper:
             return (*tuple(sig_shape), *self._extra_shape)
         return self._extra_shape or (1,)
 
-    def allocate(self, nav_frames: int, sig_shape: Sequence[int]) -> np.ndarray:
-        """Allocate zeroed storage (``None`` entries for object dtype) and return it."""
+    def allocate(self, nav_frames: int, sig_shape: Sequence[int], xp=np) -> np.ndarray:
+        """Allocate zeroed storage (``None`` entries for object dtype) and return it.
+
+        ``xp`` is the array module for ``where='device'`` buffers (e.g. ``cupy``);
+        other buffers always live in host memory.
+        """
         shape = self.storage_shape(nav_frames, sig_shape)
         if self._dtype.kind == "O":
             storage = np.empty(shape, dtype=self._dtype)
+        elif self._where == "device":
+            storage = xp.zeros(shape, dtype=self._dtype)
         else:
             storage = np.zeros(shape, dtype=self._dtype)
         self.set_storage(storage)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from libertem.executor.base import JobExecutor, TaskEnvironment
+import socket
+
+from libertem.common.backend import get_use_cuda
+from libertem.executor.base import JobExecutor, TaskEnvironment, WorkerInfo, WorkerSet
 
 
 class InlineJobExecutor(JobExecutor):
@@ -27,3 +30,10 @@ class InlineJobExecutor(JobExecutor):
 
     def run_function(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
+
+    def get_available_workers(self) -> WorkerSet:
+        """One worker: this thread, with a CUDA resource if this process uses a GPU."""
+        resources = {"CPU": 1, "compute": 1, "ndarray": 1}
+        if get_use_cuda() is not None:
+            resources = {"CUDA": 1, "compute": 1, "ndarray": 1}
+        return WorkerSet([WorkerInfo("inline", socket.gethostname(), resources)])

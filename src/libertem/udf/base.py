@@ -201,8 +201,10 @@ class UDF:
 
     @property
     def xp(self):
-        """The array module of the backend now used (``numpy`` on CPUs)."""
-        return np
+        """The array module of the backend now used: ``numpy``, or ``cupy`` on CUDA workers."""
+        from libertem.common.backend import get_array_module
+
+        return get_array_module(self._backend)
 
     def copy(self) -> UDF:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""

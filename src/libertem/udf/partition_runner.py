@@ -9,6 +9,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from libertem.common.backend import choose_backend, get_device_class, to_host
 from libertem.common.buffers import BufferWrapper
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
@@ -40,6 +41,7 @@ class UDFRunParams:
     dataset_dtype: np.dtype
     roi: np.ndarray | None
     tiling_scheme: TilingScheme
+    backends: tuple[str, ...] | None = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -137,6 +139,7 @@ class _UDFState:
         self.method = find_method(udf)
         self.input_dtype = input_dtype
         self.result_buffers = result_buffers
+        self.on_device = udf.meta.array_backend != "numpy"
         views = list(result_buffers.values()) + aux_buffers(udf)
         self.nav_views = [b for b in views if b.kind == "nav"]
         self.sig_views = [b for b in views if b.kind == "sig"]
@@ -160,6 +163,11 @@ class PartitionRunner:
         sig_shape = tuple(params.dataset_shape.sig)
         sig_dims = len(sig_shape)
         udf = cls(**_fresh_kwargs(kwargs))
+        supported = set(udf.get_backends())
+        if params.backends is not None:
+            supported &= set(params.backends)
+        device_class, array_backend = choose_backend(supported, get_device_class())
+        udf._backend = array_backend
         roi = params.roi
         frame_indices = None
         if roi is not None:
@@ -175,6 +183,8 @@ class PartitionRunner:
             roi=None if roi is None else roi.reshape(tuple(params.dataset_shape.nav)),
             tiling_scheme=params.tiling_scheme,
             frame_indices=frame_indices,
+            device_class=device_class,
+            array_backend=array_backend,
         )
         meta.slice = Slice(
             (task.compressed_start, *([0] * sig_dims)),
@@ -185,7 +195,7 @@ class PartitionRunner:
             name: buf for name, buf in udf.get_result_buffers().items() if buf.use != "result_only"
         }
         for buf in buffers.values():
-            buf.allocate(task.n_frames, sig_shape)
+            buf.allocate(task.n_frames, sig_shape, xp=udf.xp)
         udf.results = UDFData(buffers)
         for buf in aux_buffers(udf):
             buf.bind_aux(partition.start, partition.stop, roi)
@@ -215,7 +225,8 @@ class PartitionRunner:
             if overrides(state.udf, "postprocess"):
                 _call(state.udf, "postprocess", task)
         return [
-            {name: buf.raw_data for name, buf in state.result_buffers.items()} for state in states
+            {name: to_host(buf.raw_data) for name, buf in state.result_buffers.items()}
+            for state in states
         ]
 
     def _process_tiles(self, states: list[_UDFState], roi_part: np.ndarray | None) -> None:
@@ -236,6 +247,8 @@ class PartitionRunner:
                 data = tile.data
                 if state.input_dtype != data.dtype:
                     data = _convert(converted, data, state.input_dtype, scheme)
+                if state.on_device:
+                    data = state.udf.xp.asarray(data)
                 _dispatch(state, data, tile_slice, local.origin[0], n, sig_index, task)
             env.report_progress(task.task_id, n * (local.shape.sig.size / sig_size))
 

@@ -301,6 +301,7 @@ class UDFRunner:
             dataset_dtype=np.dtype(dataset.dtype),
             roi=roi_flat,
             tiling_scheme=scheme,
+            backends=None if backends is None else tuple(backends),
         )
         return RunPlan(udfs, mains, tasks, params, shape, roi_flat, n_selected)
 
@@ -341,7 +342,7 @@ class UDFRunner:
         def snapshot() -> UDFResults:
             return UDFResults(
                 buffers=tuple(main.results(shape, roi_flat) for main in mains),
-                damage=_damage_buffer(damage, shape),
+                damage=_damage_buffer(damage.copy(), shape),
             )
 
         finished = False

@@ -121,7 +121,9 @@ class H5BlockSource(FrameSource):
         self._buf = None
         self._range = (0, 0)
         frame_bytes = prod(self._sig) * self._dtype.itemsize
-        self.block_frames = max(self.align, BLOCK_BYTES // max(1, frame_bytes) // self.align * self.align)
+        self.block_frames = max(
+            self.align, BLOCK_BYTES // max(1, frame_bytes) // self.align * self.align
+        )
 
     @property
     def dtype(self):
@@ -158,7 +160,9 @@ class H5BlockSource(FrameSource):
         start = a // self.align * self.align
         lo_lim, hi_lim = self.limit
         start = max(start, min(lo_lim, a))
-        stop = min(max(start + self.block_frames, -(-b // self.align) * self.align), self.n_file_frames)
+        stop = min(
+            max(start + self.block_frames, -(-b // self.align) * self.align), self.n_file_frames
+        )
         if b <= hi_lim:
             stop = min(stop, max(hi_lim, b))
         n = stop - start

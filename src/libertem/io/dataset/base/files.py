@@ -32,3 +32,10 @@ def open_memmap(path: str | os.PathLike, dtype, offset: int, shape: tuple) -> np
     path = os.fspath(path)
     mtime_ns = os.stat(path).st_mtime_ns
     return _cached_memmap(path, np.dtype(dtype).str, int(offset), tuple(shape), mtime_ns)
+
+
+def open_file_map(path: str | os.PathLike) -> np.memmap:
+    """A read-only ``uint8`` memory map of the whole file, reused while it is unchanged."""
+    path = os.fspath(path)
+    st = os.stat(path)
+    return _cached_memmap(path, "|u1", 0, (st.st_size,), st.st_mtime_ns)

@@ -26,7 +26,7 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.base.decode import get_decoder
-from libertem.io.dataset.base.files import open_memmap
+from libertem.io.dataset.base.files import open_file_map
 from libertem.io.dataset.base.partition import Partition
 from libertem.io.dataset.base.tiles import FrameSource, iter_tiles
 
@@ -157,8 +157,9 @@ class FileFrameSource(FrameSource):
         """Frames of file ``i`` as a strided array (stored dtype, or raw bytes for decoders)."""
         span = self.layout.files[i]
         fb = self.layout.frame_bytes
-        nbytes = span.offset + (span.n_frames - 1) * span.stride + fb
-        mm = open_memmap(span.path, np.uint8, 0, (nbytes,))
+        mm = open_file_map(span.path)
+        if mm.size < span.offset + (span.n_frames - 1) * span.stride + fb:
+            raise DataSetException(f"{span.path}: file truncated")
         offset = span.offset + first * span.stride
         if self._decode is not None:
             return np.ndarray((count, fb), np.uint8, mm, offset, (span.stride, 1))
@@ -193,7 +194,7 @@ class FileFrameSource(FrameSource):
         return fd
 
     def _read(self, i: int, first: int, count: int, dest: np.ndarray):
-        """Read frames of file ``i`` with one ``preadv``; ``None`` if read straight into ``dest``."""
+        """Read frames of file ``i`` with one ``preadv``; ``None``: read straight into ``dest``."""
         span = self.layout.files[i]
         fb = self.layout.frame_bytes
         offset = span.offset + first * span.stride

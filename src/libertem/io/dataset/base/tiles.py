@@ -121,7 +121,7 @@ class FrameSource:
         return out
 
     def fill(self, start: int, stop: int, out: np.ndarray) -> None:
-        """Write dataset frames ``[start, stop)`` into ``out``; frames outside the file are zeros."""
+        """Write dataset frames ``[start, stop)`` into ``out``; frames outside the file: zeros."""
         a, b, lo, hi = self._clip(start, stop)
         if lo >= hi:
             out[...] = 0
