@@ -7,8 +7,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from dask_shared import acquire_cluster, release_cluster
 
+from dask_shared import acquire_cluster, release_cluster
 from libertem.api import Context
 from libertem.common.exceptions import DataSetException
 from libertem.contrib.daskadapter import make_dask_array
@@ -18,12 +18,6 @@ from libertem.udf.stddev import StdDevUDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF
 from utils import make_roi
-
-PARTITION_BUG = (
-    "engine bug: DaskPartition.open_frames() returns only the partition's frames but "
-    "ArrayPartition reads them at absolute indices (sync_offset=0): every partition "
-    "after the first reads zeros"
-)
 
 
 def _np_data(shape, seed=0):
@@ -92,7 +86,6 @@ def test_single_partition_results(ctx):
     _check_udfs(ctx, ds, data, roi=make_roi((8, 6), seed=2))
 
 
-@pytest.mark.xfail(strict=True, reason=PARTITION_BUG)
 @pytest.mark.parametrize(
     "chunks",
     [(2, 6, 10, 12), ((3, 5), 6, 10, 12), (2, 3, 5, 4)],
@@ -124,7 +117,6 @@ def test_other_dimensionalities(ctx, shape, sig_dims, chunks):
     _check_udfs(ctx, ds, data, sig_dims=sig_dims)
 
 
-@pytest.mark.xfail(strict=True, reason=PARTITION_BUG)
 def test_other_dimensionalities_many_partitions(inline_ctx):
     data = _np_data((2, 3, 4, 10, 12), seed=4)
     arr = da.from_array(data, chunks=(1, 3, 4, 10, 6))

@@ -196,13 +196,6 @@ def test_custom_merge_wrapped_in_delayed(delayed_ctx, ds, data):
     assert np.array_equal(arr.compute(), data.sum(axis=(0, 1)))
 
 
-MERGE_ALL_BUG = (
-    "engine bug: DelayedJobExecutor ignores merge_all() when the UDF also has merge() "
-    "(inherited or own), so the graph is the merge chain, not the streamlined one"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MERGE_ALL_BUG)
 def test_merge_all_streamlines_graph(delayed_ctx, ds, data, tmp_path):
     default = delayed_ctx.run_udf(dataset=ds, udf=MySumUDF())["intensity"]
     streamlined = delayed_ctx.run_udf(dataset=ds, udf=MySumMergeUDF())["intensity"]
@@ -221,7 +214,6 @@ def test_merge_all_streamlines_graph(delayed_ctx, ds, data, tmp_path):
         assert target.exists() and target.stat().st_size > 0
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE_ALL_BUG)
 def test_builtin_sum_uses_merge_all(delayed_ctx, ds, data):
     arr = delayed_ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].delayed_data
     assert not [k for k in _graph_keys(arr) if "merge_step" in k]
@@ -260,17 +252,23 @@ def test_masks_delayed(delayed_ctx, ds, data):
 
 
 def test_get_resources_from_udfs():
-    class CupyOnly(SumUDF):
+    class CupyOnly(MySumUDF):
         def get_backends(self):
             return ("cupy",)
 
-    class Both(SumUDF):
+    class Both(MySumUDF):
         def get_backends(self):
             return ("numpy", "cupy")
 
-    cpu = DelayedJobExecutor.get_resources_from_udfs([SumUDF(), SumSigUDF()])
+    class NumpyOnly(MySumUDF):
+        def get_backends(self):
+            return ("numpy",)
+
+    cpu = DelayedJobExecutor.get_resources_from_udfs([MySumUDF(), NumpyOnly()])
     assert cpu == {"CPU": 1, "compute": 1}
-    assert DelayedJobExecutor.get_resources_from_udfs(SumUDF()) == cpu
+    assert DelayedJobExecutor.get_resources_from_udfs(MySumUDF()) == cpu
+    builtin = DelayedJobExecutor.get_resources_from_udfs([SumUDF(), SumSigUDF()])
+    assert builtin.get("compute") == 1 and "CUDA" not in builtin
     cuda = DelayedJobExecutor.get_resources_from_udfs([CupyOnly()])
     assert cuda["CUDA"] == 1 and cuda["compute"] == 1 and "CPU" not in cuda
     both = DelayedJobExecutor.get_resources_from_udfs([Both()])

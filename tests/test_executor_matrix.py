@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse
-from dask_shared import acquire_cluster, release_cluster
 
+from dask_shared import acquire_cluster, release_cluster
 from libertem.api import Context
 from libertem.executor.delayed import DelayedJobExecutor
 from libertem.udf import UDF

@@ -22,13 +22,31 @@ def test_readme_python_example_runs(capsys):
     assert capsys.readouterr().out.strip().endswith("(32, 32)")
 
 
-def test_demo_runs_on_a_small_scan(tmp_path, monkeypatch):
+def test_demo_runs_on_a_small_scan(tmp_path, monkeypatch, capsys):
     import libertem.demo as demo
 
-    monkeypatch.setattr(demo, "NAV_SHAPE", (8, 12))
-    monkeypatch.setattr(demo, "SIG_SHAPE", (32, 32))
+    monkeypatch.setattr(demo, "NAV_SHAPE", (16, 20))
+    monkeypatch.setattr(demo, "SIG_SHAPE", (64, 64))
+    monkeypatch.setattr(demo, "DISK_RADIUS", 6)
     demo.main(str(tmp_path))
-    for name in ("sum_of_frames", "sum_per_frame", "bright_field", "annular_dark_field"):
+    names = ("bright_field", "annular_dark_field", "com_magnitude", "com_divergence")
+    for name in (*names, "picked_frame"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
-    data = np.fromfile(tmp_path / "sample_scan.raw", dtype=np.uint16)
-    assert data.size == 8 * 12 * 32 * 32
+    out = capsys.readouterr().out
+    assert "opened MIBDataSet of shape (16, 20, 64, 64)" in out
+    mean_error = float(out.split("mean error ")[1].split(" px")[0])
+    assert mean_error < 0.3
+
+
+def test_demo_scan_has_the_known_shift():
+    import libertem.demo as demo
+
+    scan = demo.make_scan((6, 8), (64, 64)).astype(np.float64)
+    shift_y, shift_x = demo.shift_field((6, 8))
+    y, x = np.mgrid[:64, :64]
+    inside = np.hypot(y - 32, x - 32) < 20
+    weights = scan * inside
+    com_y = (weights * (y - 32)).sum(axis=(2, 3)) / weights.sum(axis=(2, 3))
+    com_x = (weights * (x - 32)).sum(axis=(2, 3)) / weights.sum(axis=(2, 3))
+    assert np.abs(com_y - shift_y).max() < 0.5
+    assert np.abs(com_x - shift_x).max() < 0.5

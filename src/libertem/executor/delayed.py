@@ -14,7 +14,7 @@ from libertem.common.slice import Slice
 from libertem.executor.base import TaskEnvironment
 from libertem.executor.integration import DaskSchedulerExecutor
 from libertem.executor.utils.dask_buffer import DaskResultBufferWrapper
-from libertem.udf.base import UDF
+from libertem.udf.base import UDF, overrides
 from libertem.udf.data import UDFData
 from libertem.udf.validation import required_resources
 
@@ -66,8 +66,9 @@ class DelayedJobExecutor(DaskSchedulerExecutor):
     ``run_udf`` on a Context with this executor returns
     :class:`~libertem.executor.utils.dask_buffer.DaskResultBufferWrapper` objects
     with ``delayed_data`` / ``delayed_raw_data``. ``kind='nav'`` results are
-    chunked by partition; a custom ``merge`` is chained in ``dask.delayed`` calls,
-    and a ``merge_all`` is called once with Dask arrays, which gives a flatter graph.
+    chunked by partition. A UDF's ``merge_all`` is preferred: it is called once with
+    Dask arrays, which gives a flat graph; otherwise a custom ``merge`` is chained in
+    ``dask.delayed`` calls.
     """
 
     @staticmethod
@@ -94,7 +95,7 @@ class DelayedJobExecutor(DaskSchedulerExecutor):
         def chunk(partial, task, name):
             return partial_chunk(partial, index, name, decls[name], task.n_frames, sig_shape)
 
-        if main.merge_all_only:
+        if overrides(udf, "merge_all"):
             ordered = {
                 Slice((task.compressed_start,), Shape((task.n_frames,), sig_dims=0)): UDFData(
                     {name: chunk(p, task, name) for name in decls}

@@ -162,16 +162,21 @@ class CoMUDF(UDF):
     def get_preferred_input_dtype(self):
         return np.float32
 
+    def get_backends(self):
+        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
+
     def get_task_data(self):
         sig = self._sig_shape()
         dtype = np.result_type(self.meta.input_dtype, np.float32)
-        return {"weights": _weights(self.params, sig, dtype)}
+        return {"weights": self.xp.asarray(_weights(self.params, sig, dtype))}
 
     def get_result_buffers(self):
         nav_2d = len(tuple(self.meta.dataset_shape.nav)) == 2
         self._sig_shape()
         buffers = {
-            "moments": self.buffer(kind="nav", extra_shape=(3,), dtype="float64", use="private"),
+            "moments": self.buffer(
+                kind="nav", extra_shape=(3,), dtype="float64", use="private", where="device"
+            ),
             "raw_com": self.buffer(
                 kind="nav", extra_shape=(2,), dtype="float64", use="result_only"
             ),

@@ -62,6 +62,7 @@ class ApplyMasksUDF(UDF):
             use_sparse=p.use_sparse,
             count=p.mask_count,
             sig_shape=tuple(self.meta.dataset_shape.sig),
+            backend=None if self.meta.array_backend == "numpy" else self.meta.array_backend,
         )
 
     def _mask_dtype(self, native) -> np.dtype:
@@ -87,7 +88,13 @@ class ApplyMasksUDF(UDF):
     def _masks(self) -> MaskContainer:
         """The masks in their final dtype, computed once per process and factories object."""
         p = self.params
-        key = (id(p.mask_factories), p.mask_dtype, p.use_sparse, str(self.meta.input_dtype))
+        key = (
+            id(p.mask_factories),
+            p.mask_dtype,
+            p.use_sparse,
+            str(self.meta.input_dtype),
+            self.meta.array_backend,
+        )
         cached = _CONTAINER_CACHE.get(key)
         if cached is not None and cached[0] is p.mask_factories:
             return cached[1]
@@ -111,7 +118,12 @@ class ApplyMasksUDF(UDF):
             container = self._masks()
             count, mask_dtype = len(container), container.dtype
         dtype = np.result_type(self.meta.input_dtype, mask_dtype)
-        return {"intensity": self.buffer(kind="nav", extra_shape=(count,), dtype=dtype)}
+        return {
+            "intensity": self.buffer(kind="nav", extra_shape=(count,), dtype=dtype, where="device")
+        }
+
+    def get_backends(self):
+        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
     def process_tile(self, tile):
         masks = self.task_data.masks.get(self.meta.slice, transpose=True)

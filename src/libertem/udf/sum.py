@@ -22,11 +22,14 @@ class SumUDF(UDF):
     def get_preferred_input_dtype(self):
         return self.params.dtype
 
+    def get_backends(self):
+        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
+
     def get_result_buffers(self):
-        return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype)}
+        return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
-        self.results.intensity[:] += np.add.reduce(tile, axis=0)
+        self.results.intensity[:] += self.xp.sum(tile, axis=0)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from libertem.udf.base import UDF
 
 
@@ -22,9 +20,12 @@ class SumSigUDF(UDF):
     def get_preferred_input_dtype(self):
         return self.params.dtype
 
+    def get_backends(self):
+        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
+
     def get_result_buffers(self):
-        return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype)}
+        return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
         flat = tile.reshape((tile.shape[0], -1))
-        self.results.intensity[:] += np.add.reduce(flat, axis=1)
+        self.results.intensity[:] += self.xp.sum(flat, axis=1)

@@ -101,6 +101,8 @@ class DaskDataSet(DataSet):
                 stop=b * rows_per_frame,
                 dataset_shape=self._shape,
                 dtype=self.dtype,
+                # the computed block holds only this partition's frames
+                sync_offset=-a * rows_per_frame,
             )
             for a, b in zip(bounds[:-1], bounds[1:])
             if b > a

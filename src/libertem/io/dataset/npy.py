@@ -11,7 +11,11 @@ from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
 from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.raw import FilePartition
+from libertem.io.dataset.base.filesource import (
+    LayoutPartition,
+    check_io_backend,
+    single_file_layout,
+)
 
 
 def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -63,7 +67,7 @@ class NPYDataSet(DataSet):
     num_partitions
         Number of partitions; by default derived from size and worker count.
     io_backend
-        Reserved for choosing the I/O method; memory mapping is used.
+        ``'mmap'`` (default) or ``'buffered'``; see ``RawFileDataSet``.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class NPYDataSet(DataSet):
         self._sig_shape = sig_shape
         self._shape = None
         self._dtype = None
+        self._io_backend = check_io_backend(io_backend, self._path)
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -128,15 +133,16 @@ class NPYDataSet(DataSet):
     def dtype(self) -> np.dtype:
         return self._dtype
 
-    def make_partition(self, start: int, stop: int) -> FilePartition:
-        return FilePartition(
-            path=self._path,
-            offset=self._offset,
-            file_frames=self._file_frames,
-            sig_shape=tuple(self._shape.sig),
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._dtype,
+    def make_partition(self, start: int, stop: int) -> LayoutPartition:
+        layout = single_file_layout(
+            self._path, self._offset, self._file_frames, tuple(self._shape.sig), self._dtype
+        )
+        return LayoutPartition(
+            layout,
+            start,
+            stop,
+            self._shape,
+            self._dtype,
             sync_offset=self.sync_offset,
+            io_backend=self._io_backend,
         )

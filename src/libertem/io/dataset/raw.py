@@ -9,35 +9,13 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import ArrayPartition, DataSet, check_sync_offset
-from libertem.io.dataset.base.files import check_file, open_memmap
-
-
-class FilePartition(ArrayPartition):
-    """A partition reading from a read-only memory map of a file.
-
-    Parameters
-    ----------
-    path
-        The file.
-    offset
-        Byte offset of the first frame.
-    file_frames
-        Number of frames in the file.
-    sig_shape
-        Shape of a frame.
-    """
-
-    def __init__(self, path, offset: int, file_frames: int, sig_shape, **kwargs):
-        super().__init__(**kwargs)
-        self.path = os.fspath(path)
-        self.offset = int(offset)
-        self.file_frames = int(file_frames)
-        self.sig_shape = tuple(sig_shape)
-
-    def open_frames(self) -> np.ndarray:
-        shape = (self.file_frames, *self.sig_shape)
-        return open_memmap(self.path, self.dtype, self.offset, shape)
+from libertem.io.dataset.base import DataSet, check_sync_offset
+from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.filesource import (
+    LayoutPartition,
+    check_io_backend,
+    single_file_layout,
+)
 
 
 class RawFileDataSet(DataSet):
@@ -59,7 +37,8 @@ class RawFileDataSet(DataSet):
     num_partitions
         Number of partitions; by default derived from size and worker count.
     io_backend
-        Reserved for choosing the I/O method; memory mapping is used.
+        ``'mmap'`` (default: memory-mapped, tiles are views where possible) or
+        ``'buffered'`` (reads into reused buffers; better for files not in the page cache).
     """
 
     def __init__(
@@ -88,6 +67,7 @@ class RawFileDataSet(DataSet):
             raise DataSetException(f"{self._path}: invalid dtype {dtype!r}") from e
         self._shape = Shape(nav + sig, sig_dims=len(sig))
         self._file_frames = None
+        self._io_backend = check_io_backend(io_backend, self._path)
 
     @property
     def path(self) -> str:
@@ -129,17 +109,18 @@ class RawFileDataSet(DataSet):
             raise DataSetException(f"{self._path}: cannot read: {e}") from e
         return True
 
-    def make_partition(self, start: int, stop: int) -> FilePartition:
+    def make_partition(self, start: int, stop: int) -> LayoutPartition:
         if self._file_frames is None:
             raise DataSetException(f"{self._path}: dataset is not initialized")
-        return FilePartition(
-            path=self._path,
-            offset=0,
-            file_frames=self._file_frames,
-            sig_shape=tuple(self._shape.sig),
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._dtype,
+        layout = single_file_layout(
+            self._path, 0, self._file_frames, tuple(self._shape.sig), self._dtype
+        )
+        return LayoutPartition(
+            layout,
+            start,
+            stop,
+            self._shape,
+            self._dtype,
             sync_offset=self.sync_offset,
+            io_backend=self._io_backend,
         )
