@@ -87,8 +87,10 @@ def main(out_dir: str = "demo-output") -> None:
     scan = make_scan(NAV_SHAPE, SIG_SHAPE)
     path = write_mib_acquisition(out / "sample_scan", scan, pixel_depth="U16")
     nbytes = scan.nbytes
-    print(f"wrote a synthetic {NAV_SHAPE} x {SIG_SHAPE} scan as a Merlin acquisition "
-          f"({nbytes / 2**20:.0f} MiB) to {path} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote a synthetic {NAV_SHAPE} x {SIG_SHAPE} scan as a Merlin acquisition "
+        f"({nbytes / 2**20:.0f} MiB) to {path} in {time.perf_counter() - t0:.1f} s"
+    )
 
     t0 = time.perf_counter()
     with Context() as ctx:
@@ -130,11 +132,18 @@ def main(out_dir: str = "demo-output") -> None:
     _save(out, "bright_field", bf, "bright field")
     _save(out, "annular_dark_field", adf, "annular dark field (the grain)")
     _save(out, "com_magnitude", np.hypot(field[..., 0], field[..., 1]), "COM shift", "magma")
-    _save(out, "com_divergence", results["centre of mass"].divergence.raw_data,
-          "COM divergence", "RdBu")
+    _save(
+        out,
+        "com_divergence",
+        results["centre of mass"].divergence.raw_data,
+        "COM divergence",
+        "RdBu",
+    )
     _save(out, "picked_frame", np.log1p(np.squeeze(frame)), "frame at the scan centre", "viridis")
-    print(f"COM recovers the known shift field: mean error {error.mean():.3f} px, "
-          f"max {error.max():.3f} px (shifts up to {MAX_SHIFT} px)")
+    print(
+        f"COM recovers the known shift field: mean error {error.mean():.3f} px, "
+        f"max {error.max():.3f} px (shifts up to {MAX_SHIFT} px)"
+    )
     centre = (NAV_SHAPE[0] // 2, NAV_SHAPE[1] // 2)
     print(f"annular dark field inside / outside the grain: {adf[centre]:.0f} / {adf[1, 1]:.0f}")
     print(f"figures written to {out.resolve()}")

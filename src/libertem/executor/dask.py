@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 
+import cloudpickle
 import dask
 import distributed
 from distributed import Client, Nanny, SpecCluster
@@ -16,6 +18,8 @@ from libertem.executor.base import JobExecutor, TaskEnvironment, WorkerInfo, Wor
 
 CPU_RESOURCES = {"CPU": 1, "compute": 1, "ndarray": 1}
 PROGRESS_INTERVAL_S = 0.2
+WORKER_INFO_TTL_S = 1.0
+PARAMS_CACHE_SIZE = 4
 
 # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ before it spawns a worker, which turns off
 # glibc's dynamic mmap threshold: every temporary of 128 KiB or more would then be a fresh
@@ -93,10 +97,17 @@ def cluster_spec(
 
 
 def worker_environment():
-    """Dask config that gives worker processes the malloc settings above at spawn time."""
+    """Dask config for our worker processes, in effect while they are spawned.
+
+    Gives them the malloc settings above, and turns off the statistical profiler,
+    which samples the task thread every few milliseconds while holding the GIL.
+    """
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     return dask.config.set(
-        {"distributed.nanny.pre-spawn-environ": {**environ, **WORKER_MALLOC_ENV}}
+        {
+            "distributed.nanny.pre-spawn-environ": {**environ, **WORKER_MALLOC_ENV},
+            "distributed.worker.profile.enabled": False,
+        }
     )
 
 
@@ -123,9 +134,41 @@ def _can_place(workers: WorkerSet, resources: dict) -> bool:
     return any(all(w.resources.get(k, 0) >= v for k, v in resources.items()) for w in workers)
 
 
+class _Params:
+    """Pickled run parameters and their digest, as scattered to the workers."""
+
+    __slots__ = ("digest", "payload")
+
+    def __init__(self, digest: str, payload: bytes):
+        self.digest = digest
+        self.payload = payload
+
+    def __getstate__(self):
+        return (self.digest, self.payload)
+
+    def __setstate__(self, state):
+        self.digest, self.payload = state
+
+
+_LOADED_PARAMS: dict[str, object] = {}
+
+
+def _load_params(params: _Params):
+    """Unpickle run parameters once per worker process (a few recent ones are kept)."""
+    loaded = _LOADED_PARAMS.pop(params.digest, None)
+    if loaded is None:
+        loaded = cloudpickle.loads(params.payload)
+    _LOADED_PARAMS[params.digest] = loaded
+    while len(_LOADED_PARAMS) > PARAMS_CACHE_SIZE:
+        _LOADED_PARAMS.pop(next(iter(_LOADED_PARAMS)))
+    return loaded
+
+
 def _run_on_worker(task, params, topic):
     """Run one task in a worker process, forwarding progress as events."""
     env = TaskEnvironment(progress=_ProgressEvents(topic), worker=distributed.get_worker().name)
+    if isinstance(params, _Params):
+        params = _load_params(params)
     return task(params, env)
 
 
@@ -145,6 +188,8 @@ class DaskJobExecutor(JobExecutor):
         self._is_local = is_local
         self._owns_client = is_local
         self._cluster: SpecCluster | None = None
+        self._workers_cache: tuple[float, WorkerSet] | None = None
+        self._params_cache: dict[str, distributed.Future] = {}
 
     @classmethod
     def make_local(
@@ -219,7 +264,19 @@ class DaskJobExecutor(JobExecutor):
 
     # tasks ---------------------------------------------------------------------
     def scatter(self, obj):
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        """Send ``obj`` to every worker once; tasks get it through the returned future.
+
+        Runs with identical parameters (same pickled bytes) reuse what was sent before.
+        """
+        payload = cloudpickle.dumps(obj)
+        digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
+        future = self._params_cache.pop(digest, None)
+        if future is None or future.status != "finished":
+            future = self.client.scatter(_Params(digest, payload), broadcast=True, hash=False)
+        self._params_cache[digest] = future
+        while len(self._params_cache) > PARAMS_CACHE_SIZE:
+            self._params_cache.pop(next(iter(self._params_cache))).release()
+        return future
 
     def run_tasks(self, tasks, params_handle, cancel_id, progress=None):
         topic = f"libertem-progress-{cancel_id}"
@@ -245,14 +302,15 @@ class DaskJobExecutor(JobExecutor):
         if progress is not None:
             self.client.subscribe_topic(topic, lambda event: progress(*event[1]))
         try:
-            for future in distributed.as_completed(futures, loop=self.client.loop):
-                yield future.result(), futures[future]
+            completed = distributed.as_completed(
+                futures, loop=self.client.loop, with_results=True
+            )
+            for future, result in completed:
+                yield result, futures[future]
         finally:
             self.client.cancel(list(futures))
             if progress is not None:
                 self.client.unsubscribe_topic(topic)
-            if isinstance(params_handle, distributed.Future):
-                params_handle.release()
 
     def run_function(self, fn, *args, **kwargs):
         return self.client.submit(fn, *args, pure=False, **kwargs).result()
@@ -276,11 +334,18 @@ class DaskJobExecutor(JobExecutor):
         return {host: future.result() for host, future in futures.items()}
 
     def get_available_workers(self) -> WorkerSet:
+        """The cluster's workers (asked from the scheduler at most once a second)."""
+        now = time.monotonic()
+        cached = self._workers_cache
+        if cached is not None and now - cached[0] < WORKER_INFO_TTL_S:
+            return cached[1]
         info = self.client.scheduler_info(n_workers=-1)["workers"]
-        return WorkerSet(
+        workers = WorkerSet(
             WorkerInfo(name=addr, host=w.get("host", ""), resources=dict(w.get("resources", {})))
             for addr, w in info.items()
         )
+        self._workers_cache = (now, workers)
+        return workers
 
     def cancel(self, cancel_id) -> None:
         return None

@@ -6,6 +6,10 @@ import numpy as np
 
 from libertem.udf.base import UDF
 
+# Streaming reductions do so little per byte that Python's per-tile overhead shows at
+# 1 MiB tiles; 4 MiB tiles still sit in the L3 cache and halve that overhead's share.
+STREAMING_TILE_BYTES = 4 * 1024 * 1024
+
 
 class SumUDF(UDF):
     """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
@@ -25,11 +29,14 @@ class SumUDF(UDF):
     def get_backends(self):
         return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
+    def get_tiling_preferences(self):
+        return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
+
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
-        self.results.intensity[:] += self.xp.sum(tile, axis=0)
+        self.results.intensity[:] += tile.sum(axis=0)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libertem.udf.base import UDF
+from libertem.udf.sum import STREAMING_TILE_BYTES
 
 
 class SumSigUDF(UDF):
@@ -23,9 +24,12 @@ class SumSigUDF(UDF):
     def get_backends(self):
         return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
+    def get_tiling_preferences(self):
+        return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
+
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
         flat = tile.reshape((tile.shape[0], -1))
-        self.results.intensity[:] += self.xp.sum(flat, axis=1)
+        self.results.intensity[:] += flat.sum(axis=1)

@@ -18,7 +18,12 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.tvips import RecordFile, RecordLayout, RecordStackDataSet, read_head
+from libertem.io.dataset.base.records import (
+    RecordFile,
+    RecordLayout,
+    RecordStackDataSet,
+    read_head,
+)
 
 BLO_MAGIC = b"IMGBLO"
 BLO_HEADER_BYTES = 240

@@ -149,6 +149,64 @@ def decode_swap32(words, out):
             ) & 0xFFFFFFFF
 
 
+@numba.njit(nogil=True, cache=True)
+def _swap16_frames(words, starts, out):
+    """``out[i] = byteswap(words[starts[i]:starts[i] + npix])`` for every frame ``i``.
+
+    ``words`` is one contiguous run of ``uint16`` covering all frames (headers between
+    them included), so the inner loop runs over contiguous memory and vectorizes.
+    """
+    npix = out.shape[1]
+    for i in range(out.shape[0]):
+        src = words[starts[i] : starts[i] + npix]
+        dest = out[i]
+        for j in range(npix):
+            v = src[j]
+            dest[j] = ((v >> 8) | (v << 8)) & 0xFFFF
+
+
+def _frames_contiguous(a: np.ndarray) -> bool:
+    """Whether each ``a[i]`` is C-contiguous (frames may be strided apart)."""
+    expected = a.itemsize
+    for size, stride in zip(reversed(a.shape[1:]), reversed(a.strides[1:])):
+        if size > 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def convert_into(out: np.ndarray, src: np.ndarray) -> None:
+    """Convert ``src`` into ``out`` (same shape) in one pass, byte-swapping if needed.
+
+    Byte-swapped ``uint16`` frames (e.g. big-endian detector data, possibly with
+    headers between frames) go through one compiled kernel call, about twice as
+    fast as numpy's casting copy; everything else uses ``numpy.copyto``.
+    """
+    dtype = src.dtype
+    if (
+        dtype.kind == "u"
+        and dtype.itemsize == 2
+        and not dtype.isnative
+        and out.dtype.isnative
+        and out.dtype.kind in "uif"
+        and src.ndim >= 2
+        and src.shape[0] > 0
+        and out.flags.c_contiguous
+        and _frames_contiguous(src)
+        and src.strides[0] > 0
+        and src.strides[0] % 2 == 0
+    ):
+        n = src.shape[0]
+        npix = out.size // n
+        frame_words = src.strides[0] // 2
+        span = (n - 1) * frame_words + npix
+        words = np.lib.stride_tricks.as_strided(src.view(np.uint16), shape=(span,), strides=(2,))
+        starts = np.arange(n, dtype=np.int64) * frame_words
+        _swap16_frames(words, starts, out.reshape(n, npix))
+        return
+    np.copyto(out, src, casting="unsafe")
+
+
 def _flat_call(kernel, raw, out, *args):
     """Run a kernel writing ``(n, npix)`` on ``out`` ``(n, *sig)``; via a temporary if strided."""
     if out.flags.c_contiguous:

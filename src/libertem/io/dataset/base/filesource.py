@@ -18,6 +18,7 @@ I/O backends:
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,10 +126,12 @@ class FileFrameSource(FrameSource):
         if layout.decoder is not None:
             self._decode = get_decoder(layout.decoder, tuple(layout.decoder_args))
         self.viewable = self._decode is None and self.io_backend == "mmap"
-        starts = np.cumsum([0] + [f.n_frames for f in layout.files])
-        self._starts = starts
+        self._starts = [0]
+        for f in layout.files:
+            self._starts.append(self._starts[-1] + int(f.n_frames))
         self._fds: dict[str, int] = {}
         self._raw = None
+        self._span_views: dict[int, np.ndarray] = {}
 
     @property
     def dtype(self) -> np.dtype:
@@ -136,7 +139,7 @@ class FileFrameSource(FrameSource):
 
     @property
     def n_file_frames(self) -> int:
-        return int(self._starts[-1])
+        return self._starts[-1]
 
     @property
     def sig_shape(self) -> tuple[int, ...]:
@@ -144,33 +147,51 @@ class FileFrameSource(FrameSource):
 
     def _pieces(self, a: int, b: int):
         """(file index, first frame in file, count, output offset) covering ``[a, b)``."""
-        i = int(np.searchsorted(self._starts, a, side="right")) - 1
+        starts = self._starts
+        i = bisect.bisect_right(starts, a) - 1
         pos = a
         while pos < b:
-            f0 = int(self._starts[i])
-            count = min(b, int(self._starts[i + 1])) - pos
-            yield i, pos - f0, count, pos - a
+            count = min(b, starts[i + 1]) - pos
+            yield i, pos - starts[i], count, pos - a
             pos += count
             i += 1
 
+    def _span_view(self, i: int) -> np.ndarray:
+        """All frames of file ``i`` as a strided array (stored dtype, or raw bytes for
+        decoders); mapped and checked once per source."""
+        view = self._span_views.get(i)
+        if view is None:
+            span = self.layout.files[i]
+            fb = self.layout.frame_bytes
+            mm = open_file_map(span.path)
+            if mm.size < span.offset + (span.n_frames - 1) * span.stride + fb:
+                raise DataSetException(f"{span.path}: file truncated")
+            if self._decode is not None:
+                view = np.ndarray((span.n_frames, fb), np.uint8, mm, span.offset, (span.stride, 1))
+            else:
+                view = _frames_view(
+                    mm,
+                    span.offset,
+                    span.n_frames,
+                    span.stride,
+                    self._stored,
+                    self.layout.sig_shape,
+                )
+            self._span_views[i] = view
+        return view
+
     def _mapped(self, i: int, first: int, count: int) -> np.ndarray:
-        """Frames of file ``i`` as a strided array (stored dtype, or raw bytes for decoders)."""
-        span = self.layout.files[i]
-        fb = self.layout.frame_bytes
-        mm = open_file_map(span.path)
-        if mm.size < span.offset + (span.n_frames - 1) * span.stride + fb:
-            raise DataSetException(f"{span.path}: file truncated")
-        offset = span.offset + first * span.stride
-        if self._decode is not None:
-            return np.ndarray((count, fb), np.uint8, mm, offset, (span.stride, 1))
-        return _frames_view(mm, offset, count, span.stride, self._stored, self.layout.sig_shape)
+        """Frames ``[first, first + count)`` of file ``i`` as a strided array."""
+        return self._span_view(i)[first : first + count]
 
     def view(self, a, b):
-        pieces = list(self._pieces(a, b))
-        if len(pieces) != 1 or not self.viewable:
+        if not self.viewable:
             return None
-        i, first, count, _ = pieces[0]
-        return self._mapped(i, first, count)
+        starts = self._starts
+        i = 0 if len(starts) == 2 else bisect.bisect_right(starts, a) - 1
+        if b > starts[i + 1]:
+            return None
+        return self._span_view(i)[a - starts[i] : b - starts[i]]
 
     def read_into(self, a, b, out):
         for i, first, count, off in self._pieces(a, b):

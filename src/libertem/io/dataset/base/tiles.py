@@ -22,6 +22,7 @@ import numpy as np
 
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.io.dataset.base.decode import convert_into
 from libertem.io.dataset.base.tiling import TilingScheme
 
 
@@ -98,7 +99,7 @@ class FrameSource:
 
     def read_into(self, a: int, b: int, out: np.ndarray) -> None:
         """Write file frames ``[a, b)`` into ``out`` (shape ``(b - a, *sig_shape)``, any dtype)."""
-        np.copyto(out, self.frames[a:b], casting="unsafe")
+        convert_into(out, self.frames[a:b])
 
     def close(self) -> None:
         """Release files held by the source."""
@@ -206,9 +207,9 @@ def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part):
                 buffer = np.empty((depth, *scheme.sig_tile_shape), dtype=dest_dtype)
             out = buffer[(slice(0, n), *(slice(0, s) for s in sig.shape))]
             if contiguous:
-                np.copyto(out, block[(slice(None), *sig_index)], casting="unsafe")
+                convert_into(out, block[(slice(None), *sig_index)])
             else:
                 for offset, a, b in runs:
                     part = source.get(a, b)[(slice(None), *sig_index)]
-                    np.copyto(out[offset : offset + b - a], part, casting="unsafe")
+                    convert_into(out[offset : offset + b - a], part)
             yield DataTile(out, tile_slice)
