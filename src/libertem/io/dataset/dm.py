@@ -12,6 +12,11 @@ from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.io.dataset.base import ArrayPartition, DataSet, check_sync_offset, resolve_shapes
 from libertem.io.dataset.base.files import check_file, open_memmap
+from libertem.io.dataset.base.filesource import (
+    LayoutPartition,
+    check_io_backend,
+    single_file_layout,
+)
 from libertem.io.dataset.dm_tags import ArrayRef, TagGroup, parse_dm, read_dm_header
 from libertem.io.dataset.framelist import OffsetsPartition
 
@@ -162,6 +167,7 @@ class DMDataSet(DataSet):
         if self._files is not None and not self._files:
             raise DataSetException("DM: the list of files is empty")
         self._where = self._path if self._path is not None else self._files[0]
+        self._io_backend = check_io_backend(io_backend, self._where)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._force_c_order = bool(force_c_order)
@@ -275,6 +281,16 @@ class DMDataSet(DataSet):
             dtype=self._dtype,
             sync_offset=self.sync_offset,
         )
-        if self._path is not None:
-            return DMStackPartition(**self._source, sig_shape=tuple(self._shape.sig), **common)
-        return OffsetsPartition(**self._source, sig_shape=tuple(self._shape.sig), **common)
+        sig = tuple(self._shape.sig)
+        if self._path is None:
+            return OffsetsPartition(
+                **self._source, sig_shape=sig, io_backend=self._io_backend, **common
+            )
+        source = self._source
+        if self._io_backend == "buffered" and not source["sig_first"]:
+            n_frames = int(np.prod(source["c_shape"])) // int(np.prod(sig))
+            layout = single_file_layout(
+                source["path"], source["offset"], n_frames, sig, self._dtype
+            )
+            return LayoutPartition(layout, io_backend="buffered", **common)
+        return DMStackPartition(**source, sig_shape=sig, **common)

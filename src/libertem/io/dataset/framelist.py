@@ -151,10 +151,16 @@ class OffsetsPartition(ArrayPartition):
         Size of the file (single-file case), to check the strided view.
     flip_rows
         Frames are stored bottom row first (hand them out flipped).
+    io_backend
+        ``'mmap'`` (strided views where possible) or ``'buffered'`` (always read
+        frames with ``pread``).
     """
 
-    def __init__(self, paths, offsets, sig_shape, file_size=0, flip_rows=False, **kwargs):
+    def __init__(
+        self, paths, offsets, sig_shape, file_size=0, flip_rows=False, io_backend="mmap", **kwargs
+    ):
         super().__init__(**kwargs)
+        self.io_backend = io_backend
         self.flip_rows = bool(flip_rows)
         self.paths = paths
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -163,7 +169,7 @@ class OffsetsPartition(ArrayPartition):
 
     def open_frames(self):
         n = self.offsets.size
-        if isinstance(self.paths, str) and n > 0:
+        if isinstance(self.paths, str) and n > 0 and self.io_backend == "mmap":
             steps = np.diff(self.offsets)
             stride = int(steps[0]) if n > 1 else 1 << 30
             if n == 1 or np.all(steps == stride):

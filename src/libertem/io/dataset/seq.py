@@ -21,6 +21,7 @@ from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
 from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.filesource import check_io_backend
 from libertem.io.dataset.framelist import OffsetsPartition
 
 MAGIC = 0xFEED
@@ -138,6 +139,7 @@ class SEQDataSet(DataSet):
     ):
         super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
         self._path = os.fspath(path)
+        self._io_backend = check_io_backend(io_backend, self._path)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._shape = None
@@ -206,4 +208,5 @@ class SEQDataSet(DataSet):
             dataset_shape=self._shape,
             dtype=self._dtype,
             sync_offset=self.sync_offset,
+            io_backend=self._io_backend,
         )

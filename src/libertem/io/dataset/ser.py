@@ -22,6 +22,7 @@ from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
 from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.filesource import check_io_backend
 from libertem.io.dataset.framelist import OffsetsPartition
 
 SER_DTYPES = {1: "<u1", 2: "<u2", 3: "<u4", 4: "<i1", 5: "<i2", 6: "<i4", 7: "<f4", 8: "<f8"}
@@ -183,6 +184,7 @@ class SERDataSet(DataSet):
     ):
         super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
         self._path = os.fspath(path)
+        self._io_backend = check_io_backend(io_backend, self._path)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._shape = None
@@ -260,4 +262,5 @@ class SERDataSet(DataSet):
             dataset_shape=self._shape,
             dtype=self._dtype,
             sync_offset=self.sync_offset,
+            io_backend=self._io_backend,
         )
