@@ -45,12 +45,14 @@ class ExportUDF(UDF):
         }
 
     def process_tile(self, tile):
+        """Write the tile into its place in the output file."""
         s = self.meta.slice
         start = s.origin[0]
         index = (slice(start, start + s.shape[0]), *s.get(sig_only=True))
         self.task_data.out[index] = tile
 
     def postprocess(self):
+        """Flush the partition's writes to the file."""
         self.task_data.out.flush()
 
 

@@ -302,9 +302,7 @@ class DaskJobExecutor(JobExecutor):
         if progress is not None:
             self.client.subscribe_topic(topic, lambda event: progress(*event[1]))
         try:
-            completed = distributed.as_completed(
-                futures, loop=self.client.loop, with_results=True
-            )
+            completed = distributed.as_completed(futures, loop=self.client.loop, with_results=True)
             for future, result in completed:
                 yield result, futures[future]
         finally:

@@ -33,4 +33,5 @@ class AutoUDF(UDF):
         return {"result": self.buffer(kind="nav", extra_shape=sample.shape, dtype=sample.dtype)}
 
     def process_frame(self, frame):
+        """Store ``f(frame)`` as this frame's result."""
         self.results.result[:] = self.params.f(frame)

@@ -192,6 +192,7 @@ class CoMUDF(UDF):
         return buffers
 
     def process_tile(self, tile):
+        """Accumulate the mask sum and first moments of the tile's frames."""
         weights = self.task_data.weights[(slice(None), *self.meta.slice.get(sig_only=True))]
         flat = tile.reshape((tile.shape[0], -1))
         if flat.dtype != weights.dtype:

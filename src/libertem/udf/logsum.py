@@ -18,6 +18,7 @@ class LogsumUDF(UDF):
         return {"logsum": self.buffer(kind="sig", dtype=self.meta.input_dtype)}
 
     def process_tile(self, tile):
+        """Add the log-scaled frames of the tile."""
         self.results.logsum[:] += np.add.reduce(np.log1p(np.maximum(tile, 0)), axis=0)
 
     def merge(self, dest, src):

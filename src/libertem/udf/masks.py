@@ -126,6 +126,7 @@ class ApplyMasksUDF(UDF):
         return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
     def process_tile(self, tile):
+        """Dot product of the tile with the matching part of the mask stack."""
         masks = self.task_data.masks.get(self.meta.slice, transpose=True)
         flat = tile.reshape((tile.shape[0], -1))
         if flat.dtype != masks.dtype:

@@ -25,4 +25,5 @@ class PickUDF(UDF):
         }
 
     def process_tile(self, tile):
+        """Copy the tile into the frames' result rows."""
         self.results.intensity[(slice(None), *self.meta.slice.get(sig_only=True))] = tile

@@ -49,6 +49,7 @@ class StdDevUDF(UDF):
         }
 
     def process_tile(self, tile):
+        """Combine the tile's count, mean and squared deviations with those so far."""
         xp = self.xp
         n_b = tile.shape[0]
         mean_b = xp.sum(tile, axis=0) / n_b

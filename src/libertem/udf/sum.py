@@ -36,6 +36,7 @@ class SumUDF(UDF):
         return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
+        """Add the tile's frames to the (tile-sized view of the) sum."""
         self.results.intensity[:] += tile.sum(axis=0)
 
     def merge(self, dest, src):

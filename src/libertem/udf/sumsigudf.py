@@ -31,5 +31,6 @@ class SumSigUDF(UDF):
         return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
+        """Add each frame's part of the tile to its sum."""
         flat = tile.reshape((tile.shape[0], -1))
         self.results.intensity[:] += flat.sum(axis=1)

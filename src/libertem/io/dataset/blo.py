@@ -42,6 +42,7 @@ class BloHeader:
 
     @property
     def record_bytes(self) -> int:
+        """Bytes per frame record: the 6-byte frame header plus the pattern."""
         return BLO_FRAME_HEADER + self.dp_size * self.dp_size
 
 

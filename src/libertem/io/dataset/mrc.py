@@ -44,6 +44,7 @@ class MRCHeader:
 
     @property
     def data_bytes(self) -> int:
+        """Bytes of image data the header describes."""
         return self.nx * self.ny * self.nz * self.dtype.itemsize
 
 

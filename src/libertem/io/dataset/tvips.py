@@ -52,6 +52,7 @@ class TVIPSHeader:
 
     @property
     def record_bytes(self) -> int:
+        """Bytes per frame record: frame header plus pixels."""
         return self.frame_header_bytes + self.dimx * self.dimy * self.dtype.itemsize
 
 
