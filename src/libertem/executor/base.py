@@ -132,10 +132,6 @@ class JobExecutor(ABC):
         """The workers this executor runs tasks on."""
         return WorkerSet([WorkerInfo("inline", socket.gethostname(), {"CPU": 1, "compute": 1})])
 
-    def cancel(self, cancel_id: Any) -> None:
-        """Cancel the run ``cancel_id`` (closing its ``run_tasks`` generator does the same)."""
-        return None
-
     def ensure_sync(self) -> JobExecutor:
         """This executor, usable from synchronous code."""
         return self

@@ -345,9 +345,6 @@ class DaskJobExecutor(JobExecutor):
         self._workers_cache = (now, workers)
         return workers
 
-    def cancel(self, cancel_id) -> None:
-        return None
-
     def close(self) -> None:
         """Close the client and stop the cluster, if this executor started them."""
         if self._owns_client:

@@ -210,10 +210,6 @@ class UDF:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""
         return type(self)(**self._kwargs)
 
-    def copy_for_partition(self, partition, roi) -> UDF:
-        """A clean copy for processing a partition (same as :meth:`copy`)."""
-        return self.copy()
-
 
 def find_method(udf: UDF) -> str:
     """Which processing method a UDF implements: ``'tile'``, ``'frame'`` or ``'partition'``."""

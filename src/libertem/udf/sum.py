@@ -1,4 +1,4 @@
-"""Sum of all frames."""
+"""Sum of all frames, and the base of the streaming sums."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from libertem.udf.base import UDF
 STREAMING_TILE_BYTES = 4 * 1024 * 1024
 
 
-class SumUDF(UDF):
-    """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
+class StreamingSumUDF(UDF):
+    """Base of sums over the data: a dtype to sum in, NumPy and CuPy, large tiles.
 
     Parameters
     ----------
@@ -31,6 +31,16 @@ class SumUDF(UDF):
 
     def get_tiling_preferences(self):
         return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
+
+
+class SumUDF(StreamingSumUDF):
+    """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
+
+    Parameters
+    ----------
+    dtype
+        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
+    """
 
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}

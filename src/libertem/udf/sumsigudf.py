@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from libertem.udf.base import UDF
-from libertem.udf.sum import STREAMING_TILE_BYTES
+from libertem.udf.sum import StreamingSumUDF
 
 
-class SumSigUDF(UDF):
+class SumSigUDF(StreamingSumUDF):
     """Sum over the signal axes: the result ``'intensity'`` has one value per frame.
 
     Parameters
@@ -14,18 +13,6 @@ class SumSigUDF(UDF):
     dtype
         Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
     """
-
-    def __init__(self, dtype="float32"):
-        super().__init__(dtype=dtype)
-
-    def get_preferred_input_dtype(self):
-        return self.params.dtype
-
-    def get_backends(self):
-        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
-
-    def get_tiling_preferences(self):
-        return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
 
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype, where="device")}

@@ -255,7 +255,6 @@ class DMDataSet(DataSet):
         check_sync_offset(self.sync_offset, n_frames, self._where)
         self._shape = Shape(nav + sig, sig_dims=len(sig))
         self._dtype = dtype
-        self._n_frames = n_frames
         return self
 
     @property

@@ -331,7 +331,6 @@ class H5DataSet(DataSet):
                 self._offset = None
         self._stored = stored
         self._align = self._chunk_align(chunks)
-        self._chunks = chunks
         self._chunk_layout = None
         if chunks is not None:
             self._chunk_layout = self._map_chunks(ds, tuple(sig))
