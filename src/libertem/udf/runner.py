@@ -345,17 +345,28 @@ class UDFRunner:
                 damage=_damage_buffer(damage.copy(), shape),
             )
 
+        # Partial results are merged in partition order, whatever order tasks finish
+        # in, so that floating-point results are the same from run to run.
+        waiting: dict[int, tuple[list, UDFTask]] = {}
+        next_id = 0
         finished = False
         try:
             handle = executor.scatter(plan.params)
             for partials, task in executor.run_tasks(
                 plan.tasks, handle, uuid.uuid4().hex, reporter.update
             ):
-                for main, part in zip(mains, partials):
-                    main.merge(part, task.compressed_start, task.n_frames, sig_dims)
                 reporter.task_done(task.task_id, task.n_frames)
-                p = task.partition
-                damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
+                waiting[task.task_id] = (partials, task)
+                if next_id not in waiting:
+                    continue
+                while next_id in waiting:
+                    partials, task = waiting.pop(next_id)
+                    for main, part in zip(mains, partials):
+                        main.merge(part, task.compressed_start, task.n_frames, sig_dims)
+                    p = task.partition
+                    selected = True if roi_flat is None else roi_flat[p.start : p.stop]
+                    damage[p.start : p.stop] = selected
+                    next_id += 1
                 if partial:
                     yield snapshot()
             finished = True

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import numba
+
 from libertem.udf.sum import StreamingSumUDF
+
+
+@numba.njit(nogil=True, fastmath=True, cache=True)
+def _add_row_sums(flat, out):
+    """``out[i] += sum(flat[i])``, accumulated in float64 (vectorized, GIL released)."""
+    for i in range(flat.shape[0]):
+        acc = 0.0
+        row = flat[i]
+        for j in range(row.shape[0]):
+            acc += row[j]
+        out[i] += acc
 
 
 class SumSigUDF(StreamingSumUDF):
@@ -20,4 +33,13 @@ class SumSigUDF(StreamingSumUDF):
     def process_tile(self, tile):
         """Add each frame's part of the tile to its sum."""
         flat = tile.reshape((tile.shape[0], -1))
-        self.results.intensity[:] += flat.sum(axis=1)
+        out = self.results.intensity
+        if (
+            self.meta.array_backend == "numpy"
+            and out.dtype.kind == "f"
+            and flat.dtype.kind in "fiu"
+            and flat.dtype.itemsize <= 8
+        ):
+            _add_row_sums(flat, out)
+        else:
+            out[:] += flat.sum(axis=1)
