@@ -63,3 +63,23 @@ def test_partial_results_only_count_merged_frames():
             expected = data.reshape((-1, 16, 16))[:n_done].sum(axis=0)
             assert np.allclose(part.buffers[0]["intensity"].data, expected, rtol=1e-4, atol=1e-3)
         assert done_before == 48
+
+
+def test_results_waiting_behind_a_straggler_are_merged_beyond_the_memory_limit(monkeypatch):
+    import libertem.udf.runner as runner
+
+    monkeypatch.setattr(runner, "MAX_WAITING_BYTES", 1)  # every held-back result is too much
+    data = _data()
+    with Context(executor=ConcurrentJobExecutor.make_local(4)) as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=12)
+        parts = list(ctx.run_udf_iter(dataset=ds, udf=SlowStartSumUDF()))
+        final = parts[-1].buffers[0]["intensity"].data
+        assert np.allclose(final, data.sum(axis=(0, 1)), rtol=1e-4, atol=1e-3)
+        assert parts[-1].damage.data.all()
+        # out-of-order merges show up as damage that is not a prefix
+        prefixes = []
+        for part in parts:
+            damage = part.damage.data.reshape(-1)
+            n = int(np.count_nonzero(damage))
+            prefixes.append(bool(damage[:n].all()))
+        assert not all(prefixes)

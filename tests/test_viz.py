@@ -37,7 +37,9 @@ def data():
 
 @pytest.fixture
 def ds(ctx, data):
-    return ctx.load("memory", data=data, num_partitions=4)
+    # enough partitions for several partial results, even when pairs of tasks
+    # finish out of order and are merged together (partition order is kept)
+    return ctx.load("memory", data=data, num_partitions=8)
 
 
 def shown(plot: MPLLive2DPlot) -> np.ndarray:

@@ -24,6 +24,9 @@ from libertem.udf.meta import UDFMeta
 from libertem.udf.partition_runner import UDFRunParams, UDFTask, aux_buffers
 from libertem.udf.validation import check_clean_copy, required_resources
 
+# partial results held back to merge in partition order, at most (bytes)
+MAX_WAITING_BYTES = 512 * 1024 * 1024
+
 
 @dataclass
 class RunPlan:
@@ -345,9 +348,18 @@ class UDFRunner:
                 damage=_damage_buffer(damage.copy(), shape),
             )
 
+        def merge(partials, task: UDFTask) -> None:
+            for main, part in zip(mains, partials):
+                main.merge(part, task.compressed_start, task.n_frames, sig_dims)
+            p = task.partition
+            damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
+
         # Partial results are merged in partition order, whatever order tasks finish
-        # in, so that floating-point results are the same from run to run.
-        waiting: dict[int, tuple[list, UDFTask]] = {}
+        # in, so that floating-point results are the same from run to run. Should too
+        # much pile up behind a straggling task, the waiting ones are merged anyway.
+        waiting: dict[int, tuple[list, UDFTask, int]] = {}
+        waiting_bytes = 0
+        merged_early: set[int] = set()
         next_id = 0
         finished = False
         try:
@@ -356,19 +368,29 @@ class UDFRunner:
                 plan.tasks, handle, uuid.uuid4().hex, reporter.update
             ):
                 reporter.task_done(task.task_id, task.n_frames)
-                waiting[task.task_id] = (partials, task)
-                if next_id not in waiting:
-                    continue
-                while next_id in waiting:
-                    partials, task = waiting.pop(next_id)
-                    for main, part in zip(mains, partials):
-                        main.merge(part, task.compressed_start, task.n_frames, sig_dims)
-                    p = task.partition
-                    selected = True if roi_flat is None else roi_flat[p.start : p.stop]
-                    damage[p.start : p.stop] = selected
+                nbytes = sum(np.asarray(a).nbytes for part in partials for a in part.values())
+                waiting[task.task_id] = (partials, task, nbytes)
+                waiting_bytes += nbytes
+                merged_any = False
+                while next_id in waiting or next_id in merged_early:
+                    if next_id in waiting:
+                        partials, task, nbytes = waiting.pop(next_id)
+                        waiting_bytes -= nbytes
+                        merge(partials, task)
+                        merged_any = True
+                    merged_early.discard(next_id)
                     next_id += 1
-                if partial:
+                if waiting_bytes > MAX_WAITING_BYTES:
+                    for task_id in sorted(waiting):
+                        partials, task, _ = waiting.pop(task_id)
+                        merge(partials, task)
+                        merged_early.add(task_id)
+                    waiting_bytes = 0
+                    merged_any = True
+                if partial and merged_any:
                     yield snapshot()
+            for task_id in sorted(waiting):
+                merge(*waiting.pop(task_id)[:2])
             finished = True
         finally:
             reporter.close(finished)

@@ -27,7 +27,7 @@ class DaskDataSet(DataSet):
     """A Dask array as a dataset, read lazily chunk by chunk.
 
     Partitions are contiguous ranges of the first navigation axis that follow
-    its chunk boundaries; small chunks are merged up to about 128 MiB. Chunks
+    its chunk boundaries; small chunks are merged up to about 256 MiB. Chunks
     along other axes (trailing navigation or signal axes) are combined when a
     partition is computed. This performs well when the array's chunks come from
     lazy I/O or functions (e.g. a lazy HyperSpy signal's ``.data``).
@@ -39,7 +39,7 @@ class DaskDataSet(DataSet):
     sig_dims
         How many trailing axes are signal axes.
     min_size
-        Target bytes per partition (default about 128 MiB).
+        Target bytes per partition (default about 256 MiB).
     """
 
     def __init__(self, dask_array, sig_dims: int = 2, min_size: int | None = None, **kwargs):

@@ -12,7 +12,7 @@ from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.io.dataset.base.partition import Partition
 
-PARTITION_TARGET_BYTES = 128 * 1024 * 1024
+PARTITION_TARGET_BYTES = 256 * 1024 * 1024
 
 
 class DataSet(ABC):
@@ -78,7 +78,7 @@ class DataSet(ABC):
         self._num_workers = max(1, int(n))
 
     def get_num_partitions(self) -> int:
-        """Number of partitions: as asked, else ~128 MiB each, at least one per worker."""
+        """Number of partitions: as asked, else ~256 MiB each, at least one per worker."""
         nav_size = self.shape.nav.size
         if self._num_partitions is not None:
             return max(1, min(self._num_partitions, nav_size))
