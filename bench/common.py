@@ -38,7 +38,7 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
-def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
+def best_time(fn: Callable[[], object], repeat: int = 5) -> float:
     """Best wall time of ``repeat`` calls, after one warm-up call."""
     fn()
     times = []
