@@ -10,7 +10,11 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import ArrayPartition, DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base import (
+    ArrayPartition,
+    DataSet,
+    dataset_shape,
+)
 from libertem.io.dataset.base.files import check_file, open_memmap
 from libertem.io.dataset.base.filesource import (
     LayoutPartition,
@@ -246,14 +250,15 @@ class DMDataSet(DataSet):
                 )
             sig_dims = len(self._sig_shape)
             native = (n_frames, *tuple(int(s) for s in self._sig_shape))
-        nav, sig = resolve_shapes(self._nav_shape, self._sig_shape, native, sig_dims, self._where)
-        if self.sync_offset == 0 and int(np.prod(nav)) > n_frames:
-            raise DataSetException(
-                f"{self._where}: nav_shape {nav} needs {int(np.prod(nav))} frames, "
-                f"the data has {n_frames}"
-            )
-        check_sync_offset(self.sync_offset, n_frames, self._where)
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
+        self._shape = dataset_shape(
+            self._nav_shape,
+            self._sig_shape,
+            native,
+            sig_dims,
+            n_frames,
+            self.sync_offset,
+            self._where,
+        )
         self._dtype = dtype
         return self
 

@@ -25,9 +25,8 @@ from libertem.io.dataset.base import (
     LayoutPartition,
     Partition,
     check_io_backend,
-    check_sync_offset,
+    dataset_shape,
     iter_tiles,
-    resolve_shapes,
     single_file_layout,
 )
 from libertem.io.dataset.base.files import check_file
@@ -311,16 +310,11 @@ class H5DataSet(DataSet):
                 f"{where}: sig_shape {tuple(sig_shape)} holds {prod(sig_shape)} pixels, "
                 f"the data's frames {self._sig_native} hold {frame}"
             )
-        nav, sig = resolve_shapes(
-            self._nav_shape, sig_shape, native, sig_dims if sig_shape is None else sig_dims, where
-        )
         n_file = prod(self._nav_native)
-        if self.sync_offset == 0 and prod(nav) > n_file:
-            raise DataSetException(
-                f"{where}: nav_shape {nav} needs {prod(nav)} frames, the dataset has {n_file}"
-            )
-        check_sync_offset(self.sync_offset, n_file, where)
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
+        self._shape = dataset_shape(
+            self._nav_shape, sig_shape, native, sig_dims, n_file, self.sync_offset, where
+        )
+        sig = tuple(self._shape.sig)
         self._n_file = n_file
         self._offset = None
         chunks = ds.chunks

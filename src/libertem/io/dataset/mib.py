@@ -27,8 +27,7 @@ from libertem.io.dataset.base import (
     FrameLayout,
     LayoutPartition,
     check_io_backend,
-    check_sync_offset,
-    resolve_shapes,
+    dataset_shape,
 )
 from libertem.io.dataset.base.files import check_file
 
@@ -313,13 +312,10 @@ class MIBDataSet(DataSet):
                 nav = (n_acq // fpt, fpt)
             else:
                 nav = (n_acq,)
-        nav, sig = resolve_shapes(nav, self._sig_shape, (n_file, *layout.sig_shape), 2, where)
-        if self.sync_offset == 0 and int(np.prod(nav)) > n_file:
-            raise DataSetException(
-                f"{where}: nav_shape {nav} needs {int(np.prod(nav))} frames, "
-                f"the .mib files hold {n_file}"
-            )
-        check_sync_offset(self.sync_offset, n_file, where)
+        shape = dataset_shape(
+            nav, self._sig_shape, (n_file, *layout.sig_shape), 2, n_file, self.sync_offset, where
+        )
+        nav, sig = tuple(shape.nav), tuple(shape.sig)
         if sig != tuple(layout.sig_shape):
             layout = FrameLayout(
                 layout.files,

@@ -9,7 +9,7 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base import DataSet, dataset_shape
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.filesource import (
     LayoutPartition,
@@ -112,15 +112,19 @@ class NPYDataSet(DataSet):
                     f"sig_shape {tuple(sig_shape)}"
                 )
             native = (total // frame, *tuple(sig_shape))
-        nav, sig = resolve_shapes(self._nav_shape, sig_shape, native, self._sig_dims, self._path)
-        self._file_frames = int(np.prod(native)) // int(np.prod(sig))
-        if self.sync_offset == 0 and int(np.prod(nav)) > self._file_frames:
-            raise DataSetException(
-                f"{self._path}: nav_shape {nav} needs {int(np.prod(nav))} frames, "
-                f"the file has {self._file_frames}"
-            )
-        check_sync_offset(self.sync_offset, self._file_frames, self._path)
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
+        sig_dims = self._sig_dims
+        self._file_frames = (
+            int(np.prod(native[: len(native) - sig_dims])) if sig_shape is None else native[0]
+        )
+        self._shape = dataset_shape(
+            self._nav_shape,
+            sig_shape,
+            native,
+            sig_dims,
+            self._file_frames,
+            self.sync_offset,
+            self._path,
+        )
         self._dtype = dtype
         self._offset = offset
         return self

@@ -19,7 +19,7 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base import DataSet, dataset_shape
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.filesource import check_io_backend
 from libertem.io.dataset.framelist import OffsetsPartition
@@ -171,13 +171,9 @@ class SEQDataSet(DataSet):
                 )
             sig_dims = len(self._sig_shape)
             native = (n, *tuple(int(s) for s in self._sig_shape))
-        nav, sig = resolve_shapes(self._nav_shape, self._sig_shape, native, sig_dims, self._path)
-        if self.sync_offset == 0 and int(np.prod(nav)) > n:
-            raise DataSetException(
-                f"{self._path}: nav_shape {nav} needs {int(np.prod(nav))} frames, the file has {n}"
-            )
-        check_sync_offset(self.sync_offset, n, self._path)
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
+        self._shape = dataset_shape(
+            self._nav_shape, self._sig_shape, native, sig_dims, n, self.sync_offset, self._path
+        )
         self._dtype = info["dtype"]
         return self
 

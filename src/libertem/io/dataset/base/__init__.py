@@ -1,6 +1,11 @@
 """Interfaces and shared machinery of datasets: partitions, tiles, tiling schemes."""
 
-from libertem.io.dataset.base.dataset import DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base.dataset import (
+    DataSet,
+    check_sync_offset,
+    dataset_shape,
+    resolve_shapes,
+)
 from libertem.io.dataset.base.filesource import (
     FileFrameSource,
     FileSpan,
@@ -27,6 +32,7 @@ __all__ = [
     "TilingScheme",
     "check_io_backend",
     "check_sync_offset",
+    "dataset_shape",
     "iter_tiles",
     "make_tiling_scheme",
     "resolve_shapes",

@@ -136,3 +136,33 @@ def resolve_shapes(
     if any(s < 1 for s in nav + sig):
         raise DataSetException(f"{where}: shapes must be positive, got nav {nav}, sig {sig}")
     return nav, sig
+
+
+def dataset_shape(
+    nav_shape: Sequence[int] | None,
+    sig_shape: Sequence[int] | None,
+    native_shape: Sequence[int],
+    sig_dims: int,
+    n_frames: int,
+    sync_offset: int,
+    where: str,
+) -> Shape:
+    """The dataset's shape from the user's shapes and the data's, with the common checks.
+
+    Applies :func:`resolve_shapes`, checks that the navigation shape fits the
+    ``n_frames`` frames the data holds (unless a ``sync_offset`` shifts them) and
+    that the ``sync_offset`` is valid.
+
+    Raises
+    ------
+    DataSetException
+        Naming ``where`` and the shape or offset that does not fit.
+    """
+    nav, sig = resolve_shapes(nav_shape, sig_shape, native_shape, sig_dims, where)
+    needed = int(np.prod(nav))
+    if sync_offset == 0 and needed > n_frames:
+        raise DataSetException(
+            f"{where}: nav_shape {nav} needs {needed} frames, the data has {n_frames}"
+        )
+    check_sync_offset(sync_offset, n_frames, where)
+    return Shape(nav + sig, sig_dims=len(sig))

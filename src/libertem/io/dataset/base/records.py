@@ -21,7 +21,7 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base.dataset import DataSet, check_sync_offset, resolve_shapes
+from libertem.io.dataset.base.dataset import DataSet, dataset_shape
 from libertem.io.dataset.base.filesource import (
     FileSpan,
     FrameLayout,
@@ -142,11 +142,13 @@ class RecordStackDataSet(DataSet):
             raise DataSetException(f"{self._path}: the file holds no frames")
         native_nav = layout.nav_shape or (n_file,)
         try:
-            nav, sig = resolve_shapes(
+            shape = dataset_shape(
                 self._nav_shape,
                 self._sig_shape,
                 (*native_nav, *layout.frame_shape),
                 len(layout.frame_shape),
+                n_file,
+                self.sync_offset,
                 self._path,
             )
         except (TypeError, ValueError) as e:
@@ -154,15 +156,10 @@ class RecordStackDataSet(DataSet):
                 f"{self._path}: invalid nav_shape {self._nav_shape!r} or sig_shape "
                 f"{self._sig_shape!r}: {e}"
             ) from e
-        if not nav or not sig:
+        if not tuple(shape.nav) or not tuple(shape.sig):
             raise DataSetException(f"{self._path}: nav_shape and sig_shape must not be empty")
-        if self.sync_offset == 0 and prod(nav) > n_file:
-            raise DataSetException(
-                f"{self._path}: nav_shape {nav} needs {prod(nav)} frames, the file has {n_file}"
-            )
-        check_sync_offset(self.sync_offset, n_file, self._path)
         self._layout = layout
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
+        self._shape = shape
         return self
 
     @property
