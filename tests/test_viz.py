@@ -64,10 +64,13 @@ def test_drawn_data_follow_partial_results(ctx, ds, data):
         damage = item.damage.data
         assert np.array_equal(plots[1].damage, damage)
         n_partial += 0 < damage.sum() < damage.size
-    assert n_partial >= 2
     assert np.allclose(shown(plots[0]), data.sum(axis=(0, 1)), rtol=1e-5)
     assert np.allclose(shown(plots[1]), data.sum(axis=(2, 3)), rtol=1e-5)
-    assert all(p.n_updates >= 5 for p in plots)
+    if isinstance(ctx.executor, InlineJobExecutor):
+        # partitions merge in order: with tasks finishing in order, every partition
+        # gives a partial result (on threads, how many depends on completion order)
+        assert n_partial >= 2
+        assert all(p.n_updates >= 5 for p in plots)
 
 
 def test_plots_true_one_plot_per_channel(ctx, ds, data):
