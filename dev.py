@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         return run("-m", "libertem.demo", *rest)
     if job == "bench":
         return run("bench/run_all.py", *rest)
-    lint = run("-m", "ruff", "check", "src", "tests", "bench", "docs", "dev.py")
+    lint = run("-m", "ruff", "check", "src", "tests", "bench", "docs", "examples", "dev.py")
     if lint != 0:
         return lint
     return run("-m", "pytest", "-n", "2", "--dist", "loadfile", *rest)

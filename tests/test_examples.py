@@ -53,3 +53,35 @@ def test_live_plots_script(tmp_path):
         assert len(list(tmp_path.glob("live_plots_*.png"))) == 2
     finally:
         plt.close("all")
+
+
+def test_basic_example_script(tmp_path):
+    """examples/basic.py runs as a script, on its own sample and on a given file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "basic.py"
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "bright-field image: shape (32, 32)" in run.stdout
+    assert (tmp_path / "basic-bright-field.png").stat().st_size > 0
+
+    data = np.zeros((3, 4, 16, 16), dtype=np.uint16)
+    data[:, :, 6:10, 6:10] = np.arange(12, dtype=np.uint16).reshape((3, 4, 1, 1))
+    path = tmp_path / "given.npy"
+    np.save(path, data)
+    run = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "NPYDataSet, shape (3, 4, 16, 16)" in run.stdout
+    assert "min 0, max 176" in run.stdout

@@ -36,8 +36,8 @@ def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
-    except (ValueError, OSError, SyntaxError) as e:
-        raise DataSetException(f"{path}: not a valid .npy file: {e}") from e
+    except Exception as e:  # numpy's header parser fails in many ways on corrupt headers
+        raise DataSetException(f"{path}: not a valid .npy file: {e!r}") from e
     if fortran:
         raise DataSetException(f"{path}: Fortran-ordered .npy files are not supported")
     if dtype.hasobject:
