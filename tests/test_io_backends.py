@@ -20,6 +20,11 @@ from libertem.io.dataset.base.decode import get_decoder
 from libertem.utils.sample_data import encode_mib_frames
 
 
+def scheme_for(depth, tile, sig):
+    """The scheme of tiles ``(depth, *tile)`` over frames of ``sig``."""
+    return TilingScheme.make_for_shape((depth, *tile), Shape((1, *sig), sig_dims=len(sig)))
+
+
 def headered_file(tmp_path, frames, header=40, dtype=">u2"):
     """Frames with a ``header``-byte prefix each, in one file; its layout."""
     path = tmp_path / "h.bin"
@@ -46,7 +51,7 @@ def test_headered_layout(tmp_path, backend, tile, dtype):
     frames = np.random.default_rng(0).integers(0, 60000, size=(11, 8, 8))
     layout = headered_file(tmp_path, frames)
     source = FileFrameSource(layout, "uint16", sync_offset=-2, io_backend=backend)
-    scheme = TilingScheme(3, tile[:1] + (8,) if tile[0] < 8 else (8, 8), (8, 8))
+    scheme = scheme_for(3, tile[:1] + (8,) if tile[0] < 8 else (8, 8), (8, 8))
     expected = np.zeros_like(frames)
     expected[2:] = frames[:-2]
     roi = np.random.default_rng(1).random(11) > 0.4
@@ -60,10 +65,10 @@ def test_views_when_native(tmp_path):
     frames.tofile(path)
     layout = single_file_layout(str(path), 0, 6, (4, 4), np.uint16)
     source = FileFrameSource(layout, np.uint16)
-    tiles = list(iter_tiles(source, 0, 6, TilingScheme(2, (4, 4), (4, 4)), np.uint16))
+    tiles = list(iter_tiles(source, 0, 6, scheme_for(2, (4, 4), (4, 4)), np.uint16))
     assert all(not t.data.flags.writeable for t in tiles)  # read-only memmap views
     buffered = FileFrameSource(layout, np.uint16, io_backend="buffered")
-    got = collect(buffered, 6, TilingScheme(4, (4, 4), (4, 4)), np.uint16)
+    got = collect(buffered, 6, scheme_for(4, (4, 4), (4, 4)), np.uint16)
     np.testing.assert_array_equal(got, frames)
 
 
@@ -78,7 +83,7 @@ def test_multi_file_spans(tmp_path):
     for backend in ("mmap", "buffered"):
         part = LayoutPartition(layout, 1, 9, Shape((9, 4, 4), 2), "uint32", io_backend=backend)
         got = np.concatenate(
-            [t.data.copy() for t in part.get_tiles(TilingScheme(3, (4, 4), (4, 4)), "float64")]
+            [t.data.copy() for t in part.get_tiles(scheme_for(3, (4, 4), (4, 4)), "float64")]
         )
         np.testing.assert_array_equal(got, frames[1:])
 
@@ -120,5 +125,6 @@ def test_array_source_defaults():
 def test_check_io_backend():
     assert check_io_backend(None, "x") == "mmap"
     assert check_io_backend("Buffered", "x") == "buffered"
+    assert check_io_backend("direct", "x") == "direct"
     with pytest.raises(DataSetException, match="x: unknown io_backend"):
-        check_io_backend("direct", "x")
+        check_io_backend("turbo", "x")

@@ -50,7 +50,8 @@ def test_circular_antialiased():
 def test_ring_is_disk_minus_inner_disk():
     args = (12.5, 9, 25, 20)
     ring = masks.ring(*args, radius=8, radius_inner=3)
-    expected = masks.circular(*args, radius=8) - masks.circular(*args, radius=3)
+    expected = masks.circular(*args, radius=8) & ~masks.circular(*args, radius=3)
+    assert ring.dtype == bool
     assert np.array_equal(ring, expected)
     d = _dist(*args)
     assert np.array_equal(ring.astype(bool), (d > 3) & (d <= 8))
@@ -147,7 +148,10 @@ def test_sparse_template_multi_stack_errors():
     with pytest.raises(ValueError, match="length"):
         masks.sparse_template_multi_stack(range(2), [0], [0, 1], np.ones((2, 2)), 4, 4)
     with pytest.raises(ValueError, match="mask_index"):
-        masks.sparse_template_multi_stack([0, 5], [0, 0], [0, 0], np.ones((2, 2)), 4, 4)
+        masks.sparse_template_multi_stack([0, -1], [0, 0], [0, 0], np.ones((2, 2)), 4, 4)
+    # gaps in the indices leave empty masks; the stack ends at the largest index
+    stack = masks.sparse_template_multi_stack([0, 5], [0, 0], [0, 0], np.ones((2, 2)), 4, 4)
+    assert stack.shape == (6, 4, 4) and stack[1:5].nnz == 0
 
 
 def test_sparse_template_multi_stack_many_masks_is_fast():

@@ -146,7 +146,7 @@ def test_roi_and_damage(inline_ctx, data):
     ds = inline_ctx.load("memory", data=data, num_partitions=3)
     roi = np.zeros((6, 5), dtype=bool)
     roi[::2, 1:] = True
-    udf = CoMUDF(cx=4, cy=4, r=3)
+    udf = CoMUDF.with_params(cx=4, cy=4, r=3)
     res = inline_ctx.run_udf(ds, udf, roi=roi, plots=[["magnitude"]])
     plot_fig = plt.figure(plt.get_fignums()[-1])
     image = plot_fig.axes[0].images[0]
@@ -181,7 +181,7 @@ def test_udfresult_and_update(inline_ctx, ds):
     assert plot.axes.get_title() == "sum per frame"
     assert np.array_equal(shown(plot), res["intensity"].data)
     plot.data = plot.data * 2
-    plot.update(force=True)
+    plot.update(True, force=True)
     assert np.array_equal(shown(plot), res["intensity"].data * 2)
     plot.new_data(res, damage=True, force=True)
     assert np.array_equal(shown(plot), res["intensity"].data)

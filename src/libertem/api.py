@@ -3,20 +3,53 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # documented names, for type checkers only
+    from libertem.viz.base import Live2DPlot  # noqa: F401
 
+from libertem.analysis import (  # noqa: F401 - documented here too
+    Analysis,
+    AnalysisResultSet,
+    BaseAnalysis,
+    COMAnalysis,
+    DiskMaskAnalysis,
+    MasksAnalysis,
+    PickFrameAnalysis,
+    PointMaskAnalysis,
+    RadialFourierAnalysis,
+    RingMaskAnalysis,
+    SumAnalysis,
+)
 from libertem.analysis.context_mixin import AnalysisMixin
+from libertem.common.async_utils import (  # noqa: F401 - documented here too
+    async_generator,
+    run_agen_get_last,
+    run_gen_get_last,
+)
 from libertem.common.buffers import BufferWrapper
-from libertem.common.exceptions import DataSetException, ExecutorSpecException
+from libertem.common.exceptions import ExecutorSpecException
+from libertem.common.progress import ProgressReporter
+from libertem.common.roi import normalize_roi
+from libertem.common.sparse import sparse_to_coo, to_dense  # noqa: F401 - documented here too
+from libertem.corrections import CorrectionSet  # noqa: F401 - documented here too
 from libertem.executor.base import JobExecutor
-from libertem.io.dataset import detect, get_dataset_cls
+from libertem.io.dataset import load as load_dataset
 from libertem.io.dataset.base import DataSet
+from libertem.udf.auto import AutoUDF
 from libertem.udf.base import UDF
-from libertem.udf.runner import UDFResults, UDFRunner
+from libertem.udf.result_generator import (  # noqa: F401 - documented here too
+    ResultAsyncGenerator,
+    ResultGenerator,
+    RunUDFAGenType,
+    RunUDFAGenTypeL,
+    RunUDFGenType,
+    RunUDFGenTypeL,
+)
+from libertem.udf.results import UDFResults  # noqa: F401 - documented here too
+from libertem.udf.runner import UDFRunner
 
 _EXECUTOR_SPECS = (
     "inline",
@@ -26,6 +59,7 @@ _EXECUTOR_SPECS = (
     "dask-integration",
     "dask-make-default",
     "delayed",
+    "pipelined",
 )
 
 
@@ -40,33 +74,44 @@ def _ids(value, what: str) -> list[int] | None:
     return [int(v) for v in value]
 
 
-def _make_executor(spec: str, cpus=None, gpus=None) -> JobExecutor:
-    """Create the executor named by ``spec`` with the requested CPUs and GPUs."""
+def _make_executor(
+    spec: str, cpus=None, gpus=None, snooze_timeout=None, main_process_gpu=None
+) -> JobExecutor:
+    """Create the executor named by ``spec`` with the requested CPUs and GPUs.
+
+    ``snooze_timeout`` applies to the local Dask clusters; ``main_process_gpu`` to all.
+    """
     if spec not in _EXECUTOR_SPECS:
         raise ExecutorSpecException(
             f"unknown executor spec {spec!r}; choose one of {', '.join(_EXECUTOR_SPECS)}"
         )
     cpu_ids, gpu_ids = _ids(cpus, "cpus"), _ids(gpus, "gpus")
-    if gpu_ids and spec not in ("dask", "dask-make-default"):
+    if gpu_ids and spec not in ("dask", "dask-make-default", "pipelined"):
         raise ExecutorSpecException(f"executor spec {spec!r} cannot use GPUs (gpus={gpus!r})")
     if spec in ("inline", "synchronous"):
         from libertem.executor.inline import InlineJobExecutor
 
-        return InlineJobExecutor()
+        return InlineJobExecutor(main_process_gpu=main_process_gpu)
     if spec == "threads":
         from libertem.executor.concurrent import ConcurrentJobExecutor
 
         if cpu_ids is not None and not cpu_ids:
             raise ExecutorSpecException("cpus=0: the thread executor needs at least one CPU")
-        return ConcurrentJobExecutor.make_local(None if cpu_ids is None else len(cpu_ids))
+        return ConcurrentJobExecutor.make_local(
+            None if cpu_ids is None else len(cpu_ids), main_process_gpu=main_process_gpu
+        )
     if spec == "delayed":
         from libertem.executor.delayed import DelayedJobExecutor
 
-        return DelayedJobExecutor()
+        return DelayedJobExecutor(main_process_gpu=main_process_gpu)
     if spec == "dask-integration":
         from libertem.executor.integration import get_dask_integration_executor
 
-        return get_dask_integration_executor()
+        return get_dask_integration_executor(main_process_gpu=main_process_gpu)
+    if spec == "pipelined":
+        from libertem.executor.pipelined import make_for_context
+
+        return make_for_context(cpu_ids, gpu_ids, main_process_gpu=main_process_gpu)
     from libertem.executor.dask import DaskJobExecutor, cluster_spec
     from libertem.utils.devices import detect
 
@@ -86,20 +131,12 @@ def _make_executor(spec: str, cpus=None, gpus=None) -> JobExecutor:
             "no CPU and no GPU requested: the cluster would have no workers"
         )
     client_kwargs = {"set_as_default": spec == "dask-make-default"}
-    return DaskJobExecutor.make_local(spec=cluster_spec(**devices), client_kwargs=client_kwargs)
-
-
-async def _iterate_in_thread(gen: Iterator) -> AsyncIterator:
-    """Drive a blocking generator from a worker thread, item by item."""
-    done = object()
-    try:
-        while True:
-            item = await asyncio.to_thread(next, gen, done)
-            if item is done:
-                return
-            yield item
-    finally:
-        await asyncio.to_thread(gen.close)
+    return DaskJobExecutor.make_local(
+        spec=cluster_spec(**devices),
+        client_kwargs=client_kwargs,
+        snooze_timeout=snooze_timeout,
+        main_process_gpu=main_process_gpu,
+    )
 
 
 class Context(AnalysisMixin):
@@ -142,6 +179,8 @@ class Context(AnalysisMixin):
         cpus: int | Sequence[int] | None = None,
         gpus: int | Sequence[int] | None = None,
         plot_class=None,
+        snooze_timeout: float | None = None,
+        main_process_gpu: int | bool | None = None,
     ) -> Context:
         """A Context with a common executor choice.
 
@@ -151,13 +190,20 @@ class Context(AnalysisMixin):
             ``'inline'`` (alias ``'synchronous'``): this thread; ``'threads'``: a thread
             pool; ``'dask'``: a local Dask cluster; ``'dask-make-default'``: the same,
             made Dask's default scheduler; ``'dask-integration'``: whatever Dask
-            scheduler is current; ``'delayed'``: results as Dask graphs.
+            scheduler is current; ``'delayed'``: results as Dask graphs;
+            ``'pipelined'``: one pinned worker process per core.
         cpus
             Number (or ids) of CPU workers.
         gpus
             Number (or ids) of CUDA workers.
         plot_class
             Class used for live plots.
+        snooze_timeout
+            For ``'dask'`` and ``'dask-make-default'``: stop the workers after this
+            many idle seconds (they come back on the next run); ignored otherwise.
+        main_process_gpu
+            CUDA device for work in this process (see
+            :func:`libertem.executor.base.make_canonical`).
 
         Raises
         ------
@@ -165,58 +211,56 @@ class Context(AnalysisMixin):
             For an unknown spec or resources that cannot be provided.
         """
         ctx = cls(
-            executor=_make_executor(executor_spec, cpus=cpus, gpus=gpus), plot_class=plot_class
+            executor=_make_executor(
+                executor_spec,
+                cpus=cpus,
+                gpus=gpus,
+                snooze_timeout=snooze_timeout,
+                main_process_gpu=main_process_gpu,
+            ),
+            plot_class=plot_class,
         )
         ctx._finalizer = weakref.finalize(ctx, ctx.executor.close)
         return ctx
 
     # datasets -----------------------------------------------------------------
-    def load(self, filetype: str, *args, **kwargs) -> DataSet:
+    def load(self, filetype: str, *args, io_backend=None, **kwargs) -> DataSet:
         """Open a dataset.
 
         Parameters
         ----------
         filetype
-            ``'memory'``, ``'raw'``, ``'npy'`` or ``'auto'`` (detect from ``path``).
+            A format name (``'raw'``, ``'npy'``, ``'hdf5'``, ``'mib'``, ..., see
+            :func:`libertem.io.dataset.filetypes`), ``'memory'``, or ``'auto'``
+            (detect the format of ``path``).
         *args, **kwargs
-            Passed to the dataset class, e.g. ``path``, ``nav_shape``, ``sig_shape``,
-            ``dtype``, ``sync_offset``.
+            Passed to the dataset class, in its order: e.g. ``path``, ``nav_shape``,
+            ``sig_shape``, ``dtype``, ``sync_offset``.
+        io_backend
+            How to read the files: an :class:`~libertem.io.dataset.base.IOBackend`
+            (``MMapBackend()``, ``BufferedBackend()``, ``DirectBackend()``) or its id;
+            ``None``: the format's default.
 
         Raises
         ------
         DataSetException
             For an unknown filetype or data that cannot be read as described.
         """
-        if not isinstance(filetype, str):
-            raise DataSetException(f"filetype must be a string, got {type(filetype).__name__}")
-        if filetype.lower() == "auto":
-            path = kwargs.pop("path", args[0] if args else None)
-            if path is None:
-                raise DataSetException("filetype 'auto' needs a path")
-            cls, params = detect(os.fspath(path), self.executor)
-            kwargs = {**params, **kwargs}
-            args = ()
-        else:
-            cls = get_dataset_cls(filetype)
-        try:
-            dataset = cls(*args, **kwargs)
-        except TypeError as e:
-            raise DataSetException(f"{filetype}: invalid arguments: {e}") from e
-        dataset.set_num_workers(len(self.executor.get_available_workers().compute_workers()))
-        dataset = dataset.initialize(self.executor)
-        dataset.check_valid()
-        return dataset
+        if io_backend is not None:
+            kwargs["io_backend"] = io_backend
+        return load_dataset(filetype, *args, executor=self.executor, **kwargs)
 
     # running UDFs ---------------------------------------------------------------
     def run_udf(
         self,
         dataset: DataSet,
         udf: UDF | Sequence[UDF],
-        roi: np.ndarray | None = None,
-        progress: bool = False,
-        backends: Sequence[str] | None = None,
+        roi=None,
+        corrections=None,
+        progress: bool | ProgressReporter = False,
+        backends=None,
         plots=None,
-        sync: bool = True,
+        sync=True,
     ):
         """Run one UDF, or several in one pass over the data.
 
@@ -227,9 +271,17 @@ class Context(AnalysisMixin):
         udf
             A UDF, or a list or tuple of UDFs.
         roi
-            Boolean mask over the navigation axes; only selected frames are processed.
+            Which frames to process: a boolean mask over the navigation axes (dense,
+            or sparse: ``sparse.COO``, ``scipy.sparse``), the coordinates of one frame
+            (a tuple), or pairs ``(coordinates, selected)``.
+        corrections
+            A :class:`~libertem.corrections.CorrectionSet` (dark frame, gain map,
+            excluded pixels) applied to the data on the fly; by default the
+            dataset's own corrections, if it has any.
         progress
-            Show a progress bar.
+            ``True`` for a progress bar, or a
+            :class:`~libertem.common.progress.ProgressReporter` that receives the
+            progress.
         backends
             Restrict the array backends, e.g. ``('numpy',)``.
         plots
@@ -246,16 +298,22 @@ class Context(AnalysisMixin):
             per UDF; a single dict when ``udf`` is a single UDF.
         """
         udfs, single = self._udf_list(udf)
+        roi = normalize_roi(roi, dataset.shape.nav)
         if plots:
             return self._run_udf_with_plots(
-                dataset, udfs, single, roi, progress, backends, plots, sync
+                dataset, udfs, single, roi, progress, backends, plots, sync, corrections
             )
 
         def run():
             results = UDFRunner(udfs).run_for_dataset(
-                dataset, self.executor, roi=roi, progress=progress, backends=backends
+                dataset,
+                self.executor,
+                roi=roi,
+                progress=progress,
+                corrections=corrections,
+                backends=backends,
             )
-            return results[0] if single else results
+            return results.buffers[0] if single else results.buffers
 
         if sync:
             return run()
@@ -265,45 +323,62 @@ class Context(AnalysisMixin):
         self,
         dataset: DataSet,
         udf: UDF | Sequence[UDF],
-        roi: np.ndarray | None = None,
-        progress: bool = False,
-        backends: Sequence[str] | None = None,
+        roi=None,
+        corrections=None,
+        progress: bool | ProgressReporter = False,
+        backends=None,
         plots=None,
-        sync: bool = True,
-    ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
+        sync=True,
+    ) -> ResultGenerator | ResultAsyncGenerator:
         """Run UDFs, yielding partial results as partitions finish.
 
-        Yields :class:`~libertem.udf.runner.UDFResults` with ``.buffers`` (a tuple of
+        Yields :class:`~libertem.udf.results.UDFResults` with ``.buffers`` (a tuple of
         dicts, one per UDF) and ``.damage``; the last item holds the final results.
         Closing the generator cancels the remaining work. With ``sync=False`` this is
-        an async generator.
+        an async generator. The arguments are those of :meth:`run_udf`; the
+        generator's ``update_parameters_experimental`` changes UDF parameters while
+        the run goes on.
         """
         udfs, _ = self._udf_list(udf)
+        roi = normalize_roi(roi, dataset.shape.nav)
         plot_objects = self._prepare_plots(plots, dataset, udfs, roi)
-        gen = UDFRunner(udfs).run_for_dataset_iter(
-            dataset, self.executor, roi=roi, progress=progress, backends=backends
+        runner = UDFRunner(udfs)
+        gen = runner.run_for_dataset_sync(
+            dataset,
+            self.executor,
+            roi=roi,
+            progress=progress,
+            corrections=corrections,
+            backends=backends,
         )
         if sync:
-            return self._wrap_iter_with_plots(gen, plot_objects, sync=True)
-        return self._wrap_iter_with_plots(_iterate_in_thread(gen), plot_objects, sync=False)
+            return ResultGenerator(self._wrap_iter_with_plots(gen, plot_objects, True), runner)
+        agen = ResultAsyncGenerator(ResultGenerator(gen, runner))
+        if plot_objects:
+            return self._wrap_iter_with_plots(agen, plot_objects, False)
+        return agen
 
     def map(
         self,
         dataset: DataSet,
         f,
-        roi: np.ndarray | None = None,
-        progress: bool = False,
-        backends: Sequence[str] | None = None,
+        roi=None,
+        progress: bool | ProgressReporter = False,
+        corrections=None,
+        backends=None,
     ) -> BufferWrapper:
         """Apply ``f`` to every frame; return the ``kind='nav'`` result buffer.
 
         The result's per-frame shape and dtype are found by calling ``f`` on a
         frame of zeros. See :class:`~libertem.udf.auto.AutoUDF`.
         """
-        from libertem.udf.auto import AutoUDF
-
         return self.run_udf(
-            dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress, backends=backends
+            dataset=dataset,
+            udf=AutoUDF(f=f),
+            roi=roi,
+            progress=progress,
+            corrections=corrections,
+            backends=backends,
         )["result"]
 
     # lifecycle -----------------------------------------------------------------
@@ -326,3 +401,25 @@ class Context(AnalysisMixin):
         if isinstance(udf, (list, tuple)):
             return list(udf), False
         return [udf], True
+
+
+# executor names LiberTEM documents here; imported on first use (Dask is slow to import)
+_EXECUTOR_NAMES = {
+    "ConcurrentJobExecutor": "libertem.executor.concurrent",
+    "DaskJobExecutor": "libertem.executor.dask",
+    "DelayedJobExecutor": "libertem.executor.delayed",
+    "InlineJobExecutor": "libertem.executor.inline",
+    "PipelinedExecutor": "libertem.executor.pipelined",
+    "cluster_spec": "libertem.executor.dask",
+    "get_dask_integration_executor": "libertem.executor.integration",
+    "make_canonical": "libertem.executor.base",
+}
+
+
+def __getattr__(name: str):
+    module = _EXECUTOR_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

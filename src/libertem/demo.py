@@ -125,13 +125,13 @@ def main(out_dir: str = "demo-output") -> None:
 
     bf = results["bright field"].intensity.raw_data
     adf = results["annular dark field"].intensity.raw_data
-    field = results["centre of mass"].field.raw_data
+    field_y, field_x = results["centre of mass"].field.raw_data
     known_y, known_x = shift_field(NAV_SHAPE)
-    error = np.hypot(field[..., 0] - known_y, field[..., 1] - known_x)
+    error = np.hypot(field_y - known_y, field_x - known_x)
     frame = results["picked frame"].intensity.raw_data
     _save(out, "bright_field", bf, "bright field")
     _save(out, "annular_dark_field", adf, "annular dark field (the grain)")
-    _save(out, "com_magnitude", np.hypot(field[..., 0], field[..., 1]), "COM shift", "magma")
+    _save(out, "com_magnitude", np.hypot(field_y, field_x), "COM shift", "magma")
     _save(
         out,
         "com_divergence",

@@ -2,22 +2,21 @@
 Fourier) with named, visualizable results; created with ``Context.create_*_analysis``
 and run with ``Context.run``."""
 
-from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet
+from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet, BaseAnalysis
 from libertem.analysis.com import COMAnalysis
-from libertem.analysis.masks import (
-    DiskMaskAnalysis,
-    MasksAnalysis,
-    PointMaskAnalysis,
-    RingMaskAnalysis,
-)
-from libertem.analysis.pick import PickFrameAnalysis
+from libertem.analysis.disk import DiskMaskAnalysis
+from libertem.analysis.masks import MasksAnalysis
+from libertem.analysis.point import PointMaskAnalysis
 from libertem.analysis.radialfourier import RadialFourierAnalysis
+from libertem.analysis.raw import PickFrameAnalysis
+from libertem.analysis.ring import RingMaskAnalysis
 from libertem.analysis.sum import SumAnalysis
 
 __all__ = [
     "Analysis",
     "AnalysisResult",
     "AnalysisResultSet",
+    "BaseAnalysis",
     "COMAnalysis",
     "DiskMaskAnalysis",
     "MasksAnalysis",

@@ -1,153 +1,60 @@
-"""Analyses: ready-made UDF runs with named, visualizable results."""
+"""Analyses: a UDF plus the recipe that turns its results into named, visualized results."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from libertem.common.analysis import AnalysisResult, AnalysisResultSet
 from libertem.common.buffers import BufferWrapper
+from libertem.common.viz import rgb_from_2dvector, visualize_simple
 from libertem.udf.base import UDF
 
-__all__ = ["Analysis", "AnalysisResult", "AnalysisResultSet", "visualize_simple", "field_to_rgb"]
+if TYPE_CHECKING:
+    from libertem.analysis.helper import GeneratorHelper
+
+__all__ = [
+    "Analysis",
+    "BaseAnalysis",
+    "AnalysisResult",
+    "AnalysisResultSet",
+    "ProcedureProtocol",
+    "RPCContext",
+]
+
+# analysis type ids (as the web GUI names them) and the classes, imported when asked for
+_ANALYSIS_TYPES = {
+    "APPLY_DISK_MASK": ("libertem.analysis.disk", "DiskMaskAnalysis"),
+    "APPLY_RING_MASK": ("libertem.analysis.ring", "RingMaskAnalysis"),
+    "APPLY_POINT_SELECTOR": ("libertem.analysis.point", "PointMaskAnalysis"),
+    "CENTER_OF_MASS": ("libertem.analysis.com", "COMAnalysis"),
+    "SUM_FRAMES": ("libertem.analysis.sum", "SumAnalysis"),
+    "PICK_FRAME": ("libertem.analysis.raw", "PickFrameAnalysis"),
+    "RADIAL_FOURIER": ("libertem.analysis.radialfourier", "RadialFourierAnalysis"),
+}
 
 
-def visualize_simple(data: np.ndarray, logarithmic: bool = False) -> np.ndarray:
-    """Scale real data (magnitude for complex) to ``[0, 1]`` for display; NaN stays NaN.
+class RPCContext(Protocol):
+    """What a remote procedure of an analysis gets: the analysis and its latest results."""
 
-    Parameters
-    ----------
-    data
-        Any real or complex array.
-    logarithmic
-        Show ``log1p`` of the values shifted to start at 0.
-    """
-    arr = np.asarray(data)
-    arr = np.abs(arr) if arr.dtype.kind == "c" else arr.astype(np.float64)
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return np.zeros(arr.shape)
-    arr = arr - finite.min()
-    if logarithmic:
-        arr = np.log1p(arr)
-    top = np.nanmax(arr[np.isfinite(arr)]) if finite.size else 0.0
-    return arr / top if top > 0 else np.zeros(arr.shape)
+    analysis: Analysis
+    results: AnalysisResultSet | None
 
 
-def field_to_rgb(field_y: np.ndarray, field_x: np.ndarray) -> np.ndarray:
-    """Colour-wheel image of a 2D vector field: hue = direction, brightness = length.
+class ProcedureProtocol(Protocol):
+    """A remote procedure an analysis offers (see :meth:`Analysis.get_rpc_definitions`)."""
 
-    Returns
-    -------
-    numpy.ndarray
-        RGB image of shape ``(*field_y.shape, 3)``, values in ``[0, 1]``; black where NaN.
-    """
-    from matplotlib.colors import hsv_to_rgb
-
-    fy = np.asarray(field_y, dtype=np.float64)
-    fx = np.asarray(field_x, dtype=np.float64)
-    magnitude = np.hypot(fy, fx)
-    finite = np.isfinite(magnitude)
-    top = magnitude[finite].max() if finite.any() else 0.0
-    hue = (np.arctan2(fy, fx) / (2 * np.pi)) % 1.0
-    value = magnitude / top if top > 0 else np.zeros(magnitude.shape)
-    hsv = np.stack([hue, np.ones(hue.shape), value], axis=-1)
-    hsv[~finite] = 0.0
-    return hsv_to_rgb(hsv)
-
-
-class AnalysisResult:
-    """One result of an analysis.
-
-    Parameters
-    ----------
-    raw_data
-        The result values (navigation- or signal-shaped array).
-    visualized
-        An array ready to show (values in ``[0, 1]`` or an RGB image).
-    key
-        Name of the result in its :class:`AnalysisResultSet`.
-    title
-        Short human-readable title.
-    desc
-        Longer description.
-    """
-
-    def __init__(
-        self, raw_data: Any, visualized: np.ndarray, key: str, title: str, desc: str = ""
-    ):
-        self.raw_data = raw_data
-        self.visualized = visualized
-        self.key = key
-        self.title = title
-        self.desc = desc
-
-    def __array__(self, dtype=None, copy=None):
-        arr = np.asarray(self.raw_data)
-        return arr.astype(dtype) if dtype is not None else arr
-
-    def __repr__(self) -> str:
-        shape = getattr(self.raw_data, "shape", None)
-        return f"<AnalysisResult {self.key!r}: {self.title} shape={shape}>"
-
-
-class AnalysisResultSet:
-    """Results of an analysis, by key: ``results.intensity`` or ``results['intensity']``.
-
-    Integer indices and iteration follow the order of the results.
-
-    Parameters
-    ----------
-    results
-        The results.
-    raw_results
-        The UDF results they were made from (dict of buffers), if any.
-    """
-
-    def __init__(self, results: Sequence[AnalysisResult], raw_results: Any = None):
-        self.results = list(results)
-        self.raw_results = raw_results
-        self._by_key = {r.key: r for r in self.results}
-
-    def keys(self) -> list[str]:
-        """Keys of the results, in order."""
-        return [r.key for r in self.results]
-
-    def __getattr__(self, key: str) -> AnalysisResult:
-        if key.startswith("_") or key in ("results", "raw_results"):
-            raise AttributeError(key)
-        try:
-            return self._by_key[key]
-        except KeyError:
-            raise AttributeError(f"no result {key!r}; have {self.keys()}") from None
-
-    def __getitem__(self, key: str | int) -> AnalysisResult:
-        if isinstance(key, (int, np.integer)):
-            return self.results[key]
-        try:
-            return self._by_key[key]
-        except KeyError:
-            raise KeyError(f"no result {key!r}; have {self.keys()}") from None
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._by_key
-
-    def __iter__(self) -> Iterator[AnalysisResult]:
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __repr__(self) -> str:
-        return f"<AnalysisResultSet {self.keys()}>"
+    def __call__(self, comm: RPCContext) -> Awaitable[dict]: ...
 
 
 class Analysis:
-    """Base class of analyses: a UDF plus a way to turn its results into named results.
+    """Base class of analyses: a UDF and the recipe for its named results.
 
     Subclasses implement :meth:`get_udf` and :meth:`get_udf_results`; they may
-    override :meth:`get_roi` to restrict the frames processed.
+    override :meth:`get_roi` to restrict the frames processed, and
+    :meth:`get_template_helper` to generate code that does the same analysis.
 
     Parameters
     ----------
@@ -159,9 +66,48 @@ class Analysis:
 
     TYPE = "UDF"
 
-    def __init__(self, dataset, parameters: dict[str, Any] | None = None):
+    def __init__(self, dataset, parameters: dict):
         self.dataset = dataset
-        self.parameters = dict(parameters or {})
+        self.parameters = parameters
+
+    @classmethod
+    def get_analysis_by_type(cls, id_: str) -> type[Analysis]:
+        """The analysis class for a type id such as ``'APPLY_DISK_MASK'``.
+
+        Raises
+        ------
+        ValueError
+            For an unknown id.
+        """
+        import importlib
+
+        try:
+            module, name = _ANALYSIS_TYPES[id_]
+        except KeyError:
+            raise ValueError(
+                f"unknown analysis type {id_!r}; known: {', '.join(sorted(_ANALYSIS_TYPES))}"
+            ) from None
+        return getattr(importlib.import_module(module), name)
+
+    @classmethod
+    def get_template_helper(cls) -> type[GeneratorHelper]:
+        """The code generator for this analysis (see :mod:`libertem.analysis.helper`).
+
+        Raises
+        ------
+        NotImplementedError
+            If the analysis has none.
+        """
+        raise NotImplementedError(f"{cls.__name__} has no code template")
+
+    @classmethod
+    def get_rpc_definitions(cls) -> dict[str, type[ProcedureProtocol]]:
+        """Remote procedures the analysis offers, by name (none by default)."""
+        return {}
+
+    def get_parameters(self, parameters: dict) -> dict:
+        """Complete and check the parameters (defaults filled in); the identity here."""
+        return dict(parameters)
 
     def get_udf(self) -> UDF:
         """The UDF to run."""
@@ -172,10 +118,148 @@ class Analysis:
         return None
 
     def get_udf_results(
-        self, udf_results: dict[str, BufferWrapper], roi: np.ndarray | None
+        self,
+        udf_results: Mapping[str, BufferWrapper],
+        roi: np.ndarray | None,
+        damage,
     ) -> AnalysisResultSet:
-        """Turn the UDF's results into an :class:`AnalysisResultSet`."""
+        """Turn the UDF's results into an :class:`AnalysisResultSet`.
+
+        Parameters
+        ----------
+        udf_results
+            The UDF's result buffers (complete, or partial during a run).
+        roi
+            The ROI of the run.
+        damage
+            Boolean navigation mask of the frames processed so far (``True``: all).
+        """
         raise NotImplementedError()
+
+    def need_rerun(self, old_params: dict, new_params: dict) -> bool:
+        """Whether changing the parameters needs a new pass over the data.
+
+        If not, :meth:`get_udf_results` can make new results from the old UDF
+        results. By default, any change needs a rerun.
+        """
+        return old_params != new_params
+
+    def get_complex_results(
+        self, job_result, key_prefix, title, desc, damage, default_lin=True
+    ) -> list[AnalysisResult]:
+        """Results for a complex (or real) array: magnitude, log, parts, phase, colours.
+
+        Parameters
+        ----------
+        job_result
+            The array.
+        key_prefix, title, desc
+            Used for the keys, titles and descriptions of the results.
+        damage
+            Boolean mask of valid entries, or ``True``.
+        default_lin
+            Whether the result keyed ``key_prefix`` shows the magnitude linearly
+            (then ``{key_prefix}_log`` is logarithmic) or the other way round.
+
+        Returns
+        -------
+        list of AnalysisResult
+            For real data the linear and the logarithmic view; for complex data also
+            ``_real``, ``_imag``, ``_angle`` and ``_complex`` (a colour wheel).
+        """
+        data = np.asarray(job_result)
+        magnitude = np.abs(data)
+        lin_key, log_key = (key_prefix, f"{key_prefix}_log")
+        if not default_lin:
+            lin_key, log_key = (f"{key_prefix}_lin", key_prefix)
+        results = [
+            AnalysisResult(
+                raw_data=magnitude if data.dtype.kind == "c" else data,
+                visualized=_deferred(visualize_simple, magnitude, damage=damage),
+                key=lin_key,
+                title=f"{title} [magn]" if data.dtype.kind == "c" else title,
+                desc=f"{desc} [magn]" if data.dtype.kind == "c" else desc,
+            ),
+            AnalysisResult(
+                raw_data=magnitude if data.dtype.kind == "c" else data,
+                visualized=_deferred(visualize_simple, magnitude, logarithmic=True, damage=damage),
+                key=log_key,
+                title=f"{title} [log]",
+                desc=f"{desc} [log]",
+            ),
+        ]
+        if data.dtype.kind != "c":
+            return results
+        for suffix, part in (("real", data.real), ("imag", data.imag), ("angle", np.angle(data))):
+            results.append(
+                AnalysisResult(
+                    raw_data=part,
+                    visualized=_deferred(visualize_simple, part, damage=damage),
+                    key=f"{key_prefix}_{suffix}",
+                    title=f"{title} [{suffix}]",
+                    desc=f"{desc} [{suffix}]",
+                )
+            )
+        results.append(
+            AnalysisResult(
+                raw_data=data,
+                visualized=_deferred(rgb_from_2dvector, data.imag, data.real),
+                key=f"{key_prefix}_complex",
+                title=f"{title} [complex]",
+                desc=f"{desc} [complex: hue is the phase, brightness the magnitude]",
+            )
+        )
+        return results
+
+    async def controller(
+        self,
+        cancel_id,
+        executor,
+        job_is_cancelled: Callable[[], bool],
+        send_results: Callable[[AnalysisResultSet, bool], Awaitable[Any]],
+    ):
+        """Run the analysis on ``executor``, sending results as partitions finish.
+
+        Parameters
+        ----------
+        cancel_id
+            Identifies the run for cancelling it through the executor.
+        executor
+            The executor to run on.
+        job_is_cancelled
+            Called between partial results; when it returns True, the run stops.
+        send_results
+            Awaited with ``(results, finished)`` for every partial result and, with
+            ``finished=True``, for the final one.
+
+        Returns
+        -------
+        AnalysisResultSet or None
+            The final results; ``None`` if the run was cancelled.
+        """
+        from libertem.udf.runner import UDFRunner
+
+        roi = self.get_roi()
+        runner = UDFRunner([self.get_udf()])
+        agen = runner.run_for_dataset_async(self.dataset, executor, cancel_id, roi=roi)
+        last = None
+        try:
+            async for item in agen:
+                if job_is_cancelled():
+                    return None
+                if last is not None:
+                    await send_results(self._results_of(last, roi), False)
+                last = item
+        finally:
+            await agen.aclose()
+        results = self._results_of(last, roi)
+        await send_results(results, True)
+        return results
+
+    def _results_of(self, item, roi) -> AnalysisResultSet:
+        damage = item.damage
+        damage = np.asarray(getattr(damage, "data", damage), dtype=bool)
+        return self.get_udf_results(item.buffers[0], roi, damage)
 
     @property
     def sig_shape(self) -> tuple[int, ...]:
@@ -189,3 +273,28 @@ class Analysis:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.parameters}>"
+
+
+def _deferred(func, *args, **kwargs):
+    """A callable that makes an image when a result's ``visualized`` is first read."""
+
+    def make():
+        return func(*args, **kwargs)
+
+    return make
+
+
+class BaseAnalysis(Analysis):
+    """Analyses whose parameters are completed by :meth:`get_parameters` on creation.
+
+    Parameters
+    ----------
+    dataset
+        The dataset to analyse.
+    parameters
+        The given parameters; :attr:`parameters` holds them completed.
+    """
+
+    def __init__(self, dataset, parameters: dict):
+        super().__init__(dataset, parameters)
+        self.parameters = self.get_parameters(dict(parameters))

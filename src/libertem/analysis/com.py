@@ -1,95 +1,255 @@
-"""Centre of mass (differential phase contrast), as an analysis over CoMUDF."""
+"""Centre of mass (differential phase contrast) as an analysis over three masks."""
 
 from __future__ import annotations
 
-from libertem.analysis.base import (
-    Analysis,
-    AnalysisResult,
-    AnalysisResultSet,
-    field_to_rgb,
-    visualize_simple,
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from libertem import masks
+from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.helper import GeneratorHelper
+from libertem.analysis.masks import BaseMasksAnalysis, given, sig_center, with_roi
+from libertem.common.viz import rgb_from_2dvector, visualize_simple
+from libertem.udf.com_fields import (
+    GuessResult,
+    apply_correction,
+    center_shifts,
+    com_masks_factory,
+    com_masks_generic,
+    coordinate_check,
+    curl_2d,
+    divergence,
+    guess_corrections,
+    magnitude,
 )
-from libertem.udf.com import CoMUDF
 
-__all__ = ["COMAnalysis"]
+if TYPE_CHECKING:
+    from libertem.analysis.base import RPCContext
+
+__all__ = [
+    "COMAnalysis",
+    "COMResultSet",
+    "ComTemplate",
+    "ParameterGuessProc",
+    "AnalysisResult",
+    "AnalysisResultSet",
+    "BaseAnalysis",
+    "BaseMasksAnalysis",
+    "GeneratorHelper",
+    "GuessResult",
+    "apply_correction",
+    "center_shifts",
+    "com_masks_factory",
+    "com_masks_generic",
+    "coordinate_check",
+    "curl_2d",
+    "divergence",
+    "guess_corrections",
+    "magnitude",
+]
+
+# only these parameters shape the masks; the others act on the mask results
+_MASK_PARAMS = ("cx", "cy", "r", "ri")
 
 
-class COMAnalysis(Analysis):
-    """Centre-of-mass shifts of each frame within a disk, and what follows from them.
+class COMResultSet(AnalysisResultSet):
+    """Results of :class:`COMAnalysis`: ``field``, ``magnitude``, ``divergence``,
+    ``curl``, ``x``, ``y``."""
+
+
+class ComTemplate(GeneratorHelper):
+    """Code for :class:`COMAnalysis`."""
+
+    short_name = "com"
+    api = "create_com_analysis"
+    api_params = {
+        "cx": "cx",
+        "cy": "cy",
+        "r": "mask_radius",
+        "ri": "mask_radius_inner",
+        "flip_y": "flip_y",
+        "scan_rotation": "scan_rotation",
+    }
+
+    def convert_params(self) -> str:
+        params = dict(self.params)
+        if params.get("r") == float("inf"):
+            params["r"] = None  # the default: the whole frame
+        if not params.get("ri"):
+            params["ri"] = None
+        helper = GeneratorHelper(params)
+        helper.api_params = self.api_params
+        return helper.convert_params()
+
+    def get_dependency(self) -> list[str]:
+        return [*super().get_dependency(), "from libertem.viz import rgb_from_2dvector"]
+
+    def get_docs(self) -> str:
+        return self.format_docs(
+            "Centre of mass",
+            "The shift of the centre of mass of each frame within the mask from the "
+            "reference ``(cx, cy)``, corrected by ``flip_y`` and ``scan_rotation``. "
+            "Results: ``field`` (y and x shift), ``magnitude``, ``divergence``, ``curl``.",
+        )
+
+    def get_plot(self) -> list[str]:
+        r = self.result_name
+        return [
+            f"field_y, field_x = {r}.field.raw_data\n"
+            "fig, axes = plt.subplots()\n"
+            "axes.set_title('field')\n"
+            "axes.imshow(rgb_from_2dvector(field_y, field_x))",
+            f"for key in ('magnitude', 'divergence', 'curl'):\n"
+            "    fig, axes = plt.subplots()\n"
+            "    axes.set_title(key)\n"
+            f"    axes.imshow({r}[key].raw_data)",
+        ]
+
+    def get_save(self) -> str:
+        r = self.result_name
+        return (
+            f"np.save('com_field_y.npy', {r}.y.raw_data)\n"
+            f"np.save('com_field_x.npy', {r}.x.raw_data)\n"
+            f"np.save('com_divergence.npy', {r}.divergence.raw_data)\n"
+            f"np.save('com_curl.npy', {r}.curl.raw_data)"
+        )
+
+
+class ParameterGuessProc:
+    """Remote procedure of :class:`COMAnalysis`: guess the corrections from its results.
+
+    Called with an :class:`~libertem.analysis.base.RPCContext` whose ``results`` are
+    the analysis' latest results; answers with the corrections of
+    :func:`~libertem.udf.com_fields.guess_corrections` and the improved reference.
+    """
+
+    async def __call__(self, comm: RPCContext) -> dict:
+        results = comm.results
+        if results is None:
+            return {"status": "error", "message": "run the analysis first"}
+        p = comm.analysis.parameters
+        raw_y, raw_x = results.raw_shifts
+        guess = guess_corrections(raw_y, raw_x)
+        return {
+            "status": "ok",
+            "guess": {
+                "scan_rotation": guess.scan_rotation,
+                "flip_y": guess.flip_y,
+                "cy": p["cy"] + guess.cy,
+                "cx": p["cx"] + guess.cx,
+            },
+        }
+
+
+class COMAnalysis(BaseMasksAnalysis):
+    """Centre-of-mass shifts of each frame within a disk (or ring), and what follows.
+
+    Applies three masks (the selection, and the selection times the row and the
+    column coordinate) and computes the shifts from them with
+    :func:`~libertem.udf.com_fields.center_shifts`; see also
+    :class:`~libertem.udf.com.CoMUDF`, which does this as one UDF.
 
     Parameters
     ----------
     dataset
         The dataset.
-    cx, cy
-        Reference position on the detector (column, row).
-    mask_radius
-        Radius of the disk around ``(cx, cy)`` taken into account; ``None``: whole frame.
-    flip_y, scan_rotation
-        Correction from detector to scan coordinates (rotation in degrees), see
-        :func:`libertem.udf.com.apply_correction`.
+    parameters
+        ``cx``, ``cy`` (reference, default the detector centre ``sig_shape / 2``),
+        ``r`` (radius of the disk, default: the whole frame), ``ri`` (inner radius
+        of a ring, default 0), ``flip_y`` and ``scan_rotation`` (degrees), see
+        :func:`~libertem.udf.com_fields.apply_correction`.
 
     Notes
     -----
-    Results: ``field`` (``raw_data`` of shape ``(*nav, 2)`` holding the corrected
-    ``(y, x)`` shift; visualized as a colour wheel), ``magnitude``, ``divergence`` and
-    ``curl`` (2D scans only), ``x`` and ``y`` (the corrected shift components).
+    Results (nav-shaped): ``field`` (``raw_data`` is the tuple ``(y, x)`` of the
+    corrected shifts, ``visualized`` a colour wheel), ``magnitude``,
+    ``divergence`` and ``curl`` (zero unless the scan is 2D), ``x`` and ``y``. The
+    result set also has ``raw_shifts``, the uncorrected ``(y, x)`` shifts.
     """
 
-    def __init__(
-        self,
-        dataset,
-        cx: float | None = None,
-        cy: float | None = None,
-        mask_radius: float | None = None,
-        flip_y: bool = False,
-        scan_rotation: float = 0.0,
-    ):
-        super().__init__(
-            dataset,
+    TYPE = "UDF"
+
+    def get_parameters(self, parameters: dict) -> dict:
+        cy, cx = sig_center(self)
+        return with_roi(
+            parameters,
             {
-                "cx": cx,
-                "cy": cy,
-                "r": mask_radius,
-                "flip_y": flip_y,
-                "scan_rotation": scan_rotation,
+                "cx": given(parameters, "cx", cx),
+                "cy": given(parameters, "cy", cy),
+                "r": given(parameters, "r", float("inf")),
+                "ri": given(parameters, "ri", 0.0),
+                "flip_y": bool(parameters.get("flip_y", False)),
+                "scan_rotation": float(given(parameters, "scan_rotation", 0.0)),
             },
         )
 
-    def get_udf(self) -> CoMUDF:
+    def get_mask_factories(self):
+        if len(self.sig_shape) != 2:
+            raise ValueError(f"COM needs 2D frames, the dataset has signal shape {self.sig_shape}")
+        sy, sx = self.sig_shape
         p = self.parameters
-        return CoMUDF(
-            cx=p["cx"], cy=p["cy"], r=p["r"], flip_y=p["flip_y"], scan_rotation=p["scan_rotation"]
-        )
+        if p["ri"]:
+            base = functools.partial(masks.ring, p["cx"], p["cy"], sx, sy, p["r"], p["ri"])
+        else:
+            base = functools.partial(masks.circular, p["cx"], p["cy"], sx, sy, p["r"])
+        return com_masks_generic(sy, sx, base)
 
-    def get_udf_results(self, udf_results, roi) -> AnalysisResultSet:
-        fy = udf_results["field_y"].data
-        fx = udf_results["field_x"].data
-        results = [
-            AnalysisResult(
-                raw_data=udf_results["field"].data,
-                visualized=field_to_rgb(fy, fx),
-                key="field",
-                title="field",
-                desc="corrected centre-of-mass shift (y, x); hue: direction, brightness: length",
-            ),
-            AnalysisResult(
-                raw_data=udf_results["magnitude"].data,
-                visualized=visualize_simple(udf_results["magnitude"].data),
-                key="magnitude",
-                title="magnitude",
-                desc="length of the centre-of-mass shift",
-            ),
-        ]
-        for key, desc in (
-            ("divergence", "divergence of the field"),
-            ("curl", "curl of the field"),
-        ):
-            if key in udf_results:
-                data = udf_results[key].data
-                results.append(AnalysisResult(data, visualize_simple(data), key, key, desc))
-        results += [
-            AnalysisResult(fx, visualize_simple(fx), "x", "x shift", "corrected x shift"),
-            AnalysisResult(fy, visualize_simple(fy), "y", "y shift", "corrected y shift"),
-        ]
-        return AnalysisResultSet(results, raw_results=udf_results)
+    def get_use_sparse(self):
+        return False
+
+    def get_udf_results(self, udf_results, roi, damage):
+        data = udf_results["intensity"].data
+        return self.get_generic_results(data[..., 0], data[..., 1], data[..., 2], damage)
+
+    def get_generic_results(self, img_sum, img_y, img_x, damage) -> COMResultSet:
+        """Results from the nav-shaped mask sum and first moments."""
+        p = self.parameters
+        raw_y, raw_x = center_shifts(img_sum, img_y, img_x, p["cy"], p["cx"])
+        y, x = apply_correction(raw_y, raw_x, p["scan_rotation"], p["flip_y"])
+        if y.ndim == 2:
+            div, curl = divergence(y, x), curl_2d(y, x)
+        else:
+            div, curl = np.zeros(y.shape), np.zeros(y.shape)
+        mag = magnitude(y, x)
+        if damage is not None and damage is not True:
+            damage = np.asarray(damage, dtype=bool).reshape(y.shape)
+        damage = np.isfinite(mag) if damage is None or damage is True else damage
+
+        def simple(values):
+            return lambda: visualize_simple(values, damage=damage)
+
+        results = COMResultSet(
+            [
+                AnalysisResult(
+                    raw_data=(y, x),
+                    visualized=lambda: rgb_from_2dvector(y, x),
+                    title="field",
+                    desc="corrected centre-of-mass shift; hue: direction, brightness: length",
+                    key="field",
+                    include_in_download=False,
+                ),
+                AnalysisResult(mag, simple(mag), "magnitude", "length of the shift", "magnitude"),
+                AnalysisResult(
+                    div, simple(div), "divergence", "divergence of the field", "divergence"
+                ),
+                AnalysisResult(curl, simple(curl), "curl", "curl of the field", "curl"),
+                AnalysisResult(x, simple(x), "x", "x component of the shift", "x"),
+                AnalysisResult(y, simple(y), "y", "y component of the shift", "y"),
+            ]
+        )
+        results.raw_shifts = (raw_y, raw_x)
+        return results
+
+    def need_rerun(self, old_params: dict, new_params: dict) -> bool:
+        """Only the mask geometry needs new data; flip and rotation act on the results."""
+        return any(old_params.get(k) != new_params.get(k) for k in _MASK_PARAMS)
+
+    @classmethod
+    def get_rpc_definitions(cls):
+        return {"guess": ParameterGuessProc}
+
+    @classmethod
+    def get_template_helper(cls):
+        return ComTemplate

@@ -1,32 +1,58 @@
-"""The analysis part of :class:`libertem.api.Context`: ``create_*_analysis``, ``run``, export."""
+"""The analysis part of :class:`libertem.api.Context`: ``create_*_analysis``, ``run``,
+``display``, live plots and dataset export."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from libertem.analysis.base import Analysis, AnalysisResultSet
 from libertem.analysis.com import COMAnalysis
+from libertem.analysis.disk import DiskMaskAnalysis
 from libertem.analysis.export import export_dataset as _export_dataset
-from libertem.analysis.masks import (
-    DiskMaskAnalysis,
-    MasksAnalysis,
-    PointMaskAnalysis,
-    RingMaskAnalysis,
-)
-from libertem.analysis.pick import PickFrameAnalysis
+from libertem.analysis.masks import MasksAnalysis
+from libertem.analysis.point import PointMaskAnalysis
 from libertem.analysis.radialfourier import RadialFourierAnalysis
+from libertem.analysis.raw import PickFrameAnalysis
+from libertem.analysis.ring import RingMaskAnalysis
 from libertem.analysis.sum import SumAnalysis
 
 __all__ = ["AnalysisMixin"]
 
 
-class AnalysisMixin:
-    """Analyses and dataset export, mixed into :class:`libertem.api.Context`.
+def _given(**kwargs) -> dict:
+    """The keyword arguments that are not ``None``."""
+    return {k: v for k, v in kwargs.items() if v is not None}
 
-    Relies on the Context's ``run_udf``.
+
+def _dense_roi(roi, nav_shape: tuple[int, ...]) -> np.ndarray | None:
+    """A navigation-shaped boolean mask from the ROI forms ``run_udf`` accepts: a
+    (dense or sparse) mask, the coordinates of one frame, or ``(coordinates,
+    selected)`` pairs."""
+    from libertem.common.sparse import is_sparse, to_dense
+
+    if roi is None:
+        return None
+    if is_sparse(roi):
+        return to_dense(roi).astype(bool).reshape(nav_shape)
+    if isinstance(roi, tuple) and all(isinstance(c, (int, np.integer)) for c in roi):
+        mask = np.zeros(nav_shape, dtype=bool)
+        mask[roi] = True
+        return mask
+    if isinstance(roi, (list, tuple)) and roi and isinstance(roi[0], (list, tuple)):
+        mask = np.zeros(nav_shape, dtype=bool)
+        for coords, selected in roi:
+            mask[tuple(coords)] = bool(selected)
+        return mask
+    return np.asarray(roi).astype(bool).reshape(nav_shape)
+
+
+class AnalysisMixin:
+    """Analyses, live plots and dataset export, mixed into :class:`libertem.api.Context`.
+
+    Relies on the Context's ``run_udf`` and ``run_udf_iter``.
     """
 
     # live plots ---------------------------------------------------------------
@@ -47,15 +73,16 @@ class AnalysisMixin:
 
     def _prepare_plots(self, plots, dataset, udfs, roi) -> list:
         """Plot objects for the ``plots`` argument of ``run_udf``/``run_udf_iter``."""
-        from libertem.viz.base import prepare_plots
+        from libertem.viz.run_hooks import prepare_plots
 
-        if roi is not None:
-            roi = np.asarray(roi, dtype=bool).reshape(tuple(dataset.shape.nav))
+        if not plots:
+            return []
+        roi = _dense_roi(roi, tuple(dataset.shape.nav))
         return prepare_plots(plots, dataset, udfs, roi, self.plot_class)
 
     def _wrap_iter_with_plots(self, gen, plot_objects: list, sync: bool):
         """Pass a result generator through the live plots (sync or async)."""
-        from libertem.viz.base import wrap_aiter_with_plots, wrap_iter_with_plots
+        from libertem.viz.run_hooks import wrap_aiter_with_plots, wrap_iter_with_plots
 
         if not plot_objects:
             return gen
@@ -63,11 +90,15 @@ class AnalysisMixin:
             return wrap_iter_with_plots(gen, plot_objects)
         return wrap_aiter_with_plots(gen, plot_objects)
 
-    def _run_udf_with_plots(self, dataset, udfs, single, roi, progress, backends, plots, sync):
+    def _run_udf_with_plots(
+        self, dataset, udfs, single, roi, progress, backends, plots, sync, corrections=None
+    ):
         """``run_udf`` with live plots: iterate partial results, return the final ones."""
         kwargs = dict(
             dataset=dataset, udf=udfs, roi=roi, progress=progress, backends=backends, plots=plots
         )
+        if corrections is not None:
+            kwargs["corrections"] = corrections
 
         def pick(final):
             return final.buffers[0] if single else final.buffers
@@ -86,15 +117,40 @@ class AnalysisMixin:
 
         return run_async()
 
+    def display(self, dataset, udf, roi=None):
+        """What ``udf`` would produce on ``dataset``: its result buffers, without running.
+
+        Parameters
+        ----------
+        dataset
+            The dataset.
+        udf
+            The UDF.
+        roi
+            A ROI, as for ``run_udf``.
+
+        Returns
+        -------
+        libertem.viz.info.UDFInfo
+            Shows as a table of the buffers (name, kind, shape, dtype, use) in Jupyter
+            and as text in a console; ``.rows`` has the same as dicts.
+        """
+        from libertem.viz.base import declared_buffers
+        from libertem.viz.info import UDFInfo
+
+        nav_shape = tuple(dataset.shape.nav)
+        buffers = declared_buffers(dataset, udf, _dense_roi(roi, nav_shape))
+        return UDFInfo(type(udf).__name__, buffers, nav_shape, tuple(dataset.shape.sig))
+
     # analyses -----------------------------------------------------------------
     def create_mask_analysis(
         self,
-        factories: Callable | Sequence[Callable],
+        factories: Callable | Iterable[Callable],
         dataset,
         use_sparse: bool | str | None = None,
         mask_count: int | None = None,
         mask_dtype=None,
-        preferred_dtype=None,
+        dtype=None,
     ) -> MasksAnalysis:
         """Apply masks to every frame; results ``mask_0``, ``mask_1``, ...
 
@@ -105,38 +161,54 @@ class AnalysisMixin:
             returning a stack of masks.
         dataset
             The dataset.
-        use_sparse, mask_count, mask_dtype, preferred_dtype
+        use_sparse, mask_count, mask_dtype
             See :class:`~libertem.udf.masks.ApplyMasksUDF`.
+        dtype
+            Preferred input dtype.
         """
         return MasksAnalysis(
-            dataset,
-            factories,
-            use_sparse=use_sparse,
-            mask_count=mask_count,
-            mask_dtype=mask_dtype,
-            preferred_dtype=preferred_dtype,
+            dataset=dataset,
+            parameters={
+                "factories": factories,
+                **_given(
+                    use_sparse=use_sparse,
+                    mask_count=mask_count,
+                    mask_dtype=mask_dtype,
+                    dtype=dtype,
+                ),
+            },
         )
 
-    def create_disk_analysis(self, dataset, cx: float, cy: float, r: float) -> DiskMaskAnalysis:
+    def create_disk_analysis(
+        self, dataset, cx: float | None = None, cy: float | None = None, r: float | None = None
+    ) -> DiskMaskAnalysis:
         """Sum each frame within a disk of radius ``r`` around ``(cx, cy)``; result
-        ``intensity``."""
-        return DiskMaskAnalysis(dataset, cx=cx, cy=cy, r=r)
+        ``intensity``. Defaults: the detector centre and a quarter of its smaller side."""
+        return DiskMaskAnalysis(dataset=dataset, parameters=_given(cx=cx, cy=cy, r=r))
 
     def create_ring_analysis(
-        self, dataset, cx: float, cy: float, ri: float, ro: float
+        self,
+        dataset,
+        cx: float | None = None,
+        cy: float | None = None,
+        ri: float | None = None,
+        ro: float | None = None,
     ) -> RingMaskAnalysis:
         """Sum each frame within the ring ``ri < r <= ro`` around ``(cx, cy)``; result
-        ``intensity``."""
-        return RingMaskAnalysis(dataset, cx=cx, cy=cy, ri=ri, ro=ro)
+        ``intensity``. Defaults: the detector centre, ``ro`` half its smaller side,
+        ``ri = 0.8 * ro``."""
+        return RingMaskAnalysis(dataset=dataset, parameters=_given(cx=cx, cy=cy, ri=ri, ro=ro))
 
-    def create_point_analysis(self, dataset, x: int, y: int) -> PointMaskAnalysis:
+    def create_point_analysis(
+        self, dataset, x: int | None = None, y: int | None = None
+    ) -> PointMaskAnalysis:
         """The value of detector pixel (column ``x``, row ``y``) in each frame; result
-        ``intensity``."""
-        return PointMaskAnalysis(dataset, x=x, y=y)
+        ``intensity``. Default: the detector centre."""
+        return PointMaskAnalysis(dataset=dataset, parameters=_given(x=x, y=y))
 
     def create_sum_analysis(self, dataset) -> SumAnalysis:
         """Sum of all frames; result ``intensity`` (signal-shaped)."""
-        return SumAnalysis(dataset)
+        return SumAnalysis(dataset=dataset, parameters={})
 
     def create_com_analysis(
         self,
@@ -145,56 +217,45 @@ class AnalysisMixin:
         cy: float | None = None,
         mask_radius: float | None = None,
         flip_y: bool = False,
+        mask_radius_inner: float | None = None,
         scan_rotation: float = 0.0,
     ) -> COMAnalysis:
         """Centre of mass of each frame within ``mask_radius`` of ``(cx, cy)``.
 
         Results ``field``, ``magnitude``, ``divergence``, ``curl``, ``x``, ``y``; see
-        :class:`~libertem.analysis.com.COMAnalysis`. ``scan_rotation`` is in degrees.
+        :class:`~libertem.analysis.com.COMAnalysis`. ``mask_radius_inner`` makes
+        the mask a ring; ``scan_rotation`` is in degrees.
         """
-        return COMAnalysis(
-            dataset,
-            cx=cx,
-            cy=cy,
-            mask_radius=mask_radius,
-            flip_y=flip_y,
-            scan_rotation=scan_rotation,
-        )
+        parameters = _given(cx=cx, cy=cy, r=mask_radius, ri=mask_radius_inner)
+        parameters.update(flip_y=flip_y, scan_rotation=scan_rotation)
+        return COMAnalysis(dataset=dataset, parameters=parameters)
 
     def create_pick_analysis(
         self, dataset, x: int, y: int | None = None, z: int | None = None
     ) -> PickFrameAnalysis:
         """The frame at scan position (column ``x``, row ``y``; ``z`` for a 3D scan);
         result ``intensity``."""
-        return PickFrameAnalysis(dataset, x=x, y=y, z=z)
+        return PickFrameAnalysis(dataset=dataset, parameters=_given(x=x, y=y, z=z))
 
     def create_radial_fourier_analysis(
         self,
         dataset,
-        cx: float,
-        cy: float,
-        ri: float,
-        ro: float,
-        n_bins: int = 1,
-        max_order: int = 8,
-        use_sparse: bool | str | None = None,
+        cx: float | None = None,
+        cy: float | None = None,
+        ri: float | None = None,
+        ro: float | None = None,
+        n_bins: int | None = None,
+        max_order: int | None = None,
+        use_sparse: bool | None = None,
     ) -> RadialFourierAnalysis:
         """Angular Fourier coefficients on ``n_bins`` rings between ``ri`` and ``ro``;
         see :class:`~libertem.analysis.radialfourier.RadialFourierAnalysis`."""
-        return RadialFourierAnalysis(
-            dataset,
-            cx=cx,
-            cy=cy,
-            ri=ri,
-            ro=ro,
-            n_bins=n_bins,
-            max_order=max_order,
-            use_sparse=use_sparse,
+        parameters = _given(
+            cx=cx, cy=cy, ri=ri, ro=ro, n_bins=n_bins, max_order=max_order, use_sparse=use_sparse
         )
+        return RadialFourierAnalysis(dataset=dataset, parameters=parameters)
 
-    def run(
-        self, job: Analysis, roi: np.ndarray | None = None, progress: bool = False
-    ) -> AnalysisResultSet:
+    def run(self, job: Analysis, roi=None, progress=False, corrections=None) -> AnalysisResultSet:
         """Run an analysis and return its results.
 
         Parameters
@@ -202,10 +263,12 @@ class AnalysisMixin:
         job
             An analysis from one of the ``create_*_analysis`` methods.
         roi
-            Boolean mask over the navigation axes; combined (logical and) with the
-            analysis' own ROI, if it has one.
+            Boolean mask over the navigation axes (or another ROI form of
+            ``run_udf``); combined (logical and) with the analysis' own ROI.
         progress
-            Show a progress bar.
+            Show a progress bar (or pass a progress reporter).
+        corrections
+            Corrections to apply to the data, as for ``run_udf``.
 
         Returns
         -------
@@ -215,20 +278,24 @@ class AnalysisMixin:
         """
         if not isinstance(job, Analysis):
             raise TypeError(f"run() expects an analysis, got {type(job).__name__}")
+        if job.TYPE != "UDF":
+            raise TypeError(f"cannot run analyses of TYPE {job.TYPE!r}, only 'UDF'")
+        nav_shape = tuple(job.dataset.shape.nav)
         own = job.get_roi()
-        if own is not None and roi is not None:
-            roi = np.logical_and(own, np.asarray(roi, dtype=bool).reshape(own.shape))
-        elif own is not None:
-            roi = own
-        udf_results = self.run_udf(
-            dataset=job.dataset, udf=job.get_udf(), roi=roi, progress=progress
-        )
-        return job.get_udf_results(udf_results, roi)
+        roi = _dense_roi(roi, nav_shape)
+        if own is not None:
+            own = np.asarray(own, dtype=bool).reshape(nav_shape)
+            roi = own if roi is None else own & roi
+        kwargs = dict(dataset=job.dataset, udf=job.get_udf(), roi=roi, progress=progress)
+        if corrections is not None:
+            kwargs["corrections"] = corrections
+        udf_results = self.run_udf(**kwargs)
+        return job.get_udf_results(udf_results=udf_results, roi=roi, damage=True)
 
     def export_dataset(
         self,
         dataset,
-        path: str | os.PathLike,
+        path: str | os.PathLike | None = None,
         roi: np.ndarray | None = None,
         progress: bool = False,
         overwrite: bool = False,
@@ -242,7 +309,9 @@ class AnalysisMixin:
             The dataset.
         path
             Target file. A ``.npy`` suffix writes NumPy's format (``numpy.load`` reads
-            it), anything else raw C-ordered binary in the dataset's dtype.
+            it), a ``.zarr`` suffix or an existing directory a Zarr array chunked along
+            the navigation axes (see :func:`libertem.io.export.export_zarr`), anything
+            else raw C-ordered binary in the dataset's dtype.
         roi
             Write only the selected frames, as a stack ``(n_selected, *sig_shape)``.
             Without ROI the file has the dataset's full shape.
@@ -251,7 +320,7 @@ class AnalysisMixin:
         overwrite
             Replace an existing file.
         format
-            ``'npy'`` or ``'raw'`` to override the choice by suffix.
+            ``'npy'``, ``'raw'`` or ``'zarr'`` to override the choice by suffix.
 
         Returns
         -------
@@ -263,6 +332,8 @@ class AnalysisMixin:
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
+        if path is None:
+            raise TypeError("export_dataset() needs a path")
         return _export_dataset(
             self, dataset, path, roi=roi, progress=progress, overwrite=overwrite, format=format
         )

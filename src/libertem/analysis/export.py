@@ -67,10 +67,14 @@ def export_dataset(
 ) -> str:
     """Write ``dataset`` to ``path`` as ``.npy`` or raw binary; see ``Context.export_dataset``."""
     path = os.fspath(path)
+    from libertem.io.export import export_zarr, is_zarr_target
+
+    if format == "zarr" or (format is None and is_zarr_target(path)):
+        return export_zarr(ctx, dataset, path, roi=roi, progress=progress, overwrite=overwrite)
     if format is None:
         format = "npy" if path.lower().endswith(".npy") else "raw"
     if format not in ("npy", "raw"):
-        raise ValueError(f"format must be 'npy' or 'raw', got {format!r}")
+        raise ValueError(f"format must be 'npy', 'raw' or 'zarr', got {format!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     shape = dataset.shape

@@ -1,154 +1,221 @@
-"""Virtual-detector analyses: arbitrary masks, disk, ring and point, via ApplyMasksUDF."""
+"""Virtual-detector analyses over ApplyMasksUDF: the base, arbitrary masks, single masks."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-
 import numpy as np
-import sparse
 
 from libertem import masks
-from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet, visualize_simple
+from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.common.viz import visualize_simple
 from libertem.udf.masks import ApplyMasksUDF
 
-__all__ = ["MasksAnalysis", "DiskMaskAnalysis", "RingMaskAnalysis", "PointMaskAnalysis"]
+__all__ = [
+    "BaseMasksAnalysis",
+    "MasksAnalysis",
+    "SingleMaskAnalysis",
+    "MasksResultSet",
+    "SingleMaskResultSet",
+    "get_roi",
+    "AnalysisResult",
+    "AnalysisResultSet",
+    "ApplyMasksUDF",
+    "BaseAnalysis",
+]
 
 
-def _point_mask(x: int, y: int, imageSizeX: int, imageSizeY: int) -> sparse.COO:
-    """A sparse mask with a single 1 at row ``y``, column ``x``."""
-    return sparse.COO(
-        np.array([[y], [x]]), np.array([1.0], dtype=np.float32), shape=(imageSizeY, imageSizeX)
-    )
+class MasksResultSet(AnalysisResultSet):
+    """Results of :class:`MasksAnalysis`: ``mask_0``, ``mask_1``, ..."""
 
 
-class MasksAnalysis(Analysis):
-    """Apply masks to every frame; results ``mask_0``, ``mask_1``, ... (nav-shaped).
+class SingleMaskResultSet(AnalysisResultSet):
+    """Results of a single-mask analysis: ``intensity`` (more keys for complex masks)."""
+
+
+def get_roi(params: dict, shape) -> np.ndarray | None:
+    """A navigation ROI from the ``'roi'`` entry of analysis parameters.
+
+    Parameters
+    ----------
+    params
+        Analysis parameters; ``params['roi']`` (optional) is ``{}``, or
+        ``{'shape': 'disk', 'cx': ..., 'cy': ..., 'r': ...}``, or
+        ``{'shape': 'rect', 'x': ..., 'y': ..., 'width': ..., 'height': ...}``
+        in scan coordinates.
+    shape
+        Navigation shape ``(ny, nx)``.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        Boolean mask of ``shape``, or ``None`` for no ROI.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ROI shape.
+    """
+    roi = params.get("roi") or {}
+    if not roi:
+        return None
+    ny, nx = tuple(shape)
+    kind = roi.get("shape")
+    if kind == "disk":
+        return masks.circular(roi["cx"], roi["cy"], nx, ny, roi["r"])
+    if kind == "rect":
+        return masks.rectangular(roi["x"], roi["y"], roi["width"], roi["height"], nx, ny)
+    raise ValueError(f"unknown ROI shape {kind!r}; expected 'disk' or 'rect'")
+
+
+class BaseMasksAnalysis(BaseAnalysis):
+    """Analyses that apply masks with :class:`~libertem.udf.masks.ApplyMasksUDF`.
+
+    Subclasses implement :meth:`get_mask_factories`; the parameters
+    ``use_sparse``, ``mask_count``, ``mask_dtype`` and ``dtype`` (the preferred input
+    dtype) are passed on to the UDF.
+    """
+
+    def get_mask_factories(self):
+        """The mask factories for ApplyMasksUDF."""
+        raise NotImplementedError()
+
+    def get_use_sparse(self):
+        """``use_sparse`` for ApplyMasksUDF (parameter ``use_sparse``)."""
+        return self.parameters.get("use_sparse")
+
+    def get_preset_mask_count(self):
+        """``mask_count`` for ApplyMasksUDF (parameter ``mask_count``)."""
+        return self.parameters.get("mask_count")
+
+    def get_preset_mask_dtype(self):
+        """``mask_dtype`` for ApplyMasksUDF (parameter ``mask_dtype``)."""
+        return self.parameters.get("mask_dtype")
+
+    def get_preset_dtype(self):
+        """The preferred input dtype for ApplyMasksUDF (parameter ``dtype``)."""
+        return self.parameters.get("dtype")
+
+    def get_roi(self):
+        """The ROI of the ``'roi'`` parameter, see :func:`get_roi`."""
+        return get_roi(self.parameters, self.nav_shape)
+
+    def get_udf(self) -> ApplyMasksUDF:
+        return ApplyMasksUDF(
+            mask_factories=self.get_mask_factories(),
+            use_sparse=self.get_use_sparse(),
+            mask_count=self.get_preset_mask_count(),
+            mask_dtype=self.get_preset_mask_dtype(),
+            preferred_dtype=self.get_preset_dtype(),
+        )
+
+
+def _damage(damage, shape):
+    if damage is None or damage is True:
+        return True
+    return np.asarray(damage, dtype=bool).reshape(shape)
+
+
+class MasksAnalysis(BaseMasksAnalysis):
+    """Apply arbitrary masks to every frame; results ``mask_0``, ``mask_1``, ...
 
     Parameters
     ----------
     dataset
         The dataset.
-    factories
-        A sequence of callables each returning one mask of the signal shape, or one
-        callable returning a stack ``(n, *sig_shape)``; see
-        :class:`~libertem.udf.masks.ApplyMasksUDF`.
-    use_sparse, mask_count, mask_dtype, preferred_dtype
-        Passed to :class:`~libertem.udf.masks.ApplyMasksUDF`.
+    parameters
+        ``factories`` (a sequence of callables each returning one mask, or one
+        callable returning a stack), and optionally ``use_sparse``, ``mask_count``,
+        ``mask_dtype``, ``dtype`` (see :class:`BaseMasksAnalysis`) and ``roi`` (see
+        :func:`get_roi`).
     """
 
-    def __init__(
-        self,
-        dataset,
-        factories: Callable | Sequence[Callable],
-        use_sparse: bool | str | None = None,
-        mask_count: int | None = None,
-        mask_dtype=None,
-        preferred_dtype=None,
-    ):
-        super().__init__(
-            dataset,
-            {
-                "factories": factories,
-                "use_sparse": use_sparse,
-                "mask_count": mask_count,
-                "mask_dtype": mask_dtype,
-                "preferred_dtype": preferred_dtype,
-            },
-        )
+    TYPE = "UDF"
 
-    def get_udf(self) -> ApplyMasksUDF:
-        p = self.parameters
-        return ApplyMasksUDF(
-            mask_factories=p["factories"],
-            use_sparse=p["use_sparse"],
-            mask_count=p["mask_count"],
-            mask_dtype=p["mask_dtype"],
-            preferred_dtype=p["preferred_dtype"],
-        )
+    def get_parameters(self, parameters: dict) -> dict:
+        if "factories" not in parameters:
+            raise ValueError("MasksAnalysis needs the parameter 'factories'")
+        return dict(parameters)
 
-    def get_udf_results(self, udf_results, roi) -> AnalysisResultSet:
-        intensity = udf_results["intensity"].data
-        results = []
-        for i in range(intensity.shape[-1]):
-            data = intensity[..., i]
-            results.append(
+    def get_mask_factories(self):
+        return self.parameters["factories"]
+
+    def get_roi(self):
+        return get_roi(self.parameters, self.nav_shape)
+
+    def get_udf_results(self, udf_results, roi, damage):
+        return self.get_generic_results(udf_results["intensity"].data, damage)
+
+    def get_generic_results(self, data, damage) -> MasksResultSet:
+        """Results from the nav-shaped stack of mask intensities ``(*nav, n_masks)``."""
+        damage = _damage(damage, data.shape[:-1])
+
+        def results():
+            out = []
+            for i in range(data.shape[-1]):
+                values = data[..., i]
+                if values.dtype.kind == "c":
+                    out += self.get_complex_results(
+                        values, f"mask_{i}", f"mask {i}", f"intensity under mask {i}", damage
+                    )
+                else:
+                    out.append(
+                        AnalysisResult(
+                            raw_data=values,
+                            visualized=lambda v=values: visualize_simple(v, damage=damage),
+                            title=f"mask {i}",
+                            desc=f"intensity of each frame under mask {i}",
+                            key=f"mask_{i}",
+                        )
+                    )
+            return out
+
+        return MasksResultSet(results)
+
+
+class SingleMaskAnalysis(BaseMasksAnalysis):
+    """Base of the analyses with one mask (disk, ring, point): result ``intensity``."""
+
+    def get_description(self) -> str:
+        """Description of the ``intensity`` result."""
+        return "intensity of each frame under the mask"
+
+    def get_udf_results(self, udf_results, roi, damage):
+        return self.get_generic_results(udf_results["intensity"].data[..., 0], damage)
+
+    def get_generic_results(self, data, damage) -> SingleMaskResultSet:
+        """Results from the nav-shaped intensity under the mask."""
+        damage = _damage(damage, data.shape)
+        desc = self.get_description()
+        if data.dtype.kind == "c":
+            return SingleMaskResultSet(
+                self.get_complex_results(data, "intensity", "intensity", desc, damage)
+            )
+        return SingleMaskResultSet(
+            [
                 AnalysisResult(
                     raw_data=data,
-                    visualized=visualize_simple(data),
-                    key=f"mask_{i}",
-                    title=f"mask {i}",
-                    desc=f"intensity of each frame under mask {i}",
+                    visualized=lambda: visualize_simple(data, damage=damage),
+                    title="intensity",
+                    desc=desc,
+                    key="intensity",
                 )
-            )
-        return AnalysisResultSet(results, raw_results=udf_results)
-
-
-class _SingleMaskAnalysis(MasksAnalysis):
-    """A mask analysis with one mask; its result is called ``intensity``."""
-
-    TITLE = "intensity"
-    DESC = "intensity of each frame under the mask"
-
-    def __init__(self, dataset, factory: Callable, parameters: dict):
-        super().__init__(dataset, [factory])
-        self.parameters.update(parameters)
-
-    def get_udf_results(self, udf_results, roi) -> AnalysisResultSet:
-        data = udf_results["intensity"].data[..., 0]
-        result = AnalysisResult(
-            raw_data=data,
-            visualized=visualize_simple(data),
-            key="intensity",
-            title=self.TITLE,
-            desc=self.DESC,
+            ]
         )
-        return AnalysisResultSet([result], raw_results=udf_results)
 
 
-class DiskMaskAnalysis(_SingleMaskAnalysis):
-    """Integrate each frame over a disk of radius ``r`` around ``(cx, cy)``.
-
-    Pixels whose centre lies at most ``r`` from ``(cx, cy)`` count
-    (:func:`libertem.masks.circular`). Result ``intensity`` (nav-shaped).
-    """
-
-    TITLE = "disk intensity"
-    DESC = "intensity of each frame within the disk"
-
-    def __init__(self, dataset, cx: float, cy: float, r: float):
-        sy, sx = tuple(dataset.shape.sig)
-        factory = functools.partial(masks.circular, cx, cy, sx, sy, r)
-        super().__init__(dataset, factory, {"cx": cx, "cy": cy, "r": r})
+def sig_center(analysis) -> tuple[float, float]:
+    """``(cy, cx)`` at the middle of the detector: ``sig_shape / 2``."""
+    sy, sx = analysis.sig_shape
+    return sy / 2, sx / 2
 
 
-class RingMaskAnalysis(_SingleMaskAnalysis):
-    """Integrate each frame over the ring ``ri < distance <= ro`` around ``(cx, cy)``.
-
-    See :func:`libertem.masks.ring`. Result ``intensity`` (nav-shaped).
-    """
-
-    TITLE = "ring intensity"
-    DESC = "intensity of each frame within the ring"
-
-    def __init__(self, dataset, cx: float, cy: float, ri: float, ro: float):
-        sy, sx = tuple(dataset.shape.sig)
-        factory = functools.partial(masks.ring, cx, cy, sx, sy, ro, ri)
-        super().__init__(dataset, factory, {"cx": cx, "cy": cy, "ri": ri, "ro": ro})
+def given(parameters: dict, key: str, default):
+    """``parameters[key]`` unless missing or ``None``."""
+    value = parameters.get(key)
+    return default if value is None else value
 
 
-class PointMaskAnalysis(_SingleMaskAnalysis):
-    """The value of detector pixel (row ``y``, column ``x``) in each frame.
-
-    Result ``intensity`` (nav-shaped).
-    """
-
-    TITLE = "point intensity"
-    DESC = "value of one detector pixel in each frame"
-
-    def __init__(self, dataset, x: int, y: int):
-        sy, sx = tuple(dataset.shape.sig)
-        if not (0 <= int(x) < sx and 0 <= int(y) < sy):
-            raise ValueError(f"point (x={x}, y={y}) lies outside the frame of shape {(sy, sx)}")
-        factory = functools.partial(_point_mask, int(x), int(y), sx, sy)
-        super().__init__(dataset, factory, {"x": x, "y": y})
+def with_roi(parameters: dict, completed: dict) -> dict:
+    """``completed`` plus the ``'roi'`` entry of ``parameters``, if there is one."""
+    if parameters.get("roi"):
+        completed["roi"] = parameters["roi"]
+    return completed

@@ -5,11 +5,20 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import sparse
 
-from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet, visualize_simple
-from libertem.udf.masks import ApplyMasksUDF
+from libertem import masks
+from libertem.analysis.base import AnalysisResult, AnalysisResultSet
+from libertem.analysis.helper import GeneratorHelper
+from libertem.analysis.masks import BaseMasksAnalysis, given, sig_center, with_roi
+from libertem.common.viz import visualize_simple
 
-__all__ = ["RadialFourierAnalysis", "radial_fourier_masks"]
+__all__ = [
+    "RadialFourierAnalysis",
+    "RadialFourierResultSet",
+    "RadialTemplate",
+    "radial_fourier_masks",
+]
 
 
 def radial_fourier_masks(
@@ -21,75 +30,119 @@ def radial_fourier_masks(
     ro: float,
     n_bins: int,
     max_order: int,
-) -> np.ndarray:
-    """Complex masks ``exp(-1j * k * phi)`` on radial bins between ``ri`` and ``ro``.
+    use_sparse: bool = False,
+):
+    """Complex masks ``exp(-1j * k * phi)`` on the radial bins between ``ri`` and ``ro``.
 
-    Bin ``b`` holds pixels with ``ri + b*w < r <= ri + (b+1)*w``, ``w = (ro - ri)/n_bins``,
-    where ``r`` and ``phi = arctan2(y - cy, x - cx)`` are the polar coordinates of the
-    pixel centre. Mask ``b * (max_order + 1) + k`` is bin ``b``, order ``k``.
+    The bins are those of :func:`libertem.masks.radial_bins` (antialiased, adding
+    up to one); ``phi = arctan2(y - cy, x - cx)`` is the angle of the pixel centre.
+    Mask ``b * (max_order + 1) + k`` is bin ``b``, order ``k``.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or sparse.COO
         complex64 stack of shape ``(n_bins * (max_order + 1), imageSizeY, imageSizeX)``.
     """
-    y, x = np.mgrid[0:imageSizeY, 0:imageSizeX]
-    r = np.hypot(y - cy, x - cx)
-    phi = np.arctan2(y - cy, x - cx)
-    edges = np.linspace(ri, ro, n_bins + 1)
+    bins = masks.radial_bins(
+        cx,
+        cy,
+        imageSizeX,
+        imageSizeY,
+        radius=ro,
+        radius_inner=ri,
+        n_bins=n_bins,
+        use_sparse=use_sparse,
+    )
+    _, phi = masks.polar_map(cx, cy, imageSizeX, imageSizeY)
     orders = np.arange(max_order + 1)
-    waves = np.exp(-1j * orders[:, None, None] * phi[None])
-    stack = []
-    for b in range(n_bins):
-        inside = (r > edges[b]) & (r <= edges[b + 1])
-        stack.append(waves * inside[None])
-    return np.concatenate(stack).astype(np.complex64)
+    waves = np.exp(-1j * orders[:, None, None] * phi[None]).astype(np.complex64)
+    if isinstance(bins, sparse.SparseArray):
+        stack = bins[:, None] * waves[None]
+        return stack.reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
+    return (bins[:, None] * waves[None]).reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
 
 
-class RadialFourierAnalysis(Analysis):
+class RadialFourierResultSet(AnalysisResultSet):
+    """Results of :class:`RadialFourierAnalysis`."""
+
+
+class RadialTemplate(GeneratorHelper):
+    """Code for :class:`RadialFourierAnalysis`."""
+
+    short_name = "radial"
+    api = "create_radial_fourier_analysis"
+    api_params = {
+        "cx": "cx",
+        "cy": "cy",
+        "ri": "ri",
+        "ro": "ro",
+        "n_bins": "n_bins",
+        "max_order": "max_order",
+        "use_sparse": "use_sparse",
+    }
+
+    def get_docs(self) -> str:
+        return self.format_docs(
+            "Radial Fourier analysis",
+            "Angular Fourier coefficients of the intensity on rings: order ``k`` measures "
+            "``k``-fold symmetry. ``dominant_b`` is the strongest order of bin ``b``.",
+        )
+
+    def get_plot(self) -> list[str]:
+        return [
+            f"fig, axes = plt.subplots()\n"
+            "axes.set_title('dominant order, bin 0')\n"
+            f"axes.imshow({self.result_name}.dominant_0.raw_data)"
+        ]
+
+
+class RadialFourierAnalysis(BaseMasksAnalysis):
     """Angular Fourier series of the intensity on rings around ``(cx, cy)``.
 
     For each radial bin ``b`` and order ``k <= max_order``, the coefficient
-    ``sum(I * exp(-1j * k * phi))`` over the bin's pixels (see
-    :func:`radial_fourier_masks`).
+    ``sum(I * exp(-1j * k * phi))`` over the bin (see :func:`radial_fourier_masks`).
 
+    Parameters
+    ----------
+    dataset
+        The dataset.
+    parameters
+        ``cx``, ``cy`` (default: the detector centre), ``ri``, ``ro`` (default: 0
+        and half the smaller detector side), ``n_bins`` (default 1), ``max_order``
+        (default 8), ``use_sparse`` (default: sparse masks).
+
+    Notes
+    -----
     Results per bin ``b`` and order ``k``: ``complex_b_k`` (the coefficient),
     ``absolute_b_k``, ``phase_b_k``; and ``dominant_b``, the order ``k >= 1`` with the
     largest absolute value per frame (0 if ``max_order == 0``). All nav-shaped.
+    ``raw_results`` of the result set holds all coefficients as one complex array
+    of shape ``(n_bins, max_order + 1, *nav_shape)``.
     """
 
-    def __init__(
-        self,
-        dataset,
-        cx: float,
-        cy: float,
-        ri: float,
-        ro: float,
-        n_bins: int = 1,
-        max_order: int = 8,
-        use_sparse: bool | str | None = None,
-    ):
-        if n_bins < 1 or max_order < 0:
-            raise ValueError("n_bins must be at least 1 and max_order at least 0")
-        if ri >= ro:
-            raise ValueError(f"ri={ri} must be smaller than ro={ro}")
-        super().__init__(
-            dataset,
-            {
-                "cx": cx,
-                "cy": cy,
-                "ri": ri,
-                "ro": ro,
-                "n_bins": int(n_bins),
-                "max_order": int(max_order),
-                "use_sparse": use_sparse,
-            },
-        )
+    TYPE = "UDF"
 
-    def get_udf(self) -> ApplyMasksUDF:
+    def get_parameters(self, parameters: dict) -> dict:
+        cy, cx = sig_center(self)
+        p = {
+            "cx": given(parameters, "cx", cx),
+            "cy": given(parameters, "cy", cy),
+            "ri": given(parameters, "ri", 0.0),
+            "ro": given(parameters, "ro", min(self.sig_shape) / 2),
+            "n_bins": int(given(parameters, "n_bins", 1)),
+            "max_order": int(given(parameters, "max_order", 8)),
+            "use_sparse": given(parameters, "use_sparse", True),
+        }
+        if p["n_bins"] < 1 or p["max_order"] < 0:
+            raise ValueError("n_bins must be at least 1 and max_order at least 0")
+        if p["ri"] >= p["ro"]:
+            raise ValueError(f"ri={p['ri']} must be smaller than ro={p['ro']}")
+        return with_roi(parameters, p)
+
+    def get_mask_factories(self):
         p = self.parameters
         sy, sx = self.sig_shape
-        factory = functools.partial(
+        return functools.partial(
             radial_fourier_masks,
             p["cx"],
             p["cy"],
@@ -99,22 +152,34 @@ class RadialFourierAnalysis(Analysis):
             p["ro"],
             p["n_bins"],
             p["max_order"],
-        )
-        count = p["n_bins"] * (p["max_order"] + 1)
-        return ApplyMasksUDF(
-            mask_factories=factory,
-            use_sparse=p["use_sparse"],
-            mask_count=count,
-            mask_dtype=np.complex64,
+            bool(p["use_sparse"]),
         )
 
-    def get_udf_results(self, udf_results, roi) -> AnalysisResultSet:
+    def get_use_sparse(self):
+        return "sparse.pydata" if self.parameters["use_sparse"] else False
+
+    def get_preset_mask_count(self):
+        p = self.parameters
+        return p["n_bins"] * (p["max_order"] + 1)
+
+    def get_preset_mask_dtype(self):
+        return np.complex64
+
+    def get_udf_results(self, udf_results, roi, damage) -> RadialFourierResultSet:
         p = self.parameters
         n_orders = p["max_order"] + 1
         coeffs = udf_results["intensity"].data
         coeffs = coeffs.reshape((*coeffs.shape[:-1], p["n_bins"], n_orders))
+        # raw_results: all coefficients as (n_bins, n_orders, *nav), e.g. for spectra
+        raw = np.moveaxis(coeffs, (-2, -1), (0, 1))
+        return RadialFourierResultSet(
+            lambda: self._results(coeffs, p["n_bins"], n_orders), raw_results=raw
+        )
+
+    @staticmethod
+    def _results(coeffs, n_bins, n_orders) -> list[AnalysisResult]:
         results = []
-        for b in range(p["n_bins"]):
+        for b in range(n_bins):
             absolute = np.abs(coeffs[..., b, :])
             dominant = np.zeros(absolute.shape[:-1])
             if n_orders > 1:
@@ -123,10 +188,10 @@ class RadialFourierAnalysis(Analysis):
             results.append(
                 AnalysisResult(
                     dominant,
-                    visualize_simple(dominant),
-                    f"dominant_{b}",
+                    functools.partial(visualize_simple, dominant),
                     f"dominant order, bin {b}",
                     "order k >= 1 with the largest coefficient",
+                    f"dominant_{b}",
                 )
             )
             for k in range(n_orders):
@@ -134,24 +199,28 @@ class RadialFourierAnalysis(Analysis):
                 results += [
                     AnalysisResult(
                         np.abs(c),
-                        visualize_simple(np.abs(c)),
-                        f"absolute_{b}_{k}",
+                        functools.partial(visualize_simple, np.abs(c)),
                         f"|c| bin {b} order {k}",
                         "absolute value of the coefficient",
+                        f"absolute_{b}_{k}",
                     ),
                     AnalysisResult(
                         np.angle(c),
-                        visualize_simple(np.angle(c)),
-                        f"phase_{b}_{k}",
+                        functools.partial(visualize_simple, np.angle(c)),
                         f"phase bin {b} order {k}",
                         "phase of the coefficient",
+                        f"phase_{b}_{k}",
                     ),
                     AnalysisResult(
                         c,
-                        visualize_simple(c),
-                        f"complex_{b}_{k}",
+                        functools.partial(visualize_simple, c),
                         f"c bin {b} order {k}",
                         "complex coefficient",
+                        f"complex_{b}_{k}",
                     ),
                 ]
-        return AnalysisResultSet(results, raw_results=udf_results)
+        return results
+
+    @classmethod
+    def get_template_helper(cls):
+        return RadialTemplate

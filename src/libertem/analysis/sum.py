@@ -2,31 +2,88 @@
 
 from __future__ import annotations
 
-from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet, visualize_simple
+from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.helper import GeneratorHelper
+from libertem.analysis.masks import get_roi
+from libertem.common.viz import visualize_simple
 from libertem.udf.sum import SumUDF
 
-__all__ = ["SumAnalysis"]
+__all__ = [
+    "SumAnalysis",
+    "SumResultSet",
+    "SumTemplate",
+    "get_roi",
+    "AnalysisResult",
+    "AnalysisResultSet",
+    "BaseAnalysis",
+    "GeneratorHelper",
+    "SumUDF",
+]
 
 
-class SumAnalysis(Analysis):
+class SumResultSet(AnalysisResultSet):
+    """Results of :class:`SumAnalysis`: ``intensity`` (more keys for complex data)."""
+
+
+class SumTemplate(GeneratorHelper):
+    """Code for :class:`SumAnalysis`."""
+
+    short_name = "sum"
+    api = "create_sum_analysis"
+
+    def get_analysis(self) -> str:
+        return f"{self.analysis_name} = ctx.{self.api}(dataset=ds)"
+
+    def get_docs(self) -> str:
+        return self.format_docs("Sum of frames", "The sum of all (selected) frames.")
+
+    def get_plot(self) -> list[str]:
+        return [
+            "fig, axes = plt.subplots()\n"
+            "axes.set_title('sum of frames (log)')\n"
+            f"axes.imshow(np.log1p(np.abs({self.result_name}.intensity.raw_data)))"
+        ]
+
+
+class SumAnalysis(BaseAnalysis):
     """Sum of all (selected) frames: result ``intensity`` (signal-shaped).
 
     ``visualized`` is log-scaled, as diffraction patterns usually are shown.
+
+    Parameters
+    ----------
+    dataset
+        The dataset.
+    parameters
+        Optionally ``roi``, see :func:`~libertem.analysis.masks.get_roi`.
     """
 
-    def __init__(self, dataset):
-        super().__init__(dataset, {})
+    TYPE = "UDF"
 
     def get_udf(self) -> SumUDF:
         return SumUDF()
 
-    def get_udf_results(self, udf_results, roi) -> AnalysisResultSet:
+    def get_roi(self):
+        return get_roi(self.parameters, self.nav_shape)
+
+    def get_udf_results(self, udf_results, roi, damage) -> SumResultSet:
         data = udf_results["intensity"].data
+        if data.dtype.kind == "c":
+            return SumResultSet(
+                self.get_complex_results(
+                    data, "intensity", "intensity", "sum of all frames", True, default_lin=False
+                ),
+                raw_results=udf_results,
+            )
         result = AnalysisResult(
             raw_data=data,
-            visualized=visualize_simple(data, logarithmic=True),
+            visualized=lambda: visualize_simple(data, logarithmic=True),
+            title="intensity",
+            desc="sum of all frames",
             key="intensity",
-            title="sum of frames",
-            desc="sum of all selected frames",
         )
-        return AnalysisResultSet([result], raw_results=udf_results)
+        return SumResultSet([result], raw_results=udf_results)
+
+    @classmethod
+    def get_template_helper(cls):
+        return SumTemplate

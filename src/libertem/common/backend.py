@@ -48,8 +48,8 @@ def get_device_class() -> str:
 
 
 def get_array_module(backend: str):
-    """The array module of an array backend: ``numpy`` or ``cupy``."""
-    if backend == "cupy":
+    """The array module of an array backend: ``cupy`` for CuPy's backends, else ``numpy``."""
+    if backend == "cupy" or backend.startswith("cupyx."):
         import cupy
 
         return cupy
@@ -58,20 +58,23 @@ def get_array_module(backend: str):
     return numpy
 
 
-def choose_backend(supported, device_class: str) -> tuple[str, str]:
-    """The ``(device_class, array_backend)`` a UDF runs with on this worker.
+def set_file_limit() -> None:
+    """Raise this process's limit of open files to the hard limit (where the OS has one).
 
-    On a CUDA worker, a UDF that supports ``'cupy'`` gets CuPy arrays and one that
-    supports ``'cuda'`` runs with NumPy arrays on the CUDA device; everything else
-    runs on the CPU with NumPy.
+    Datasets of many files keep many of them open; the default soft limit is often
+    low. Does nothing where the ``resource`` module is not available.
     """
-    supported = set(supported)
-    if device_class == "cuda":
-        if "cupy" in supported:
-            return "cuda", "cupy"
-        if "cuda" in supported:
-            return "cuda", "numpy"
-    return "cpu", "numpy"
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # pragma: no cover - a restricted environment
+            pass
 
 
 def to_host(array):

@@ -10,23 +10,47 @@ import scipy.sparse
 import sparse
 
 from libertem.common.slice import Slice
-from libertem.masks import to_dense, to_sparse
+from libertem.common.sparse import is_sparse, to_dense, to_sparse
 
 MaskFactory = Callable[[], object]
 
-# Accepted values of ``use_sparse`` and the representation each one selects.
+NUMPY = "numpy"
+CUDA = "cuda"
+
+# Representations of the stack (and of its slices) by the names ``use_sparse``
+# and ``sparse_backend`` accept.
 _REPRESENTATIONS = {
     False: False,
-    True: "scipy.sparse",
     "scipy.sparse": "scipy.sparse",
+    "scipy.sparse.csr": "scipy.sparse",
     "scipy.sparse.csc": "scipy.sparse.csc",
     "sparse.pydata": "sparse.pydata",
+    "sparse.pydata.GCXS": "sparse.pydata.GCXS",
 }
 _SCIPY_FORMATS = {"scipy.sparse": "csr", "scipy.sparse.csc": "csc"}
 
 
-def _is_sparse(obj) -> bool:
-    return isinstance(obj, sparse.SparseArray) or scipy.sparse.issparse(obj)
+def _representation(value, what: str, default_sparse: str):
+    if value is True:
+        value = default_sparse
+    try:
+        return _REPRESENTATIONS[value]
+    except (KeyError, TypeError):
+        choices = [k for k in _REPRESENTATIONS if k is not False]
+        raise ValueError(f"{what}={value!r} is not one of None, True, False, {choices}") from None
+
+
+def _device_of(backend: str | None) -> str:
+    """``'cupy'`` for the CuPy array backends, ``'numpy'`` for all others."""
+    if backend is None:
+        return NUMPY
+    if backend == "cupy" or backend.startswith("cupyx."):
+        return "cupy"
+    from sparseconverter import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not an array backend ({sorted(BACKENDS)})")
+    return NUMPY
 
 
 def _shape_of(obj, what: str) -> tuple[int, ...]:
@@ -51,15 +75,20 @@ class MaskContainer:
         and float32, i.e. at least float32 (bool, uint8 and int16 masks give
         float32, int64 and float64 masks give float64, complex stays complex).
     use_sparse
-        ``None``: sparse (CSR) if every factory returns a sparse object, else dense;
-        ``False``: dense `numpy.ndarray`; ``True`` or ``'scipy.sparse'``:
-        `scipy.sparse.csr_array`; ``'scipy.sparse.csc'``: `scipy.sparse.csc_array`;
-        ``'sparse.pydata'``: `sparse.COO`.
+        ``None``: sparse (``default_sparse``) if every factory returns a sparse
+        object, else dense; ``False``: dense `numpy.ndarray`; ``True``: as
+        ``default_sparse``; ``'scipy.sparse'`` or ``'scipy.sparse.csr'``:
+        `scipy.sparse.csr_matrix`; ``'scipy.sparse.csc'``: `scipy.sparse.csc_matrix`;
+        ``'sparse.pydata'``: `sparse.COO`; ``'sparse.pydata.GCXS'``: `sparse.GCXS`.
     count
         Number of masks, if known without computing them.
     backend
-        ``None`` or ``'numpy'`` for CPU arrays, ``'cupy'`` to return CuPy arrays
-        (or ``cupyx.scipy.sparse`` matrices) from `get`.
+        Array backend of the slices `get` returns: ``None``/``'numpy'`` (and the
+        other CPU backends) for CPU arrays, ``'cupy'`` for CuPy arrays (or
+        ``cupyx.scipy.sparse`` matrices).
+    default_sparse
+        The sparse representation that ``use_sparse=True`` (or ``None`` with sparse
+        masks) selects.
     sig_shape
         Signal shape of the masks. Only needed when a stack factory returns a flat
         ``(n, sig_size)`` stack and tiles do not cover whole frames.
@@ -77,14 +106,17 @@ class MaskContainer:
         use_sparse: bool | str | None = None,
         count: int | None = None,
         backend: str | None = None,
+        default_sparse: str = "scipy.sparse",
+        *,
         sig_shape: Sequence[int] | None = None,
     ):
-        if use_sparse is not None and use_sparse not in _REPRESENTATIONS:
-            raise ValueError(
-                f"use_sparse={use_sparse!r} is not one of None, {list(_REPRESENTATIONS)}"
-            )
-        if backend not in (None, "numpy", "cupy"):
-            raise ValueError(f"backend={backend!r} is not one of None, 'numpy', 'cupy'")
+        self._default_sparse = _representation(default_sparse, "default_sparse", "scipy.sparse")
+        if self._default_sparse is False:
+            raise ValueError("default_sparse must name a sparse representation, not False")
+        rep = None
+        if use_sparse is not None:
+            rep = _representation(use_sparse, "use_sparse", self._default_sparse)
+        _device_of(backend)
         if not callable(mask_factories):
             mask_factories = tuple(mask_factories)
             if not mask_factories:
@@ -93,7 +125,7 @@ class MaskContainer:
                 raise ValueError("mask_factories must be a callable or a sequence of callables")
         self.mask_factories = mask_factories
         self._dtype = None if dtype is None else np.dtype(dtype)
-        self._use_sparse = None if use_sparse is None else _REPRESENTATIONS[use_sparse]
+        self._use_sparse = rep
         self._count = None if count is None else int(count)
         self.backend = backend
         self._sig_shape = None if sig_shape is None else tuple(int(s) for s in sig_shape)
@@ -140,7 +172,7 @@ class MaskContainer:
     def _compute(self) -> None:
         parts, is_stack = self._call_factories()
         if self._use_sparse is None:
-            self._use_sparse = "scipy.sparse" if all(_is_sparse(p) for p in parts) else False
+            self._use_sparse = self._default_sparse if all(is_sparse(p) for p in parts) else False
         if self._dtype is None:
             self._dtype = np.result_type(*(p.dtype for p in parts), np.float32)
         rep = self._use_sparse
@@ -202,48 +234,116 @@ class MaskContainer:
 
     @property
     def computed_masks(self):
-        """The whole stack as ``(mask_count, sig_size)`` in the chosen representation."""
+        """The whole stack as ``(mask_count, *sig_shape)``.
+
+        Dense masks as `numpy.ndarray`; sparse ones as `sparse.COO` (`sparse.GCXS`
+        for ``'sparse.pydata.GCXS'``), also when slices are handed out as scipy.sparse
+        matrices, which cannot hold more than two axes. While the signal shape is
+        unknown (a flat stack without ``sig_shape``), the shape is ``(mask_count, sig_size)``.
+        """
         stack = self._get_stack()
         if self.use_sparse in _SCIPY_FORMATS:
-            return stack
-        return stack.reshape((stack.shape[0], -1))
+            stack = sparse.COO.from_scipy_sparse(stack)
+        if self._sig_shape is not None:
+            return stack.reshape((stack.shape[0], *self._sig_shape))
+        return stack
+
+    def validate_mask_functions(self) -> None:
+        """Call the factories once and check what they return.
+
+        Raises
+        ------
+        ValueError
+            If a factory returns no array, masks of different shapes, or a stack
+            of fewer than two dimensions.
+        """
+        self._call_factories()
 
     # ---- slicing ----------------------------------------------------------------
 
-    def get(self, key: Slice, transpose: bool = True):
+    def get(
+        self,
+        key: Slice,
+        dtype=None,
+        sparse_backend=None,
+        transpose: bool = True,
+        backend=None,
+    ):
         """Masks restricted to the signal region of a tile, flattened.
 
         Parameters
         ----------
         key
             Slice of the tile; its navigation part is ignored.
+        dtype
+            dtype of the result (default: the container's).
+        sparse_backend
+            Representation of the result if the masks are sparse (``'scipy.sparse'``,
+            ``'scipy.sparse.csr'``, ``'scipy.sparse.csc'``, ``'sparse.pydata'``,
+            ``'sparse.pydata.GCXS'``); default: the container's.
         transpose
             Return ``(tile_sig_size, mask_count)`` instead of
             ``(mask_count, tile_sig_size)``.
+        backend
+            Array backend of the result (default: the container's ``backend``).
 
         Returns
         -------
-        numpy.ndarray, scipy.sparse.csr_array, scipy.sparse.csc_array or sparse.COO
-            Depending on `use_sparse`. Results are cached per signal slice.
+        numpy.ndarray, scipy.sparse matrix, sparse.COO or sparse.GCXS (or CuPy
+        equivalents). Results are cached per signal slice and options.
         """
         nav_dims = key.shape.nav_dims
-        cache_key = (key.origin[nav_dims:], key.shape[nav_dims:], transpose)
+        sig_origin = tuple(key.origin[nav_dims:])
+        sig_shape = tuple(key.shape[nav_dims:])
+        options = (
+            None if dtype is None else np.dtype(dtype),
+            sparse_backend,
+            bool(transpose),
+            self.backend if backend is None else backend,
+        )
+        cache_key = (sig_origin, sig_shape, options)
         try:
             return self._cache[cache_key]
         except KeyError:
             pass
-        result = self._slice(cache_key[0], cache_key[1], transpose)
+        result = self.get_masks_for_slice(
+            Slice(sig_origin, key.shape.sig),
+            dtype=options[0],
+            sparse_backend=sparse_backend,
+            transpose=transpose,
+            backend=options[3],
+        )
         self._cache[cache_key] = result
         return result
 
-    def get_for_sig_slice(self, sig_slice: Slice, transpose: bool = True):
+    def get_for_sig_slice(self, sig_slice: Slice, *args, **kwargs):
         """Like `get`, for a slice that has only signal axes."""
-        return self.get(sig_slice, transpose=transpose)
+        return self.get(sig_slice, *args, **kwargs)
+
+    def get_for_idx(self, scheme, idx: int, *args, **kwargs):
+        """Like `get`, for the ``idx``-th signal region of a tiling scheme."""
+        return self.get(scheme[idx], *args, **kwargs)
+
+    def get_masks_for_slice(
+        self, slice_: Slice, dtype=None, sparse_backend=None, transpose=True, backend="numpy"
+    ):
+        """Like `get`, without the cache: computes the slice of the masks every time."""
+        nav_dims = slice_.shape.nav_dims
+        origin, shape = tuple(slice_.origin[nav_dims:]), tuple(slice_.shape[nav_dims:])
+        result = self._slice(origin, shape, transpose)
+        rep = self.use_sparse
+        if rep is not False and sparse_backend is not None:
+            result = _convert_sparse(
+                result, _representation(sparse_backend, "sparse_backend", self._default_sparse)
+            )
+        if dtype is not None and result.dtype != np.dtype(dtype):
+            result = result.astype(dtype)
+        return _to_device(result, _device_of(backend))
 
     def _resolve_sig_shape(self, origin: tuple, shape: tuple) -> tuple[int, ...]:
         if self._sig_shape is not None:
             return self._sig_shape
-        sig_size = self.computed_masks.shape[1]
+        sig_size = prod(self._get_stack().shape[1:])
         if len(shape) == 1:
             self._sig_shape = (sig_size,)
         elif not any(origin) and prod(shape) == sig_size:
@@ -278,30 +378,53 @@ class MaskContainer:
                 result = stack[:, columns]
             if transpose:
                 result = result.T
-            result = result.asformat(_SCIPY_FORMATS[rep])
-        else:
-            result = stack[(slice(None), *index)].reshape((n, -1))
-            if transpose:
-                result = result.T
-            if rep is False:
-                result = np.ascontiguousarray(result)
-        return self._to_backend(result)
-
-    def _to_backend(self, arr):
-        if self.backend != "cupy":
-            return arr
-        import cupy
-
-        if scipy.sparse.issparse(arr):
-            import cupyx.scipy.sparse
-
-            return getattr(cupyx.scipy.sparse, f"{arr.format}_matrix")(arr)
-        if isinstance(arr, sparse.SparseArray):
-            raise ValueError("backend='cupy' does not support use_sparse='sparse.pydata'")
-        return cupy.asarray(arr)
+            return result.asformat(_SCIPY_FORMATS[rep])
+        result = stack[(slice(None), *index)].reshape((n, -1))
+        if transpose:
+            result = result.T
+        if rep is False:
+            return np.ascontiguousarray(result)
+        if rep == "sparse.pydata.GCXS":
+            return sparse.GCXS(result)
+        return result
 
     def __repr__(self) -> str:
         return (
             f"MaskContainer(count={self._count}, dtype={self._dtype}, "
             f"use_sparse={self._use_sparse!r}, backend={self.backend!r})"
         )
+
+
+def _convert_sparse(arr, rep):
+    """A sparse slice in representation ``rep`` (see ``_REPRESENTATIONS``)."""
+    if rep in _SCIPY_FORMATS:
+        if isinstance(arr, sparse.SparseArray):
+            arr = sparse.COO(arr).to_scipy_sparse()
+        if not isinstance(arr, scipy.sparse.sparray):
+            arr = scipy.sparse.csr_array(arr)
+        return arr.asformat(_SCIPY_FORMATS[rep])
+    coo = to_sparse(arr)
+    return sparse.GCXS(coo) if rep == "sparse.pydata.GCXS" else coo
+
+
+def _to_device(arr, device: str):
+    if device != "cupy":
+        return arr
+    import cupy
+
+    if scipy.sparse.issparse(arr):
+        import cupyx.scipy.sparse
+
+        return getattr(cupyx.scipy.sparse, f"{arr.format}_matrix")(arr)
+    if isinstance(arr, sparse.SparseArray):
+        raise ValueError("backend='cupy' does not support pydata.sparse masks")
+    return cupy.asarray(arr)
+
+
+def __getattr__(name: str):
+    # documented here as well; lives with the datasets
+    if name == "TilingScheme":
+        from libertem.io.dataset.base import TilingScheme
+
+        return TilingScheme
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

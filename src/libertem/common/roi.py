@@ -7,14 +7,44 @@ import numpy as np
 from libertem.common.shape import Shape
 
 
-def normalize_roi(roi: np.ndarray | None, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
+def _roi_from_coordinates(roi, nav_shape: tuple[int, ...]) -> np.ndarray | None:
+    """A ROI given as one frame's coordinates, or as ``(coordinates, selected)`` pairs."""
+    nav_dims = len(nav_shape)
+
+    def as_index(coords) -> tuple[int, ...]:
+        coords = tuple(int(c) for c in coords)
+        if len(coords) != nav_dims or any(not 0 <= c < s for c, s in zip(coords, nav_shape)):
+            raise ValueError(
+                f"roi coordinates {coords} lie outside the navigation shape {nav_shape}"
+            )
+        return coords
+
+    if isinstance(roi, tuple) and roi and all(isinstance(c, (int, np.integer)) for c in roi):
+        mask = np.zeros(nav_shape, dtype=bool)
+        mask[as_index(roi)] = True
+        return mask
+    if isinstance(roi, (list, tuple)) or (
+        not isinstance(roi, np.ndarray) and hasattr(roi, "__iter__")
+    ):
+        pairs = list(roi)
+        if all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            mask = np.zeros(nav_shape, dtype=bool)
+            for coords, selected in pairs:
+                mask[as_index(coords)] = bool(selected)
+            return mask
+    return None
+
+
+def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
     """Check a ROI against the navigation shape and return it as a flat bool array.
 
     Parameters
     ----------
     roi
-        ``None`` (all frames), or a boolean array of the navigation shape, or a flat
-        boolean array with one entry per frame.
+        ``None`` (all frames); a boolean array of the navigation shape, or flat
+        with one entry per frame; the same as a sparse array (``sparse.COO``,
+        ``scipy.sparse``); the coordinates of one frame (a tuple of ints); or
+        pairs ``(coordinates, selected)``, frames not named being unselected.
     nav_shape
         The dataset's navigation shape.
 
@@ -26,6 +56,14 @@ def normalize_roi(roi: np.ndarray | None, nav_shape: Shape | tuple[int, ...]) ->
     if roi is None:
         return None
     nav_shape = tuple(nav_shape)
+    from libertem.common.sparse import is_sparse, to_dense
+
+    if is_sparse(roi):
+        roi = to_dense(roi)
+    elif not isinstance(roi, np.ndarray):
+        from_coords = _roi_from_coordinates(roi, nav_shape)
+        if from_coords is not None:
+            roi = from_coords
     roi = np.asarray(roi)
     if roi.dtype != np.bool_:
         raise ValueError(
@@ -46,3 +84,10 @@ def count_selected(roi_flat: np.ndarray | None, start: int, stop: int) -> int:
     if roi_flat is None:
         return stop - start
     return int(np.count_nonzero(roi_flat[start:stop]))
+
+
+def roi_for_partition(roi: np.ndarray, partition) -> np.ndarray:
+    """The flat part of ``roi`` (of the whole dataset) for the frames of ``partition``."""
+    sl = partition.slice
+    start, stop = int(sl.origin[0]), int(sl.origin[0] + sl.shape[0])
+    return np.asarray(roi, dtype=bool).reshape(-1)[start:stop]

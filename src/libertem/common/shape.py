@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from math import prod
+from typing import Union
+
+ShapeLike = Union["Shape", Iterable[int]]
 
 
 class Shape:
@@ -27,7 +30,7 @@ class Shape:
 
     __slots__ = ("_shape", "_sig_dims")
 
-    def __init__(self, shape: Iterable[int], sig_dims: int):
+    def __init__(self, shape: ShapeLike, sig_dims: int):
         shape = tuple(int(s) for s in shape)
         if not 0 <= sig_dims <= len(shape):
             raise ValueError(f"sig_dims={sig_dims} does not fit a shape of {len(shape)} dims")
@@ -52,12 +55,12 @@ class Shape:
     @property
     def nav(self) -> Shape:
         """The navigation part, as a `Shape` without signal axes."""
-        return Shape(self._shape[: self.nav_dims], sig_dims=0)
+        return NavOnlyShape(self._shape[: self.nav_dims])
 
     @property
     def sig(self) -> Shape:
         """The signal part, as a `Shape` whose axes are all signal axes."""
-        return Shape(self._shape[self.nav_dims :], sig_dims=self._sig_dims)
+        return SigOnlyShape(self._shape[self.nav_dims :])
 
     @property
     def size(self) -> int:
@@ -103,3 +106,42 @@ class Shape:
 
     def __repr__(self) -> str:
         return f"Shape({self._shape}, sig_dims={self._sig_dims})"
+
+
+class NavOnlyShape(Shape):
+    """A shape that has only navigation axes (``sig_dims == 0``).
+
+    Parameters
+    ----------
+    shape
+        The navigation shape.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, shape: ShapeLike):
+        super().__init__(shape, sig_dims=0)
+
+    def flatten_sig(self) -> Shape:
+        """Itself: there are no signal axes to merge."""
+        return self
+
+
+class SigOnlyShape(Shape):
+    """A shape that has only signal axes (``nav_dims == 0``).
+
+    Parameters
+    ----------
+    shape
+        The signal shape.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, shape: ShapeLike):
+        shape = tuple(shape)
+        super().__init__(shape, sig_dims=len(shape))
+
+    def flatten_nav(self) -> Shape:
+        """Itself: there are no navigation axes to merge."""
+        return self

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Sequence
+from itertools import product
 
 import numpy as np
 
+from libertem.common.math import count_nonzero, prod
 from libertem.common.shape import Shape
+
+
+class SliceUsageError(Exception):
+    """A slice operation that does not apply to this slice (e.g. a non-contiguous nav region)."""
 
 
 class Slice:
@@ -58,6 +64,97 @@ class Slice:
         if arr is not None:
             return arr[index]
         return index
+
+    @classmethod
+    def from_shape(cls, shape: Sequence[int], sig_dims: int) -> Slice:
+        """The slice covering all of ``shape``, starting at the origin."""
+        shape = tuple(shape)
+        return cls((0,) * len(shape), Shape(shape, sig_dims=sig_dims))
+
+    @property
+    def nav(self) -> Slice:
+        """The navigation part of this slice."""
+        nav_dims = self.shape.nav_dims
+        return Slice(self.origin[:nav_dims], self.shape.nav)
+
+    @property
+    def sig(self) -> Slice:
+        """The signal part of this slice (same as :meth:`discard_nav`)."""
+        return self.discard_nav()
+
+    def shift_by(self, offset: Sequence[int]) -> Slice:
+        """This slice moved by ``offset`` (one entry per axis)."""
+        offset = tuple(offset)
+        if len(offset) != len(self.origin):
+            raise ValueError(f"offset {offset} does not match the dimensions of {self}")
+        return Slice(tuple(o + d for o, d in zip(self.origin, offset)), self.shape)
+
+    def clip_to(self, shape: Shape) -> Slice:
+        """This slice cut so that it lies within ``shape`` (from the origin)."""
+        if len(shape) != len(self.origin):
+            raise ValueError(f"cannot clip {self} to a shape of {len(shape)} dims")
+        origin = tuple(min(max(o, 0), s) for o, s in zip(self.origin, shape))
+        ends = tuple(min(o + e, s) for o, e, s in zip(self.origin, self.shape, shape))
+        extent = tuple(max(0, e - o) for o, e in zip(origin, ends))
+        return Slice(origin, Shape(extent, sig_dims=self.shape.sig_dims))
+
+    def adjust_for_roi(self, roi: np.ndarray | None) -> Slice:
+        """This flat-nav slice in the coordinates of the frames that ``roi`` selects.
+
+        Parameters
+        ----------
+        roi
+            Flat (or navigation-shaped) boolean mask of the whole dataset, or ``None``.
+        """
+        if roi is None:
+            return self
+        if self.shape.nav_dims != 1:
+            raise SliceUsageError("adjust_for_roi needs a slice with a flat navigation axis")
+        roi = np.asarray(roi).reshape(-1)
+        start, n = self.origin[0], self.shape[0]
+        origin = (count_nonzero(roi[:start]), *self.origin[1:])
+        shape = (count_nonzero(roi[start : start + n]), *tuple(self.shape)[1:])
+        return Slice(origin, Shape(shape, sig_dims=self.shape.sig_dims))
+
+    def flatten_nav(self, containing_shape: Shape | Sequence[int]) -> Slice:
+        """This slice with its navigation axes merged into one, within ``containing_shape``.
+
+        Raises
+        ------
+        SliceUsageError
+            If the navigation region is not one contiguous run of flat indices.
+        """
+        nav_dims = self.shape.nav_dims
+        containing = tuple(containing_shape)
+        nav_full = containing[:nav_dims]
+        nav_origin, nav_extent = self.origin[:nav_dims], tuple(self.shape)[:nav_dims]
+        # contiguous: after the first axis with extent > 1, every axis is full
+        for axis in range(1, nav_dims):
+            if any(e > 1 for e in nav_extent[:axis]) and (
+                nav_origin[axis] != 0 or nav_extent[axis] != nav_full[axis]
+            ):
+                raise SliceUsageError(
+                    f"the navigation region of {self} is not contiguous in {containing}"
+                )
+        start = int(np.ravel_multi_index(nav_origin, nav_full)) if nav_dims else 0
+        sig = tuple(self.shape)[nav_dims:]
+        return Slice(
+            (start, *self.origin[nav_dims:]),
+            Shape((prod(nav_extent), *sig), sig_dims=self.shape.sig_dims),
+        )
+
+    def subslices(self, shape: Shape | Sequence[int]) -> Generator[Slice, None, None]:
+        """Slices of (at most) ``shape`` that cover this slice exactly once, in C order."""
+        shape = tuple(shape)
+        if len(shape) != len(self.origin):
+            raise ValueError(f"subslice shape {shape} does not match the dimensions of {self}")
+        starts = [
+            range(o, o + e, max(1, s)) for o, e, s in zip(self.origin, tuple(self.shape), shape)
+        ]
+        ends = tuple(o + e for o, e in zip(self.origin, tuple(self.shape)))
+        for origin in product(*starts):
+            extent = tuple(min(s, end - o) for o, s, end in zip(origin, shape, ends))
+            yield Slice(origin, Shape(extent, sig_dims=self.shape.sig_dims))
 
     def discard_nav(self) -> Slice:
         """The signal part of this slice."""

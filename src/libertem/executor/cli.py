@@ -7,14 +7,44 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from libertem.executor.dask import cluster_spec, worker_environment
+from libertem.executor.utils.dask_setup import (
+    cluster_spec,
+    set_worker_log_level,
+    worker_environment,
+)
 
 
-def _ids(text: str | None) -> list[int] | None:
-    """``'4'`` -> [0, 1, 2, 3]; ``'0,2'`` -> [0, 2]; ``''`` -> []."""
+@dataclass
+class WorkerOptions:
+    """What to start: the fields of the ``libertem-worker`` command line.
+
+    ``cpus`` and ``cudas`` are counts, id lists or their text forms (``'4'``,
+    ``'0,2'``); ``None`` means the devices found here.
+    """
+
+    scheduler: str
+    cpus: int | Iterable[int] | str | None = None
+    cudas: int | Iterable[int] | str | None = None
+    has_cupy: bool | None = None
+    name: str | None = None
+    num_service: int = 0
+    memory_limit: int | str = 0
+    local_directory: str | None = None
+    preload: tuple[str, ...] = ()
+
+
+def _ids(text) -> list[int] | None:
+    """``'4'`` or 4 -> [0, 1, 2, 3]; ``'0,2'`` or [0, 2] -> [0, 2]; ``''`` -> []."""
     if text is None:
         return None
+    if isinstance(text, int):
+        return list(range(text))
+    if not isinstance(text, str):
+        return [int(i) for i in text]
     text = text.strip()
     if not text:
         return []
@@ -38,11 +68,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-service", type=int, default=0, help="service workers to start")
     parser.add_argument("--memory-limit", default=0, help="per-worker memory limit (0: none)")
     parser.add_argument("--local-directory", default=None, help="scratch space of the workers")
+    parser.add_argument(
+        "--preload", action="append", default=[], help="module each worker imports at start"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="log level of the workers")
     return parser.parse_args(argv)
 
 
-async def run_workers(args: argparse.Namespace) -> None:
-    """Start the workers and wait until they are closed (Ctrl-C or SIGTERM)."""
+async def run_workers(args: WorkerOptions | argparse.Namespace) -> None:
+    """Start the workers and wait until they are closed (Ctrl-C or SIGTERM).
+
+    Signals are handled when this runs in the main thread.
+    """
     import socket
 
     from libertem.utils.devices import detect
@@ -50,34 +87,58 @@ async def run_workers(args: argparse.Namespace) -> None:
     devices = detect()
     cpus = _ids(args.cpus)
     cudas = _ids(args.cudas)
-    options = {"memory_limit": args.memory_limit}
-    if args.local_directory:
+    options = {"memory_limit": getattr(args, "memory_limit", 0)}
+    if getattr(args, "local_directory", None):
         options["local_directory"] = args.local_directory
     spec = cluster_spec(
         cpus=devices["cpus"] if cpus is None else cpus,
         cudas=devices["cudas"] if cudas is None else cudas,
         has_cupy=devices["has_cupy"] if args.has_cupy is None else args.has_cupy,
         name=args.name or socket.gethostname(),
-        num_service=args.num_service,
+        num_service=getattr(args, "num_service", 0),
         options=options,
+        preload=tuple(getattr(args, "preload", ()) or ()),
     )
     with worker_environment():
         nannies = [entry["cls"](args.scheduler, **entry["options"]) for entry in spec.values()]
         await asyncio.gather(*nannies)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     finished = asyncio.gather(*(nanny.finished() for nanny in nannies))
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([finished, stopped], return_when=asyncio.FIRST_COMPLETED)
     await asyncio.gather(*(nanny.close() for nanny in nannies), return_exceptions=True)
 
 
+def cli_worker(scheduler, local_directory, cpus, cudas, has_cupy, name, log_level, preload):
+    """Start LiberTEM workers on this node for ``scheduler``; return when they stop.
+
+    What the ``libertem-worker`` command runs: one single-threaded worker process
+    per CPU in ``cpus`` and per CUDA device in ``cudas`` (ids or counts), tagged
+    with resources. Stops on SIGINT / SIGTERM (in the main thread) or when the
+    workers are closed.
+    """
+    set_worker_log_level(log_level or logging.WARNING)
+    options = WorkerOptions(
+        scheduler=scheduler,
+        cpus=cpus,
+        cudas=cudas,
+        has_cupy=has_cupy,
+        name=name,
+        local_directory=local_directory,
+        preload=tuple(preload or ()),
+    )
+    asyncio.run(run_workers(options))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``libertem-worker`` console script."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    set_worker_log_level(args.log_level)
     try:
         asyncio.run(run_workers(args))
     except OSError as e:

@@ -2,65 +2,188 @@
 
 from __future__ import annotations
 
+import copy
+import socket
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import dask
 import dask.array as da
 import numpy as np
 
+from libertem.common.backend import get_use_cuda
 from libertem.common.buffers import BufferWrapper
+from libertem.common.executor import (
+    Environment,
+    TaskCommHandler,
+    TaskProtocol,
+    resolve_params,
+)
+from libertem.common.math import prod
+from libertem.common.scheduler import Worker, WorkerSet
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
-from libertem.executor.base import TaskEnvironment
-from libertem.executor.integration import DaskSchedulerExecutor
-from libertem.executor.utils.dask_buffer import DaskResultBufferWrapper
-from libertem.udf.base import UDF, overrides
+from libertem.executor.base import BaseJobExecutor, TaskEnvironment
+from libertem.executor.utils.dask_buffer import (
+    DaskBufferWrapper,
+    DaskPreallocBufferWrapper,
+    DaskResultBufferWrapper,
+)
+from libertem.io.dataset.base import DataSet
+from libertem.udf.backends import get_resources_for_backends
+from libertem.udf.base import UDF, MergeAttrMapping, UDFMergeAllMixin, overrides
 from libertem.udf.data import UDFData
+from libertem.udf.results import UDFResults
+from libertem.udf.runner import UDFRunner
 from libertem.udf.validation import required_resources
+from libertem.utils.devices import detect
+
+try:  # helper C's module; the name is only re-exported here
+    from libertem.corrections import CorrectionSet
+except ImportError:  # pragma: no cover
+    CorrectionSet = None
 
 
-def _item(results, udf_index: int, name: str):
-    return results[udf_index][name]
+# --- the pieces of a delayed run ---------------------------------------------------------
 
 
-def partial_chunk(
-    partial, udf_index: int, name: str, decl: BufferWrapper, n_frames: int, sig_shape
-) -> da.Array:
-    """Buffer ``name`` of UDF ``udf_index`` in a task's (delayed) result, as a Dask array."""
-    shape = decl.storage_shape(n_frames, tuple(sig_shape))
-    item = dask.delayed(_item, pure=True)(partial, udf_index, name)
-    return da.from_delayed(item, shape=shape, dtype=decl.dtype)
+class BufferStructure(NamedTuple):
+    """One buffer of a task's result, as :func:`structure_from_task` describes it."""
+
+    udf_index: int
+    name: str
+    kind: str
+    extra_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    dtype: np.dtype
 
 
-def _merge_step(udf_cls, kwargs, meta, decls, dest, partials, index, start, n):
-    """One custom ``merge`` of a task's partial result into copies of the merged buffers."""
-    src = partials[index]
-    udf = udf_cls(**kwargs)
-    udf.meta = meta
+def structure_from_task(udfs, task) -> list[BufferStructure]:
+    """What a task returns, flat: one :class:`BufferStructure` per buffer of each UDF.
+
+    ``udfs`` are the main-node UDFs (their ``meta`` set); the order is that of
+    their declared buffers, ``use='result_only'`` ones left out, which is the
+    order :func:`task_wrap` flattens the task's result in.
+    """
+    structure = []
+    for index, udf in enumerate(udfs):
+        sig_shape = tuple(udf.meta.dataset_shape.sig)
+        for name, buf in udf.get_result_buffers().items():
+            if buf.use == "result_only":
+                continue
+            shape = buf.storage_shape(task.n_frames, sig_shape)
+            structure.append(
+                BufferStructure(index, name, buf.kind, buf.extra_shape, shape, np.dtype(buf.dtype))
+            )
+    return structure
+
+
+def task_wrap(task, *args, **kwargs) -> tuple:
+    """Run ``task(*args, **kwargs)``; its per-UDF result dicts flattened into one tuple."""
+    return tuple(arr for part in task(*args, **kwargs) for arr in part.values())
+
+
+def delayed_to_buffer_wrappers(flat_delayed, flat_structure, partition, roi=None, as_buffer=True):
+    """The delayed outputs of :func:`task_wrap` as per-UDF dicts of Dask results.
+
+    Parameters
+    ----------
+    flat_delayed
+        One ``dask.delayed`` object per entry of ``flat_structure``.
+    flat_structure
+        From :func:`structure_from_task`.
+    partition
+        The task's partition (sizes the buffers).
+    roi
+        The run's ROI, or ``None``.
+    as_buffer
+        :class:`DaskPreallocBufferWrapper` objects if true, else plain Dask arrays.
+
+    Returns
+    -------
+    list of dict
+        One dict per UDF: buffer name -> buffer (or array).
+    """
+    n_udfs = 1 + max((entry.udf_index for entry in flat_structure), default=-1)
+    out: list[dict[str, Any]] = [{} for _ in range(n_udfs)]
+    for item, entry in zip(flat_delayed, flat_structure):
+        array = da.from_delayed(item, shape=entry.shape, dtype=entry.dtype)
+        if as_buffer:
+            buf = DaskPreallocBufferWrapper(array, entry.kind, entry.extra_shape, entry.dtype)
+            buf.set_shape_partition(partition, roi)
+            out[entry.udf_index][entry.name] = buf
+        else:
+            out[entry.udf_index][entry.name] = array
+    return out
+
+
+def make_copy(array_dict) -> dict[str, np.ndarray]:
+    """A copy of each array of ``array_dict`` (merges in graphs must not change inputs)."""
+    return {name: np.array(arr, copy=True) for name, arr in array_dict.items()}
+
+
+def merge_wrap(udf, dest_dict, src_dict, raw_damage) -> dict[str, np.ndarray]:
+    """One custom ``udf.merge`` of a task's results into copies of the merged buffers.
+
+    Parameters
+    ----------
+    udf
+        A UDF whose ``meta.slice`` is the merged task's region (in selected frames).
+    dest_dict
+        The merged buffers so far (full size); not changed.
+    src_dict
+        The task's results.
+    raw_damage
+        Flat boolean mask of the frames merged with this step (for
+        ``meta.get_valid_nav_mask``), or ``None``.
+
+    Returns
+    -------
+    dict
+        The merged buffers after this step.
+    """
+    merged = make_copy(dest_dict)
+    start, n = udf.meta.slice.origin[0], udf.meta.slice.shape[0]
+    set_mask = getattr(udf.meta, "set_valid_nav_mask", None)
+    if raw_damage is not None and set_mask is not None:
+        set_mask(raw_damage)
     buffers = {}
-    for name, decl in decls.items():
+    for name, decl in udf.get_result_buffers().items():
+        if name not in merged:
+            continue
         buf = BufferWrapper(decl.kind, decl.extra_shape, decl.dtype, decl.where, decl.use)
-        buf.set_storage(np.array(dest[name], copy=True))
+        buf.set_storage(merged[name])
         buf.set_view_nav_range(start, start + n)
         buffers[name] = buf
-    udf.merge(dest=UDFData(buffers), src=UDFData(src))
+    udf.merge(dest=UDFData(buffers), src=MergeAttrMapping(src_dict))
     return {name: buf.raw_data for name, buf in buffers.items()}
 
 
-def _get_results(udf_cls, kwargs, meta, decls, merged):
-    """``get_results`` of a clean copy over the merged buffers."""
-    udf = udf_cls(**kwargs)
-    udf.meta = meta
+def _get_results(udf, merged) -> dict[str, np.ndarray]:
+    """``get_results`` of a clean UDF copy over the merged buffers (all declared ones)."""
     buffers = {}
-    for name, decl in decls.items():
+    for name, decl in udf.get_result_buffers().items():
         buf = BufferWrapper(decl.kind, decl.extra_shape, decl.dtype, decl.where, decl.use)
         buf.set_storage(np.asarray(merged[name]))
         buffers[name] = buf
     udf.results = UDFData(buffers)
-    return {name: np.asarray(value) for name, value in udf.get_results().items()}
+    return {name: np.asarray(getattr(v, "raw_data", v)) for name, v in udf.get_results().items()}
 
 
-class DelayedJobExecutor(DaskSchedulerExecutor):
+def _clean_copy(udf: UDF, region: Slice | None = None) -> UDF:
+    """A fresh instance of ``udf`` with a copy of its meta (optionally another region)."""
+    fresh = type(udf)(**udf._kwargs)
+    meta = copy.copy(udf.meta)
+    if region is not None:
+        meta.slice = region
+    fresh.meta = meta
+    return fresh
+
+
+# --- the executor ------------------------------------------------------------------------
+
+
+class DelayedJobExecutor(BaseJobExecutor):
     """Returns UDF results as Dask arrays; nothing runs until they are computed.
 
     ``run_udf`` on a Context with this executor returns
@@ -68,73 +191,126 @@ class DelayedJobExecutor(DaskSchedulerExecutor):
     with ``delayed_data`` / ``delayed_raw_data``. ``kind='nav'`` results are
     chunked by partition. A UDF's ``merge_all`` is preferred: it is called once with
     Dask arrays, which gives a flat graph; otherwise a custom ``merge`` is chained in
-    ``dask.delayed`` calls.
+    ``dask.delayed`` calls (:func:`merge_wrap`).
+
+    Parameters
+    ----------
+    main_process_gpu
+        CUDA device the graph's tasks may use when computed in this process.
     """
 
-    @staticmethod
-    def get_resources_from_udfs(udfs: UDF | Sequence[UDF]) -> dict[str, int]:
-        """Worker resources to pass to ``compute(resources=...)`` for these UDFs."""
-        if isinstance(udfs, UDF):
-            udfs = [udfs]
-        return required_resources(udfs, None, has_cuda=True)
+    def __init__(self, main_process_gpu: int | None = None):
+        super().__init__(main_process_gpu=main_process_gpu)
+        self._master_udfs: list[UDF] | None = None
+
+    # graph building ----------------------------------------------------------------------
+    def run_delayed(self, fn, *args, _delayed_kwargs=None, **kwargs):
+        """``dask.delayed(fn, **_delayed_kwargs)(*args, **kwargs)``: a node of the graph."""
+        return dask.delayed(fn, **(_delayed_kwargs or {}))(*args, **kwargs)
+
+    def register_master_udfs(self, udfs) -> None:
+        """The main-node UDFs of the run whose tasks :meth:`run_tasks` gets next."""
+        self._master_udfs = list(udfs)
+
+    def run_tasks(
+        self,
+        tasks: Sequence[TaskProtocol],
+        params_handle: Any,
+        cancel_id: Any,
+        task_comm_handler: TaskCommHandler | None = None,
+    ):
+        """Yield ``(results, task)`` per task without running anything.
+
+        ``results`` is a list (one dict per UDF) of lazy
+        :class:`DaskPreallocBufferWrapper` results; needs the run's main-node UDFs
+        from :meth:`register_master_udfs`.
+        """
+        if self._master_udfs is None:
+            raise RuntimeError(
+                "DelayedJobExecutor.run_tasks needs the run's UDFs: call register_master_udfs"
+            )
+        env = TaskEnvironment(worker="delayed")
+        params = resolve_params(params_handle)
+        for task in tasks:
+            structure = structure_from_task(self._master_udfs, task)
+            flat = self._task_outputs(task, params, env, structure)
+            partition = task.get_partition()
+            yield delayed_to_buffer_wrappers(flat, structure, partition, params.roi), task
+
+    def _task_outputs(self, task, params, env, structure) -> tuple:
+        if not structure:
+            return ()
+        outputs = self.run_delayed(
+            task_wrap, task, params, env, _delayed_kwargs={"pure": False, "nout": len(structure)}
+        )
+        return tuple(outputs) if len(structure) > 1 else (outputs[0],)
 
     def run_plan(self, plan) -> tuple[dict[str, BufferWrapper], ...]:
-        """Turn a run plan into Dask arrays of the results."""
+        """Turn a run plan (see ``UDFRunner.plan``) into Dask arrays of the results."""
+        self.register_master_udfs(plan.udfs)
         env = TaskEnvironment(worker="delayed")
-        partials = [dask.delayed(task, pure=False)(plan.params, env) for task in plan.tasks]
+        per_task = []
+        for task in plan.tasks:
+            structure = structure_from_task(plan.udfs, task)
+            flat = self._task_outputs(task, plan.params, env, structure)
+            per_udf = [{} for _ in plan.udfs]
+            for item, entry in zip(flat, structure):
+                per_udf[entry.udf_index][entry.name] = item
+            arrays = delayed_to_buffer_wrappers(
+                flat, structure, task.partition, plan.roi, as_buffer=False
+            )
+            arrays += [{} for _ in range(len(plan.udfs) - len(arrays))]
+            per_task.append((task, per_udf, arrays))
         return tuple(
-            self._results_for_udf(plan, index, main, partials)
+            self._results_for_udf(plan, index, main, per_task)
             for index, main in enumerate(plan.mains)
         )
 
-    def _results_for_udf(self, plan, index, main, partials):
+    def _results_for_udf(self, plan, index, main, per_task) -> dict[str, BufferWrapper]:
         udf = main.udf
-        sig_shape = tuple(plan.dataset_shape.sig)
-        decls = {name: buf for name, buf in main.mergeable.items()}
-
-        def chunk(partial, task, name):
-            return partial_chunk(partial, index, name, decls[name], task.n_frames, sig_shape)
-
+        decls = dict(main.mergeable)
         if overrides(udf, "merge_all"):
             ordered = {
-                Slice((task.compressed_start,), Shape((task.n_frames,), sig_dims=0)): UDFData(
-                    {name: chunk(p, task, name) for name in decls}
+                Slice((task.compressed_start,), Shape((task.n_frames,), sig_dims=0)): (
+                    MergeAttrMapping(arrays[index])
                 )
-                for p, task in zip(partials, plan.tasks)
+                for task, _items, arrays in per_task
             }
-            merged = {name: buf.raw_data for name, buf in decls.items()}
+            merged = {name: da.from_array(buf.raw_data) for name, buf in decls.items()}
             if ordered:
                 merged.update(udf.merge_all(ordered))
         elif main.custom_merge:
-            acc = {name: buf.raw_data.copy() for name, buf in decls.items()}
-            for p, task in zip(partials, plan.tasks):
-                acc = dask.delayed(_merge_step, pure=True)(
-                    type(udf),
-                    udf._kwargs,
-                    udf.meta,
-                    decls,
-                    acc,
-                    p,
-                    index,
-                    task.compressed_start,
-                    task.n_frames,
-                )
-            merged = {
-                name: da.from_delayed(
-                    dask.delayed(_item, pure=True)([acc], 0, name),
-                    shape=decl.raw_data.shape,
-                    dtype=decl.dtype,
-                )
-                for name, decl in decls.items()
-            }
+            merged = self._merge_chain(plan, udf, index, decls, per_task)
         else:
             merged = {}
             for name, decl in decls.items():
-                chunks = [chunk(p, task, name) for p, task in zip(partials, plan.tasks)]
+                chunks = [arrays[index][name] for _task, _items, arrays in per_task]
                 merged[name] = (
                     da.concatenate(chunks, axis=0) if chunks else da.from_array(decl.raw_data)
                 )
         return self._final(plan, main, merged)
+
+    def _merge_chain(self, plan, udf, index, decls, per_task) -> dict[str, da.Array]:
+        acc = make_copy({name: buf.raw_data for name, buf in decls.items()})
+        if not per_task:
+            return {name: da.from_array(arr) for name, arr in acc.items()}
+        damage = np.zeros(plan.dataset_shape.nav.size, dtype=bool)
+        for task, items, _arrays in per_task:
+            p = task.partition
+            damage[p.start : p.stop] = True if plan.roi is None else plan.roi[p.start : p.stop]
+            region = Slice((task.compressed_start,), Shape((task.n_frames,), sig_dims=0))
+            acc = self.run_delayed(
+                merge_wrap,
+                _clean_copy(udf, region),
+                acc,
+                items[index],
+                damage.copy(),
+                _delayed_kwargs={"pure": False},
+            )
+        return {
+            name: da.from_delayed(acc[name], shape=decl.raw_data.shape, dtype=decl.dtype)
+            for name, decl in decls.items()
+        }
 
     def _final(self, plan, main, merged) -> dict[str, BufferWrapper]:
         udf = main.udf
@@ -147,19 +323,124 @@ class DelayedJobExecutor(DaskSchedulerExecutor):
             }
         else:
             arrays = {name: merged.get(name, buf.raw_data) for name, buf in declared.items()}
-            computed = dask.delayed(_get_results, pure=True)(
-                type(udf), udf._kwargs, udf.meta, declared, arrays
+            computed = self.run_delayed(
+                _get_results, _clean_copy(udf), arrays, _delayed_kwargs={"pure": False}
             )
             results = {}
             for name, decl in declared.items():
                 if decl.use == "private":
                     continue
                 shape = decl.storage_shape(plan.n_selected, tuple(plan.dataset_shape.sig))
-                item = dask.delayed(_item, pure=True)([computed], 0, name)
-                results[name] = da.from_delayed(item, shape=shape, dtype=decl.dtype)
+                results[name] = da.from_delayed(computed[name], shape=shape, dtype=decl.dtype)
         return {
             name: DaskResultBufferWrapper.from_dask(
                 declared[name], array, plan.dataset_shape, plan.roi
             )
             for name, array in results.items()
         }
+
+    # everything else runs right away, here ------------------------------------------------
+    @staticmethod
+    def get_resources_from_udfs(udfs, user_backends=None) -> dict[str, int]:
+        """Worker resources to pass to ``compute(resources=...)`` for these UDFs."""
+        if isinstance(udfs, UDF):
+            udfs = [udfs]
+        return required_resources(list(udfs), user_backends, has_cuda=True)
+
+    @staticmethod
+    def unwrap_results(results):
+        """The Dask arrays of results (a dict, a sequence of dicts or :class:`UDFResults`).
+
+        Buffers with lazy content give their ``delayed_data``, others their ``data``.
+        """
+        if isinstance(results, UDFResults):
+            results = results.buffers
+        if isinstance(results, (list, tuple)):
+            return type(results)(DelayedJobExecutor.unwrap_results(r) for r in results)
+        return {
+            name: getattr(buf, "delayed_data", None)
+            if getattr(buf, "delayed_data", None) is not None
+            else buf.data
+            for name, buf in results.items()
+        }
+
+    def modify_buffer_type(self, buf):
+        """``buf`` as a :class:`DaskBufferWrapper` (lazy storage)."""
+        return DaskBufferWrapper.from_buffer(buf)
+
+    def get_udf_runner(self) -> type:
+        """:class:`DelayedUDFRunner`."""
+        return DelayedUDFRunner
+
+    def run_function(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, called here and now."""
+        return fn(*args, **kwargs)
+
+    def map(self, fn, iterable):
+        """``[fn(item) for item in iterable]``, called here and now."""
+        return [fn(item) for item in iterable]
+
+    def run_each_worker(self, fn, *args, **kwargs):
+        """``{'delayed': fn(*args, **kwargs)}``."""
+        return {"delayed": fn(*args, **kwargs)}
+
+    def run_each_host(self, fn, *args, **kwargs):
+        """``{hostname: fn(*args, **kwargs)}``."""
+        return {socket.gethostname(): fn(*args, **kwargs)}
+
+    def get_available_workers(self) -> WorkerSet:
+        """One stand-in worker: the graph runs wherever it is computed."""
+        return WorkerSet([Worker("delayed", socket.gethostname(), self._local_resources(), 1)])
+
+
+class DelayedUDFRunner(UDFRunner):
+    """The UDF runner of :class:`DelayedJobExecutor`: results are Dask graphs."""
+
+    def results_for_dataset_sync(
+        self,
+        dataset: DataSet,
+        executor: DelayedJobExecutor,
+        environment: Environment | None = None,
+        roi: np.ndarray | None = None,
+        progress: bool = False,
+        corrections=None,
+        backends=None,
+        dry: bool = False,
+    ):
+        """Like ``UDFRunner.results_for_dataset_sync``; the task results are lazy buffers."""
+        executor.register_master_udfs(self._udfs)
+        return super().results_for_dataset_sync(
+            dataset, executor, environment, roi, progress, corrections, backends, dry
+        )
+
+
+__all__ = [
+    "BufferWrapper",
+    "CorrectionSet",
+    "DaskBufferWrapper",
+    "DaskPreallocBufferWrapper",
+    "DaskResultBufferWrapper",
+    "DataSet",
+    "DelayedJobExecutor",
+    "DelayedUDFRunner",
+    "Environment",
+    "MergeAttrMapping",
+    "TaskCommHandler",
+    "TaskProtocol",
+    "UDF",
+    "UDFData",
+    "UDFMergeAllMixin",
+    "UDFResults",
+    "UDFRunner",
+    "Worker",
+    "WorkerSet",
+    "delayed_to_buffer_wrappers",
+    "detect",
+    "get_resources_for_backends",
+    "get_use_cuda",
+    "make_copy",
+    "merge_wrap",
+    "prod",
+    "structure_from_task",
+    "task_wrap",
+]

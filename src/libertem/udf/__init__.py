@@ -1,5 +1,6 @@
 """User-defined functions: the interface and the built-in UDFs' base names."""
 
+from libertem.common.exceptions import UDFRunCancelled
 from libertem.udf.auto import AutoUDF
 from libertem.udf.base import (
     UDF,
@@ -9,6 +10,7 @@ from libertem.udf.base import (
     UDFPostprocessMixin,
     UDFPreprocessMixin,
     UDFTileMixin,
+    check_cast,
 )
 from libertem.udf.data import UDFData
 from libertem.udf.meta import UDFMeta
@@ -24,4 +26,6 @@ __all__ = [
     "UDFPreprocessMixin",
     "UDFPostprocessMixin",
     "UDFMergeAllMixin",
+    "UDFRunCancelled",
+    "check_cast",
 ]

@@ -1,23 +1,51 @@
-"""The UDF interface: base class, mixin protocols and method discovery."""
+"""The UDF interface: base classes, mixin protocols and method discovery.
+
+This module is also the documented home of many names of the engine (``UDFRunner``,
+``UDFTask``, ``UDFParams``, ...) and of names from the dataset, executor and
+corrections layers that UDF code imports from here; those are looked up where
+they live on first access.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from libertem.common.buffers import BufferKind, BufferWrapper
-from libertem.common.exceptions import UDFException
-from libertem.udf.data import UDFData
+from libertem.common.buffers import (
+    ArrayWithMask,
+    AuxBufferWrapper,
+    BufferKind,
+    BufferWrapper,
+    PlaceholderBufferWrapper,
+)
+from libertem.common.exceptions import UDFException, UDFRunCancelled
+from libertem.common.math import count_nonzero, prod
+from libertem.common.progress import (
+    PartitionProgressTracker,
+    PartitionTrackerNoOp,
+    ProgressManager,
+)
+from libertem.common.shape import Shape
+from libertem.common.slice import Slice
+from libertem.common.udf import CUDA, TilingPreferences, UDFMethod, UDFProtocol
+from libertem.udf.data import MergeAttrMapping, UDFData, UDFKwargsWrapper
 from libertem.udf.meta import UDFMeta
+from libertem.warnings import UseDiscouragedWarning
+
+if TYPE_CHECKING:
+    from numpy import typing as nt
 
 
 class UDFFrameMixin:
     """Implement ``process_frame`` to process one frame at a time."""
 
-    def process_frame(self, frame: np.ndarray) -> None:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def process_frame(self, frame: np.ndarray):
         """Process one frame (an array of the signal shape).
 
         ``kind='nav'`` buffers in ``self.results`` are views for this frame;
@@ -29,7 +57,10 @@ class UDFFrameMixin:
 class UDFTileMixin:
     """Implement ``process_tile`` to process stacks of (parts of) frames."""
 
-    def process_tile(self, tile: np.ndarray) -> None:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def process_tile(self, tile: np.ndarray):
         """Process a tile: ``depth`` frames times a rectangle of the signal.
 
         ``self.meta.slice`` gives its position. ``kind='nav'`` buffers are views of
@@ -41,6 +72,9 @@ class UDFTileMixin:
 class UDFPartitionMixin:
     """Implement ``process_partition`` to process a whole partition at once."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
     def process_partition(self, partition: np.ndarray) -> None:
         """Process all (selected) frames of a partition, stacked along the first axis."""
         raise NotImplementedError()
@@ -48,6 +82,9 @@ class UDFPartitionMixin:
 
 class UDFPreprocessMixin:
     """Implement ``preprocess`` to initialize buffers before processing or merging."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
 
     def preprocess(self) -> None:
         """Initialize buffers; runs per partition on workers and once on the main node."""
@@ -57,6 +94,9 @@ class UDFPreprocessMixin:
 class UDFPostprocessMixin:
     """Implement ``postprocess`` to finish a partition's results on the worker."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
     def postprocess(self) -> None:
         """Run after all data of a partition has been processed."""
         raise NotImplementedError()
@@ -65,7 +105,10 @@ class UDFPostprocessMixin:
 class UDFMergeAllMixin:
     """Implement ``merge_all`` to merge all partial results in one step."""
 
-    def merge_all(self, ordered_results: Mapping) -> dict[str, np.ndarray]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def merge_all(self, ordered_results: Mapping[Slice, MergeAttrMapping]) -> Mapping[str, Any]:
         """Merge partial results.
 
         Parameters
@@ -82,7 +125,186 @@ class UDFMergeAllMixin:
         raise NotImplementedError()
 
 
-class UDF:
+_METHODS = (
+    (UDFMethod.TILE, UDFTileMixin.process_tile),
+    (UDFMethod.FRAME, UDFFrameMixin.process_frame),
+    (UDFMethod.PARTITION, UDFPartitionMixin.process_partition),
+)
+
+
+def find_method(udf) -> str:
+    """Which processing method a UDF uses: ``'tile'``, ``'frame'`` or ``'partition'``:
+    what an overridden ``get_method()`` says, else the first one it implements."""
+    if type(udf).get_method is not UDF.get_method:
+        return UDFMethod(udf.get_method()).value
+    return _implemented_method(type(udf))
+
+
+def _implemented_method(cls) -> str:
+    """The first of ``process_tile``, ``process_frame``, ``process_partition`` of ``cls``."""
+    for method, stub in _METHODS:
+        impl = getattr(cls, f"process_{method.value}", None)
+        if impl is not None and impl is not stub:
+            return method.value
+    raise UDFException(
+        f"{cls.__name__} implements none of process_tile, process_frame, process_partition"
+    )
+
+
+def overrides(udf, name: str) -> bool:
+    """Whether the UDF's class implements ``name`` itself (not the base or mixin stub)."""
+    method = getattr(type(udf), name, None)
+    if method is None:
+        return False
+    stubs = {
+        getattr(base, name)
+        for base in (UDF, UDFBase, UDFPreprocessMixin, UDFPostprocessMixin, UDFMergeAllMixin)
+        if hasattr(base, name)
+    }
+    return method not in stubs
+
+
+class UDFBase(UDFProtocol):
+    """What the engine does with a UDF: buffers, views, metadata, backend.
+
+    User code rarely calls these methods; they are the steps the engine takes on
+    every clean copy of a UDF (on the workers) and on the main node.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+
+    # to implement (see UDF) -----------------------------------------------------
+    def get_result_buffers(self) -> dict[str, BufferWrapper]:
+        """Declare the result buffers, by name, created with ``self.buffer``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_result_buffers()")
+
+    def get_results(self) -> dict[str, np.ndarray]:
+        """Compute the final results from the merged buffers."""
+        raise NotImplementedError()
+
+    def get_task_data(self) -> dict[str, Any]:
+        """Create per-task data on the worker."""
+        return {}
+
+    def get_backends(self):
+        """Array backends the UDF supports."""
+        return (self.BACKEND_NUMPY,)
+
+    # the engine's steps ------------------------------------------------------------
+    def get_method(self) -> UDFMethod:
+        """The processing method (``process_tile`` before ``process_frame`` before
+        ``process_partition``)."""
+        return UDFMethod(_implemented_method(type(self)))
+
+    def set_meta(self, meta: UDFMeta) -> None:
+        """Use ``meta`` as ``self.meta``."""
+        self.meta = meta
+
+    def set_backend(self, backend: str) -> None:
+        """Run with array backend ``backend`` (one of :meth:`get_backends`)."""
+        from libertem.udf.backends import as_backend_set
+
+        if backend not in as_backend_set(self.get_backends(), "get_backends()"):
+            raise UDFException(f"{type(self).__name__} does not support backend {backend!r}")
+        self._backend = backend
+
+    def set_main_process_gpu(self, main_process_gpu: int | None) -> None:
+        """The GPU the main process may use (for ``get_results``), or ``None``."""
+        self._main_process_gpu = main_process_gpu
+
+    def set_slice(self, slice_: Slice) -> None:
+        """The region now processed (``self.meta.slice``)."""
+        self.meta.slice = slice_
+
+    def set_tile_idx(self, idx: int) -> None:
+        """Index of the signal region of the current tile (``self.meta.tiling_scheme_idx``)."""
+        self.meta._tiling_index = int(idx)
+
+    def init_result_buffers(self, executor=None) -> None:
+        """Declare the result buffers as ``self.results`` (not yet allocated).
+
+        An executor may replace the buffer classes (``modify_buffer_type``).
+        """
+        buffers = self.get_result_buffers()
+        modify = getattr(executor, "modify_buffer_type", None)
+        if modify is not None:
+            buffers = {name: modify(buf) for name, buf in buffers.items()}
+        self.results = UDFData(buffers)
+
+    def init_task_data(self) -> None:
+        """Compute ``self.task_data`` with :meth:`get_task_data`."""
+        self.task_data = UDFData(self.get_task_data() or {})
+
+    def allocate_for_full(self, dataset, roi: np.ndarray | None) -> None:
+        """Allocate the result buffers for the whole dataset (main node)."""
+        self.results.allocate_for_full(dataset, roi)
+
+    def allocate_for_part(self, partition, roi: np.ndarray | None) -> None:
+        """Allocate the result buffers for one partition, device buffers with ``self.xp``."""
+        self.results.allocate_for_part(partition, roi, lib=self.xp)
+
+    def _params_data(self) -> UDFData:
+        return self.params
+
+    def _shifted(self, tile_slice: Slice) -> Slice:
+        part = self.meta._partition_slice
+        if part is None:
+            return tile_slice
+        return tile_slice.shift_by((part.origin[0],) + (0,) * (len(tile_slice.origin) - 1))
+
+    def set_views_for_dataset(self, dataset) -> None:
+        """Views of the whole dataset (main node)."""
+        self.results.set_view_for_dataset(dataset)
+        self._params_data().set_view_for_dataset(dataset)
+
+    def set_views_for_partition(self, partition) -> None:
+        """Views of a whole partition."""
+        self.results.set_view_for_partition(partition)
+        self._params_data().set_view_for_partition(partition)
+
+    def set_views_for_tile(self, partition, tile) -> None:
+        """Views of ``tile``; ``self.meta.slice`` becomes its region in the dataset."""
+        self.results.set_view_for_tile(partition, tile)
+        self._params_data().set_view_for_tile(partition, tile)
+        self.meta.slice = self._shifted(BufferWrapper._tile_slice(tile, partition))
+
+    def set_contiguous_views_for_tile(self, partition, tile) -> None:
+        """Like :meth:`set_views_for_tile`, with contiguous ``sig`` views (see ``flush``)."""
+        self.results.set_contiguous_view_for_tile(partition, tile)
+        self._params_data().set_view_for_tile(partition, tile)
+        self.meta.slice = self._shifted(BufferWrapper._tile_slice(tile, partition))
+
+    def set_views_for_frame(self, partition, tile, frame_idx: int) -> None:
+        """Views of frame ``frame_idx`` of ``tile``."""
+        self.results.set_view_for_frame(partition, tile, frame_idx)
+        self._params_data().set_view_for_frame(partition, tile, frame_idx)
+        sl = self._shifted(BufferWrapper._tile_slice(tile, partition))
+        shape = Shape((1, *tuple(sl.shape)[1:]), sig_dims=sl.shape.sig_dims)
+        self.meta.slice = Slice((sl.origin[0] + frame_idx, *sl.origin[1:]), shape)
+
+    def clear_views(self) -> None:
+        """Point all views back at the whole buffers."""
+        self.results.clear_views()
+        self._params_data().clear_views()
+
+    def flush(self, debug: bool = False) -> None:
+        """Write back contiguous views."""
+        self.results.flush(debug=debug)
+
+    def export_results(self) -> None:
+        """Move the result buffers to host memory."""
+        self.results.export()
+
+    @property
+    def xp(self):
+        """The array module of the backend now used: ``cupy`` for CuPy backends, else ``numpy``."""
+        from libertem.common.backend import get_array_module
+
+        return get_array_module(getattr(self, "_backend", self.BACKEND_NUMPY))
+
+
+class UDF(UDFBase):
     """Base class of user-defined functions.
 
     Subclasses implement :meth:`get_result_buffers` and one of ``process_tile``,
@@ -93,22 +315,15 @@ class UDF:
     Parameters
     ----------
     **kwargs
-        Parameters, available as attributes of ``self.params``.
+        Parameters, available as attributes of ``self.params``; auxiliary data
+        (:meth:`aux_data`) reads as the part for the data now processed.
     """
 
     USE_NATIVE_DTYPE = np.bool_
-    TILE_SIZE_BEST_FIT = "best_fit"
-    TILE_SIZE_MAX = math.inf
-    TILE_DEPTH_DEFAULT = "default"
-    TILE_DEPTH_MAX = math.inf
-    BACKEND_NUMPY = "numpy"
-    BACKEND_CUPY = "cupy"
-    BACKEND_CUDA = "cuda"
-    BACKEND_ALL = ("numpy", "cupy")
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any | AuxBufferWrapper) -> None:
         self._kwargs = kwargs
-        self.params = UDFData(kwargs)
+        self.params = UDFKwargsWrapper(kwargs)
         self.results: UDFData | None = None
         self.task_data: UDFData | None = None
         self.meta: UDFMeta | None = None
@@ -119,30 +334,21 @@ class UDF:
         """Declare the result buffers, by name, created with :meth:`buffer`."""
         raise NotImplementedError(f"{type(self).__name__} must implement get_result_buffers()")
 
-    def merge(self, dest: UDFData, src: UDFData) -> None:
+    def merge(self, dest: MergeAttrMapping, src: MergeAttrMapping):
         """Merge the partial result ``src`` of one partition into ``dest``.
 
         The default assigns ``kind='nav'`` buffers; UDFs with ``'sig'`` or
         ``'single'`` buffers must override it.
         """
         for name in dest:
-            buf = dest.get_buffer(name)
-            if buf.kind != "nav":
-                raise UDFException(
-                    f"{type(self).__name__} must implement merge(): buffer {name!r} "
-                    f"has kind={buf.kind!r}, which the default merge cannot combine"
-                )
             dest[name][:] = src[name]
-
-    def merge_all(self, ordered_results: Mapping) -> dict[str, np.ndarray]:
-        """Merge all partial results at once; see :class:`UDFMergeAllMixin`."""
-        raise NotImplementedError()
 
     def get_results(self) -> dict[str, np.ndarray]:
         """Compute the final results from the merged buffers.
 
         The default returns every buffer that is not ``use='private'``; override it to
-        fill ``use='result_only'`` buffers or to transform results.
+        fill ``use='result_only'`` buffers or to transform results. A value may be
+        wrapped with :meth:`with_mask` to say which of its entries are valid.
         """
         return {
             name: buf.raw_data for name, buf in self.results.buffers().items() if buf.use is None
@@ -152,24 +358,31 @@ class UDF:
         """Create per-task data on the worker, available as ``self.task_data``."""
         return {}
 
-    def get_preferred_input_dtype(self):
+    def get_preferred_input_dtype(self) -> nt.DTypeLike:
         """Dtype the UDF prefers as input; combined with the dataset's by ``numpy.result_type``."""
         return np.float32
 
-    def get_tiling_preferences(self) -> dict[str, Any]:
+    def get_tiling_preferences(self) -> TilingPreferences:
         """Preferred tile ``depth`` (frames) and ``total_size`` (bytes)."""
         return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": self.TILE_SIZE_BEST_FIT}
 
-    def get_backends(self) -> Sequence[str]:
-        """Array backends the UDF supports: ``('numpy',)`` by default."""
+    def get_backends(self):
+        """Array backends the UDF supports (one name or an iterable): ``('numpy',)`` by default.
+
+        See :class:`~libertem.common.udf.UDFProtocol` for the names (``BACKEND_*``)
+        and sets of them (``CPU_BACKENDS``, ``SPARSE_BACKENDS``, ...).
+        """
         return (self.BACKEND_NUMPY,)
 
+    def cleanup(self) -> None:
+        """Release resources after processing; called on each copy that processed data."""
+
     # helpers for implementations --------------------------------------------------
-    @staticmethod
     def buffer(
+        self,
         kind: BufferKind,
-        extra_shape: Sequence[int] | int = (),
-        dtype: Any = "float32",
+        extra_shape: tuple[int, ...] = (),
+        dtype: nt.DTypeLike = "float32",
         where: str | None = None,
         use: str | None = None,
     ) -> BufferWrapper:
@@ -177,9 +390,7 @@ class UDF:
         return BufferWrapper(kind=kind, extra_shape=extra_shape, dtype=dtype, where=where, use=use)
 
     @classmethod
-    def aux_data(
-        cls, data: np.ndarray, kind: BufferKind, extra_shape: Sequence[int] = (), dtype="float32"
-    ) -> BufferWrapper:
+    def aux_data(cls, data, kind, extra_shape=(), dtype="float32") -> AuxBufferWrapper:
         """Wrap per-frame or per-pixel input data to pass as a parameter.
 
         Inside ``process_*``, ``self.params.<name>`` then reads as the part of the
@@ -199,65 +410,173 @@ class UDF:
         """
         return BufferWrapper.make_aux(data, kind=kind, extra_shape=extra_shape, dtype=dtype)
 
-    @property
-    def xp(self):
-        """The array module of the backend now used: ``numpy``, or ``cupy`` on CUDA workers."""
-        from libertem.common.backend import get_array_module
+    @staticmethod
+    def with_mask(data: np.ndarray, mask: np.ndarray | bool) -> ArrayWithMask:
+        """Mark which entries of a result are valid: return this from ``get_results``.
 
-        return get_array_module(self._backend)
+        Parameters
+        ----------
+        data
+            The result.
+        mask
+            Boolean array broadcastable to the result's ``.data`` shape (``True``:
+            valid), or one bool for all entries.
+        """
+        return ArrayWithMask(data, mask)
+
+    def forbuf(self, arr, target):
+        """``arr`` converted to the array backend (and shape) of the buffer view ``target``.
+
+        Useful when the input is sparse or on a device but a buffer is not, e.g.
+        ``self.results.x[:] += self.forbuf(tile_result, self.results.x)``.
+        """
+        from libertem.udf.backends import convert_like
+
+        return convert_like(arr, target)
 
     def copy(self) -> UDF:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""
         return type(self)(**self._kwargs)
 
+    @classmethod
+    def new_for_partition(cls, kwargs: dict[str, Any], partition, roi: np.ndarray) -> UDF:
+        """A new instance whose auxiliary data holds only the part for ``partition``."""
+        return cls(**UDFKwargsWrapper(kwargs).new_for_partition(partition, roi).as_dict())
 
-def find_method(udf: UDF) -> str:
-    """Which processing method a UDF implements: ``'tile'``, ``'frame'`` or ``'partition'``."""
-    cls = type(udf)
-    for name, stub in (
-        ("tile", UDFTileMixin.process_tile),
-        ("frame", UDFFrameMixin.process_frame),
-        ("partition", UDFPartitionMixin.process_partition),
-    ):
-        method = getattr(cls, f"process_{name}", None)
-        if method is not None and method is not stub:
-            return name
-    raise UDFException(
-        f"{cls.__name__} implements none of process_tile, process_frame, process_partition"
-    )
+    def copy_for_partition(self, partition, roi: np.ndarray) -> UDF:
+        """A clean copy whose auxiliary data holds only the part for ``partition``."""
+        return type(self).new_for_partition(self._kwargs, partition, roi)
 
+    @property
+    def requires_custom_merge(self) -> bool:
+        """Whether the default :meth:`merge` cannot combine this UDF's buffers (needs ``meta``).
 
-def overrides(udf: UDF, name: str) -> bool:
-    """Whether the UDF's class implements ``name`` itself (not the base or mixin stub)."""
-    method = getattr(type(udf), name, None)
-    if method is None:
-        return False
-    stubs = {
-        getattr(base, name)
-        for base in (UDF, UDFPreprocessMixin, UDFPostprocessMixin, UDFMergeAllMixin)
-        if hasattr(base, name)
-    }
-    return method not in stubs
+        That is the case when a buffer that is merged has ``kind`` other than ``'nav'``.
+        """
+        return any(
+            buf.kind != "nav"
+            for buf in self.get_result_buffers().values()
+            if buf.use != "result_only"
+        )
+
+    @property
+    def requires_custom_merge_all(self) -> bool:
+        """Whether merging all partial results at once needs the UDF's own ``merge_all``."""
+        return self.requires_custom_merge
 
 
-__all__ = [
-    "UDF",
-    "UDFData",
-    "UDFMeta",
-    "UDFFrameMixin",
-    "UDFTileMixin",
-    "UDFPartitionMixin",
-    "UDFPreprocessMixin",
-    "UDFPostprocessMixin",
-    "UDFMergeAllMixin",
-    "find_method",
-    "overrides",
-]
+def check_cast(fromvar, tovar) -> None:
+    """Check that the values of ``fromvar`` survive conversion to the dtype of ``tovar``.
+
+    A cast that ``numpy.can_cast`` calls safe always passes; otherwise the values
+    are converted and compared.
+
+    Raises
+    ------
+    RuntimeError
+        If converting changes a value (e.g. float data with fractions into an
+        integer buffer).
+    """
+    from_dtype, to_dtype = np.asarray(fromvar).dtype, np.asarray(tovar).dtype
+    if np.can_cast(from_dtype, to_dtype, casting="safe"):
+        return
+    converted = np.asarray(fromvar).astype(to_dtype)
+    if not np.array_equal(converted, np.asarray(fromvar), equal_nan=from_dtype.kind in "fc"):
+        raise RuntimeError(
+            f"unsafe cast from {from_dtype} to {to_dtype}: values would change; "
+            "convert the data explicitly or choose a wider dtype"
+        )
+
+
+# Names documented under libertem.udf.base that live elsewhere, looked up on first
+# access (some modules import this one, and some are written by other layers).
+_ELSEWHERE: dict[str, tuple[str, ...]] = {
+    "UDFRunner": ("libertem.udf.runner",),
+    "UDFResults": ("libertem.udf.results",),
+    "UDFResultsLazy": ("libertem.udf.results",),
+    "ResultsForDataSet": ("libertem.udf.results",),
+    "UDFParams": ("libertem.udf.partition_runner",),
+    "UDFTask": ("libertem.udf.partition_runner",),
+    "UDFPartRunner": ("libertem.udf.partition_runner",),
+    "TileConverter": ("libertem.udf.partition_runner",),
+    "get_resources_for_backends": ("libertem.udf.backends",),
+    "NoOpUDF": ("libertem.udf.noop",),
+    "CorrectionSet": ("libertem.corrections", "libertem.io.corrections"),
+    "DataSet": ("libertem.io.dataset.base",),
+    "DataSetMeta": ("libertem.io.dataset.base",),
+    "DataTile": ("libertem.io.dataset.base",),
+    "Partition": ("libertem.io.dataset.base",),
+    "Negotiator": ("libertem.io.dataset.base",),
+    "TilingScheme": ("libertem.io.dataset.base",),
+    "get_coordinates": ("libertem.io.dataset.base",),
+    "roi_for_partition": ("libertem.common.roi",),
+    "Environment": ("libertem.common.executor",),
+    "GenericTask": ("libertem.common.executor",),
+    "GenericTaskProtocol": ("libertem.common.executor",),
+    "JobCancelledError": ("libertem.common.executor",),
+    "JobExecutor": ("libertem.common.executor", "libertem.executor.base"),
+    "NoopCommHandler": ("libertem.common.executor",),
+    "TaskCommHandler": ("libertem.common.executor",),
+    "TaskProtocol": ("libertem.common.executor",),
+    "InlineJobExecutor": ("libertem.executor.inline",),
+    "attach_to_parent": ("libertem.common.tracing",),
+    "TracedThreadPoolExecutor": ("libertem.common.tracing",),
+    "async_generator_eager": ("libertem.common.async_utils",),
+}
+
+
+def lookup_elsewhere(name: str, table: dict[str, tuple[str, ...]], module: str):
+    """Resolve ``name`` from the first module in ``table[name]`` that defines it."""
+    for source in table.get(name, ()):
+        try:
+            mod = importlib.import_module(source)
+        except ImportError:
+            continue
+        if hasattr(mod, name):
+            return getattr(mod, name)
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def __getattr__(name: str):
-    if name == "UDFRunner":
-        from libertem.udf.runner import UDFRunner
+    return lookup_elsewhere(name, _ELSEWHERE, __name__)
 
-        return UDFRunner
-    raise AttributeError(name)
+
+def __dir__() -> Iterable[str]:
+    return sorted(set(globals()) | set(_ELSEWHERE))
+
+
+__all__ = [
+    "ArrayWithMask",
+    "AuxBufferWrapper",
+    "BufferWrapper",
+    "CUDA",
+    "MergeAttrMapping",
+    "PartitionProgressTracker",
+    "PartitionTrackerNoOp",
+    "PlaceholderBufferWrapper",
+    "ProgressManager",
+    "Shape",
+    "Slice",
+    "TilingPreferences",
+    "UDF",
+    "UDFBase",
+    "UDFData",
+    "UDFException",
+    "UDFFrameMixin",
+    "UDFKwargsWrapper",
+    "UDFMergeAllMixin",
+    "UDFMeta",
+    "UDFMethod",
+    "UDFPartitionMixin",
+    "UDFPostprocessMixin",
+    "UDFPreprocessMixin",
+    "UDFProtocol",
+    "UDFRunCancelled",
+    "UDFTileMixin",
+    "UseDiscouragedWarning",
+    "check_cast",
+    "count_nonzero",
+    "find_method",
+    "overrides",
+    "prod",
+]

@@ -1,240 +1,380 @@
-"""Centre of mass (CoM) of each frame within a disk: beam shifts, field, divergence, curl."""
+"""Centre of mass (CoM) of each frame: beam shifts, corrected field, divergence, curl."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+import functools
+from typing import Literal, NamedTuple
 
 import numpy as np
 
+from libertem import masks
+from libertem.common.container import MaskContainer
 from libertem.common.exceptions import UDFException
-from libertem.masks import circular
+from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
 from libertem.udf.base import UDF
+from libertem.udf.com_fields import (
+    GuessResult,
+    apply_correction,
+    center_shifts,
+    com_masks_factory,
+    com_masks_generic,
+    coordinate_check,
+    curl_2d,
+    divergence,
+    guess_corrections,
+    magnitude,
+)
+from libertem.udf.masks import _DEFAULT_BACKENDS, ApplyMasksEngine
 
-__all__ = ["CoMParams", "CoMUDF", "apply_correction", "divergence", "curl"]
+__all__ = [
+    "RegressionOptions",
+    "CoMParams",
+    "CoMUDF",
+    "GuessResult",
+    "ApplyMasksEngine",
+    "MaskContainer",
+    "apply_correction",
+    "center_shifts",
+    "com_masks_factory",
+    "com_masks_generic",
+    "coordinate_check",
+    "curl_2d",
+    "divergence",
+    "guess_corrections",
+    "magnitude",
+]
 
 
-@dataclass(frozen=True)
-class CoMParams:
-    """Parameters of :class:`CoMUDF`, see there."""
+class RegressionOptions(enum.IntEnum):
+    """How :class:`CoMUDF` flattens the field after the coordinate correction.
+
+    ``NO_REGRESSION`` leaves it as it is; ``SUBTRACT_MEAN`` subtracts the mean
+    shift; ``SUBTRACT_LINEAR`` subtracts a least-squares plane
+    ``c0 + c1 * y + c2 * x`` over the scan coordinates (row ``y``, column ``x``),
+    for example to remove the descan error of a 2D scan.
+    """
+
+    NO_REGRESSION = -1
+    SUBTRACT_MEAN = 0
+    SUBTRACT_LINEAR = 1
+
+
+class CoMParams(NamedTuple):
+    """Parameters of :class:`CoMUDF`.
+
+    Attributes
+    ----------
+    cy, cx
+        Reference position on the detector (row, column) the shifts are relative
+        to; ``None``: the centre, ``sig_shape / 2``.
+    r
+        Radius of the disk around ``(cy, cx)`` taken into account; ``inf``: the
+        whole frame.
+    ri
+        Inner radius: pixels at most ``ri`` from the reference are left out (a ring).
+    scan_rotation
+        Rotation in degrees from detector to scan coordinates, see
+        :func:`~libertem.udf.com_fields.apply_correction`.
+    flip_y
+        Mirror the detector y axis before rotating.
+    regression
+        A :class:`RegressionOptions` value, or a ``(3, 2)`` array of coefficients
+        ``[offset, d/dy, d/dx]`` for the ``(y, x)`` field to subtract.
+    """
 
     cy: float | None = None
     cx: float | None = None
-    r: float | None = None
-    ri: float = 0.0
+    r: float = float("inf")
+    ri: float | None = 0.0
     scan_rotation: float = 0.0
     flip_y: bool = False
+    regression: np.ndarray | Literal[-1, 0, 1] = RegressionOptions.NO_REGRESSION
 
 
-def apply_correction(
-    y: np.ndarray, x: np.ndarray, scan_rotation: float = 0.0, flip_y: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Map detector shifts ``(y, x)`` into the scan coordinate system.
-
-    First ``y`` is negated if ``flip_y``, then the vector is rotated by
-    ``scan_rotation`` degrees: ``y' = y cos(phi) - x sin(phi)``,
-    ``x' = y sin(phi) + x cos(phi)``.
-
-    Parameters
-    ----------
-    y, x
-        Shift components, any (equal) shapes.
-    scan_rotation
-        Rotation in degrees.
-    flip_y
-        Mirror the y axis before rotating.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        The corrected ``(y, x)`` components.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    if flip_y:
-        y = -y
-    phi = np.deg2rad(scan_rotation)
-    c, s = np.cos(phi), np.sin(phi)
-    return y * c - x * s, y * s + x * c
+_DEFAULT_PARAMS = CoMParams()
 
 
-def divergence(field_y: np.ndarray, field_x: np.ndarray) -> np.ndarray:
-    """``d(field_y)/dy + d(field_x)/dx`` of a field on a 2D grid (``numpy.gradient``)."""
-    return np.gradient(field_y, axis=0) + np.gradient(field_x, axis=1)
-
-
-def curl(field_y: np.ndarray, field_x: np.ndarray) -> np.ndarray:
-    """``d(field_x)/dy - d(field_y)/dx`` of a field on a 2D grid (``numpy.gradient``)."""
-    return np.gradient(field_x, axis=0) - np.gradient(field_y, axis=1)
-
-
-def _weights(params, sig_shape: tuple[int, int], dtype) -> np.ndarray:
-    """Stack of (mask, mask * (y - cy), mask * (x - cx)), shape ``(3, sy, sx)``."""
-    sy, sx = sig_shape
-    cy, cx = _center(params, sig_shape)
-    if params.r is None:
-        mask = np.ones(sig_shape)
-    else:
-        mask = circular(cx, cy, sx, sy, params.r)
-        if params.ri:
-            mask = mask - circular(cx, cy, sx, sy, params.ri)
-    ys, xs = np.mgrid[0:sy, 0:sx]
-    return np.stack([mask, mask * (ys - cy), mask * (xs - cx)]).astype(dtype)
-
-
-def _center(params, sig_shape: tuple[int, int]) -> tuple[float, float]:
-    sy, sx = sig_shape
-    cy = (sy - 1) / 2 if params.cy is None else float(params.cy)
-    cx = (sx - 1) / 2 if params.cx is None else float(params.cx)
-    return cy, cx
+def _selection_mask(cy, cx, detector_y, detector_x, r, ri):
+    if ri:
+        return masks.ring(cx, cy, detector_x, detector_y, r, ri)
+    return masks.circular(cx, cy, detector_x, detector_y, r)
 
 
 class CoMUDF(UDF):
-    """Centre of mass of each frame within a disk (or ring), relative to ``(cy, cx)``.
+    """Centre of mass of each frame within a disk (or ring), with corrections.
+
+    Create it with :meth:`with_params`. The centre of mass is taken relative to
+    ``(cy, cx)`` ("raw"), then corrected from detector to scan coordinates
+    (``flip_y``, ``scan_rotation``) and flattened by the ``regression``.
 
     Parameters
     ----------
-    cx, cy
-        Reference position on the detector (column, row); default: the frame centre.
-    r
-        Radius of the disk taken into account; ``None``: the whole frame.
-    ri
-        Inner radius: pixels with distance ``<= ri`` are left out (a ring).
-    scan_rotation
-        Rotation in degrees from detector to scan coordinates, see
-        :func:`apply_correction`.
-    flip_y
-        Mirror the detector y axis before rotating.
+    com_params
+        The parameters, see :class:`CoMParams`.
 
     Notes
     -----
-    Results (all ``kind='nav'``):
+    Results, ``kind='nav'`` unless noted:
 
-    ``raw_com``
-        ``(..., 2)``: uncorrected ``(y, x)`` shift of the centre of mass from ``(cy, cx)``.
+    ``raw_com`` ``(..., 2)``
+        Centre of mass ``(y, x)`` in detector pixel coordinates.
+    ``raw_shifts`` ``(..., 2)``
+        ``raw_com - (cy, cx)``, before corrections.
     ``raw_mask_sum``
         Intensity within the mask.
-    ``field``
-        ``(..., 2)``: ``raw_com`` after ``flip_y`` and ``scan_rotation``.
-    ``field_y``, ``field_x``, ``magnitude``
-        Components and length of ``field``.
+    ``field`` ``(..., 2)``
+        The shift after coordinate correction and regression; ``field_y`` and
+        ``field_x`` are its components, ``magnitude`` its length.
     ``divergence``, ``curl``
-        Of ``field`` over the scan (only for a 2D scan), by ``numpy.gradient``;
-        NaN next to frames outside a ROI.
+        Of ``field`` over a 2D scan (:func:`divergence`, :func:`curl_2d`); zero for
+        other scans. NaN next to frames that are outside the ROI or not processed.
+    ``regression`` (``kind='single'``, ``(3, 2)``)
+        The coefficients ``[offset, d/dy, d/dx]`` subtracted from the field.
 
-    A frame without intensity in the mask has a NaN centre of mass.
+    Frames without intensity in the mask have NaN shifts.
 
     Examples
     --------
-    >>> udf = CoMUDF(cx=15.5, cy=15.5, r=8)
-    >>> udf2 = CoMUDF.with_params(cx=15.5, cy=15.5, r=8, flip_y=True)
+    >>> udf = CoMUDF.with_params(cy=15.5, cx=15.5, r=8, flip_y=True)
+    >>> udf.get_params().flip_y
+    True
     """
 
-    def __init__(
-        self,
-        cx: float | None = None,
+    def __init__(self, com_params: CoMParams = _DEFAULT_PARAMS):
+        if not isinstance(com_params, CoMParams):
+            raise TypeError(
+                f"com_params must be CoMParams, got {type(com_params).__name__}; "
+                "use CoMUDF.with_params(...) to pass parameters by name"
+            )
+        _check_regression(com_params.regression)
+        super().__init__(com_params=com_params)
+
+    @classmethod
+    def with_params(
+        cls,
+        *,
         cy: float | None = None,
-        r: float | None = None,
+        cx: float | None = None,
+        r: float = float("inf"),
         ri: float = 0.0,
         scan_rotation: float = 0.0,
         flip_y: bool = False,
-    ):
-        super().__init__(cx=cx, cy=cy, r=r, ri=ri, scan_rotation=scan_rotation, flip_y=flip_y)
-
-    @classmethod
-    def with_params(cls, **kwargs) -> CoMUDF:
-        """Create from the fields of :class:`CoMParams` (``cy``, ``cx``, ``r``, ...)."""
-        params = CoMParams(**kwargs)
+        regression: np.ndarray | Literal[-1, 0, 1] = RegressionOptions.NO_REGRESSION,
+    ) -> CoMUDF:
+        """A CoMUDF with the fields of :class:`CoMParams` given by name."""
         return cls(
-            cx=params.cx,
-            cy=params.cy,
-            r=params.r,
-            ri=params.ri,
-            scan_rotation=params.scan_rotation,
-            flip_y=params.flip_y,
+            CoMParams(
+                cy=cy,
+                cx=cx,
+                r=r,
+                ri=ri,
+                scan_rotation=scan_rotation,
+                flip_y=flip_y,
+                regression=regression,
+            )
         )
 
+    def get_params(self) -> CoMParams:
+        """The parameters, with the reference position filled in once the dataset
+        is known."""
+        p = self.params.com_params
+        if self.meta is None or (p.cy is not None and p.cx is not None):
+            return p
+        sy, sx = self._sig_shape()
+        return p._replace(cy=sy / 2 if p.cy is None else p.cy, cx=sx / 2 if p.cx is None else p.cx)
+
+    # set-up --------------------------------------------------------------------
     def _sig_shape(self) -> tuple[int, int]:
         sig = tuple(self.meta.dataset_shape.sig)
         if len(sig) != 2:
             raise UDFException(f"CoMUDF needs 2D frames, the dataset has signal shape {sig}")
         return sig
 
-    def get_preferred_input_dtype(self):
-        return np.float32
+    def _nav_2d(self) -> bool:
+        return len(tuple(self.meta.dataset_shape.nav)) == 2
 
     def get_backends(self):
-        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
+        return _DEFAULT_BACKENDS
 
     def get_task_data(self):
-        sig = self._sig_shape()
+        p = self.get_params()
+        sy, sx = self._sig_shape()
+        base = functools.partial(_selection_mask, p.cy, p.cx, sy, sx, p.r, p.ri)
         dtype = np.result_type(self.meta.input_dtype, np.float32)
-        return {"weights": self.xp.asarray(_weights(self.params, sig, dtype))}
+        backend = getattr(self.meta, "array_backend", None) or "numpy"
+        on_cupy = backend == "cupy" or backend.startswith("cupyx")
+        container = MaskContainer(
+            com_masks_generic(sy, sx, base),
+            dtype=dtype,
+            use_sparse=False,
+            count=3,
+            backend="cupy" if on_cupy else None,
+        )
+        return {"masks": container, "engine": ApplyMasksEngine(container, self.meta, True)}
 
     def get_result_buffers(self):
-        nav_2d = len(tuple(self.meta.dataset_shape.nav)) == 2
         self._sig_shape()
-        buffers = {
+        p = self.params.com_params
+        if _is_linear(p.regression) and not self._nav_2d():
+            raise UDFException(
+                "regression=SUBTRACT_LINEAR needs a 2D scan, the dataset has navigation "
+                f"shape {tuple(self.meta.dataset_shape.nav)}"
+            )
+        dtype = np.result_type(self.meta.input_dtype, np.float32)
+
+        def nav(extra=()):
+            return self.buffer(kind="nav", extra_shape=extra, dtype=dtype, use="result_only")
+
+        return {
             "moments": self.buffer(
-                kind="nav", extra_shape=(3,), dtype="float64", use="private", where="device"
+                kind="nav", extra_shape=(3,), dtype=dtype, use="private", where="device"
             ),
-            "raw_com": self.buffer(
-                kind="nav", extra_shape=(2,), dtype="float64", use="result_only"
+            "raw_com": nav((2,)),
+            "raw_shifts": nav((2,)),
+            "raw_mask_sum": nav(),
+            "field": nav((2,)),
+            "field_y": nav(),
+            "field_x": nav(),
+            "magnitude": nav(),
+            "divergence": nav(),
+            "curl": nav(),
+            "regression": self.buffer(
+                kind="single", extra_shape=(3, 2), dtype=np.float64, use="result_only"
             ),
-            "raw_mask_sum": self.buffer(kind="nav", dtype="float64", use="result_only"),
-            "field": self.buffer(kind="nav", extra_shape=(2,), dtype="float64", use="result_only"),
-            "field_y": self.buffer(kind="nav", dtype="float64", use="result_only"),
-            "field_x": self.buffer(kind="nav", dtype="float64", use="result_only"),
-            "magnitude": self.buffer(kind="nav", dtype="float64", use="result_only"),
         }
-        if nav_2d:
-            buffers["divergence"] = self.buffer(kind="nav", dtype="float64", use="result_only")
-            buffers["curl"] = self.buffer(kind="nav", dtype="float64", use="result_only")
-        return buffers
 
     def process_tile(self, tile):
         """Accumulate the mask sum and first moments of the tile's frames."""
-        weights = self.task_data.weights[(slice(None), *self.meta.slice.get(sig_only=True))]
-        flat = tile.reshape((tile.shape[0], -1))
-        if flat.dtype != weights.dtype:
-            flat = flat.astype(weights.dtype)
-        self.results.moments[:] += flat @ weights.reshape((3, -1)).T
+        self.results.moments[:] += self.task_data.engine.process_tile(tile)
+
+    # results ----------------------------------------------------------------------
+    def _valid_nav_mask(self) -> np.ndarray:
+        """Nav-shaped: frames that are selected and (in partial results) processed."""
+        nav_shape = tuple(self.meta.dataset_shape.nav)
+        getter = getattr(self.meta, "get_valid_nav_mask", None)
+        valid = getter(full_nav=True) if getter is not None else None
+        if valid is None:
+            valid = self.meta.roi
+        if valid is None:
+            return np.ones(nav_shape, dtype=bool)
+        return np.asarray(valid, dtype=bool).reshape(nav_shape)
+
+    def _to_grid(self, values: np.ndarray, selected: np.ndarray) -> np.ndarray:
+        """Nav-shaped array (plus trailing axes) from ROI-compressed values, NaN elsewhere."""
+        grid = np.full(selected.shape + values.shape[1:], np.nan)
+        grid[selected] = values
+        return grid
 
     def get_results(self):
-        moments = self.results.moments
-        with np.errstate(divide="ignore", invalid="ignore"):
-            com_y = moments[:, 1] / moments[:, 0]
-            com_x = moments[:, 2] / moments[:, 0]
-        p = self.params
-        field_y, field_x = apply_correction(com_y, com_x, p.scan_rotation, p.flip_y)
+        p = self.get_params()
+        nav_shape = tuple(self.meta.dataset_shape.nav)
+        selected = (
+            np.ones(nav_shape, dtype=bool)
+            if self.meta.roi is None
+            else np.asarray(self.meta.roi, dtype=bool).reshape(nav_shape)
+        )
+        moments = self._to_grid(np.asarray(self.results.moments), selected)
+        shift_y, shift_x = center_shifts(
+            moments[..., 0], moments[..., 1], moments[..., 2], p.cy, p.cx
+        )
+        valid = self._valid_nav_mask() & np.isfinite(shift_y) & np.isfinite(shift_x)
+        field_y, field_x = apply_correction(shift_y, shift_x, p.scan_rotation, p.flip_y)
+        field = np.stack([field_y, field_x], axis=-1)
+        regression = self.get_regression(field, valid)
+        if _is_linear(p.regression) or isinstance(p.regression, np.ndarray):
+            self.apply_lin_regression(regression, _design(nav_shape), field, valid)
+        else:
+            self.apply_mean_regression(regression, field, valid)
+        field[~valid] = np.nan
         results = {
-            "raw_com": np.stack([com_y, com_x], axis=-1),
-            "raw_mask_sum": moments[:, 0].copy(),
+            "raw_com": np.stack([shift_y + p.cy, shift_x + p.cx], axis=-1)[selected],
+            "raw_shifts": np.stack([shift_y, shift_x], axis=-1)[selected],
+            "raw_mask_sum": moments[..., 0][selected],
+            "regression": regression,
+        }
+        for key, value in self.get_field_results(field[..., 0], field[..., 1]).items():
+            results[key] = value[selected]
+        return results
+
+    def get_field_results(self, field_y: np.ndarray, field_x: np.ndarray) -> dict:
+        """``field``, its components, ``magnitude``, ``divergence`` and ``curl`` of a
+        nav-shaped field (NaN where invalid)."""
+        if field_y.ndim == 2:
+            div = divergence(field_y, field_x)
+            curl = curl_2d(field_y, field_x)
+        else:
+            div = np.zeros(field_y.shape)
+            curl = np.zeros(field_y.shape)
+        return {
             "field": np.stack([field_y, field_x], axis=-1),
             "field_y": field_y,
             "field_x": field_x,
-            "magnitude": np.hypot(field_y, field_x),
+            "magnitude": magnitude(field_y, field_x),
+            "divergence": div,
+            "curl": curl,
         }
-        nav_shape = tuple(self.meta.dataset_shape.nav)
-        if len(nav_shape) == 2:
-            roi = self.meta.roi
-            grid_y = _to_grid(field_y, nav_shape, roi)
-            grid_x = _to_grid(field_x, nav_shape, roi)
-            results["divergence"] = _from_grid(divergence(grid_y, grid_x), roi)
-            results["curl"] = _from_grid(curl(grid_y, grid_x), roi)
-        return results
+
+    def get_regression(self, field: np.ndarray, valid_mask: np.ndarray) -> np.ndarray:
+        """The ``(3, 2)`` coefficients ``[offset, d/dy, d/dx]`` to subtract from ``field``.
+
+        Parameters
+        ----------
+        field
+            Nav-shaped ``(..., 2)`` corrected shifts.
+        valid_mask
+            Nav-shaped: where ``field`` holds data to fit.
+        """
+        option = self.params.com_params.regression
+        if isinstance(option, np.ndarray):
+            return np.asarray(option, dtype=np.float64).reshape((3, 2))
+        coeffs = np.zeros((3, 2))
+        if option == RegressionOptions.NO_REGRESSION or not valid_mask.any():
+            return coeffs
+        values = field[valid_mask]
+        if option == RegressionOptions.SUBTRACT_MEAN:
+            coeffs[0] = values.mean(axis=0)
+            return coeffs
+        design = _design(valid_mask.shape)[valid_mask]
+        solution, *_ = np.linalg.lstsq(design, values, rcond=None)
+        return solution
+
+    def apply_mean_regression(self, regression, field_inout, valid_mask) -> None:
+        """Subtract the offset ``regression[0]`` from the valid entries of the field."""
+        field_inout[valid_mask] -= regression[0]
+
+    def apply_lin_regression(self, regression, inp, field_inout, valid_mask) -> None:
+        """Subtract the plane ``inp @ regression`` from the valid entries of the field.
+
+        ``inp`` is the nav-shaped design matrix with rows ``[1, y, x]``.
+        """
+        field_inout[valid_mask] -= inp[valid_mask] @ regression
 
 
-def _to_grid(values: np.ndarray, nav_shape: tuple[int, ...], roi) -> np.ndarray:
-    """Nav-shaped array from ROI-compressed values, NaN outside the ROI."""
-    if roi is None:
-        return values.reshape(nav_shape)
-    grid = np.full(nav_shape, np.nan)
-    grid[np.asarray(roi, dtype=bool).reshape(nav_shape)] = values
-    return grid
+def _design(nav_shape: tuple[int, ...]) -> np.ndarray:
+    """Rows ``[1, y, x]`` for every scan position (zeros for missing axes)."""
+    ys, xs = np.indices(nav_shape) if len(nav_shape) == 2 else (None, None)
+    if ys is None:
+        ys = np.zeros(nav_shape)
+        xs = np.zeros(nav_shape)
+    return np.stack([np.ones(nav_shape), ys, xs], axis=-1)
 
 
-def _from_grid(grid: np.ndarray, roi) -> np.ndarray:
-    """ROI-compressed flat values of a nav-shaped array."""
-    if roi is None:
-        return grid.reshape(-1)
-    return grid[np.asarray(roi, dtype=bool).reshape(grid.shape)]
+def _is_linear(regression) -> bool:
+    return (
+        not isinstance(regression, np.ndarray) and regression == RegressionOptions.SUBTRACT_LINEAR
+    )
+
+
+def _check_regression(regression) -> None:
+    if isinstance(regression, np.ndarray):
+        if regression.shape != (3, 2):
+            raise ValueError(
+                f"regression coefficients must have shape (3, 2), got {regression.shape}"
+            )
+        return
+    if regression not in tuple(RegressionOptions):
+        raise ValueError(
+            f"regression={regression!r} is not one of {[int(o) for o in RegressionOptions]} "
+            "or a (3, 2) array"
+        )

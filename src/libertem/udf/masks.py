@@ -5,15 +5,175 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse
 import sparse
 
+from libertem.common.buffers import AuxBufferWrapper
 from libertem.common.container import MaskContainer
+from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
+from libertem.common.shape import Shape
+from libertem.common.slice import Slice
+from libertem.common.sparse import is_sparse
+from libertem.common.udf import UDFMethod
 from libertem.udf.base import UDF
+from libertem.udf.meta import UDFMeta
+
+__all__ = ["ApplyMasksUDF", "ApplyMasksEngine", "rmatmul"]
 
 # Tasks of one run on one worker share the factories object: compute its masks once.
 # Entries hold the factories themselves, so an id is never reused while cached.
 _CONTAINER_CACHE: dict[tuple, tuple[object, MaskContainer]] = {}
 _CONTAINER_CACHE_SIZE = 8
+
+
+def rmatmul(left_dense, right_sparse):
+    """``left_dense @ right_sparse`` for a dense left and a ``scipy.sparse`` right operand.
+
+    Computed as ``(right_sparse.T @ left_dense.T).T``, so that scipy's fast
+    sparse-times-dense product does the work.
+
+    Parameters
+    ----------
+    left_dense
+        Dense 2D array (NumPy or CuPy).
+    right_sparse
+        ``scipy.sparse`` (or ``cupyx.scipy.sparse``) matrix or array, CSR or CSC.
+
+    Returns
+    -------
+    numpy.ndarray
+        The dense product.
+
+    Raises
+    ------
+    ValueError
+        If ``left_dense`` is sparse or ``right_sparse`` is not.
+    """
+    if is_sparse(left_dense):
+        raise ValueError(f"left operand must be dense, got {type(left_dense).__name__}")
+    if not (scipy.sparse.issparse(right_sparse) or is_sparse(right_sparse)):
+        raise ValueError(f"right operand must be scipy.sparse, got {type(right_sparse).__name__}")
+    return (right_sparse.T @ left_dense.T).T
+
+
+def _flat(tile):
+    """A tile as ``(frames, pixels)``; 2D sparse matrices are flat already."""
+    if scipy.sparse.issparse(tile) or (is_sparse(tile) and tile.ndim == 2):
+        return tile
+    return tile.reshape((tile.shape[0], -1))
+
+
+def _densify(result):
+    if isinstance(result, sparse.SparseArray):
+        return result.todense()
+    if is_sparse(result):
+        return result.toarray()
+    if isinstance(result, np.matrix):
+        return np.asarray(result)
+    return result
+
+
+def _dot(flat, masks):
+    """``flat @ masks`` for any combination of dense and sparse operands, dense result."""
+    if isinstance(flat, sparse.SparseArray) or isinstance(masks, sparse.SparseArray):
+        if scipy.sparse.issparse(flat):
+            flat = sparse.COO.from_scipy_sparse(flat)
+        if scipy.sparse.issparse(masks):
+            masks = sparse.COO.from_scipy_sparse(masks)
+        return _densify(sparse.dot(flat, masks))
+    if is_sparse(masks) and not is_sparse(flat):
+        return _densify(rmatmul(flat, masks))
+    return _densify(flat @ masks)
+
+
+class ApplyMasksEngine:
+    """The dot products of ApplyMasksUDF, for reuse by other UDFs (e.g. CoMUDF).
+
+    Parameters
+    ----------
+    masks
+        The mask stack.
+    meta
+        The UDF's meta data, for the position of the tile now processed.
+    use_torch
+        Use PyTorch's matrix product for dense CPU tiles when it is installed;
+        otherwise NumPy's (BLAS).
+    """
+
+    def __init__(self, masks: MaskContainer, meta: UDFMeta, use_torch: bool):
+        self.masks = masks
+        self.meta = meta
+        self.use_torch = use_torch and _torch() is not None
+
+    def _masks_for(self, key: Slice):
+        return self.masks.get(key, transpose=True)
+
+    def process_tile(self, tile) -> np.ndarray:
+        """Dot product of each frame of the tile with the matching part of every mask.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(frames, mask_count)``, to add to the result.
+        """
+        masks = self._masks_for(self.meta.slice)
+        flat = _flat(tile)
+        if not is_sparse(flat) and not is_sparse(masks):
+            if flat.dtype != masks.dtype:
+                flat = flat.astype(np.result_type(flat.dtype, masks.dtype))
+            if self.use_torch and isinstance(flat, np.ndarray):
+                return _torch_matmul(flat, masks)
+        return _dot(flat, masks)
+
+    def process_frame_shifted(self, frame, shifts: tuple[int, ...]) -> np.ndarray:
+        """Apply the masks moved by ``shifts`` to one whole frame.
+
+        Mask pixel ``p`` meets frame pixel ``p + shifts``; mask parts moved out of
+        the frame count as zero.
+
+        Parameters
+        ----------
+        frame
+            A whole frame (signal shape).
+        shifts
+            Integer shift per signal axis, e.g. ``(dy, dx)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per mask.
+        """
+        sig_shape = tuple(frame.shape)
+        shifts = tuple(int(s) for s in np.asarray(shifts).reshape(-1))
+        if len(shifts) != len(sig_shape):
+            raise ValueError(f"shifts {shifts} do not match the frame's dimensions {sig_shape}")
+        frame_index, origin, size = [], [], []
+        for s, n in zip(shifts, sig_shape):
+            lo, hi = max(0, s), min(n, n + s)
+            if hi <= lo:
+                return np.zeros(len(self.masks), dtype=np.result_type(frame, self.masks.dtype))
+            frame_index.append(slice(lo, hi))
+            origin.append(lo - s)
+            size.append(hi - lo)
+        key = Slice(origin=(0, *origin), shape=Shape((1, *size), sig_dims=len(size)))
+        masks = self._masks_for(key)
+        part = frame[tuple(frame_index)].reshape((1, -1))
+        if not is_sparse(masks) and part.dtype != masks.dtype:
+            part = part.astype(np.result_type(part.dtype, masks.dtype))
+        return _dot(part, masks)[0]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _torch_matmul(flat: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    torch = _torch()
+    return torch.mm(torch.from_numpy(flat), torch.from_numpy(np.ascontiguousarray(masks))).numpy()
 
 
 class ApplyMasksUDF(UDF):
@@ -25,9 +185,12 @@ class ApplyMasksUDF(UDF):
         A callable returning a stack ``(n, *sig_shape)``, or a sequence of callables
         each returning one mask of the signal shape (dense, ``scipy.sparse`` or
         pydata ``sparse``).
+    use_torch
+        Use PyTorch for dense products on the CPU, where installed.
     use_sparse
         ``None`` (sparse if all masks are sparse), ``False``, ``True`` /
-        ``'scipy.sparse'``, ``'scipy.sparse.csc'`` or ``'sparse.pydata'``.
+        ``'scipy.sparse'``, ``'scipy.sparse.csc'``, ``'sparse.pydata'`` or
+        ``'sparse.pydata.GCXS'``.
     mask_count
         Number of masks, when a single stack factory is given and computing it on
         the main node only to count should be avoided.
@@ -36,24 +199,55 @@ class ApplyMasksUDF(UDF):
         (complex if the masks are complex), so that the dot product runs in BLAS.
     preferred_dtype
         Preferred input dtype (default float32).
+    backends
+        Restrict the array backends this UDF offers (default: NumPy, CuPy and the
+        sparse formats of the input that the dot product accepts).
+    shifts
+        Move the masks relative to each frame: an integer ``(dy, dx)`` for all frames,
+        or per frame as ``UDF.aux_data(shifts, kind='nav', extra_shape=(2,),
+        dtype=int)``. Mask pixel ``p`` then meets frame pixel ``p + shift``; the UDF
+        processes whole frames.
+    **kwargs
+        Further parameters, passed to :class:`~libertem.udf.base.UDF`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> udf = ApplyMasksUDF(mask_factories=[lambda: np.ones((16, 16))])
     """
 
     def __init__(
         self,
         mask_factories: Callable | Sequence[Callable],
+        use_torch: bool = True,
         use_sparse: bool | str | None = None,
         mask_count: int | None = None,
         mask_dtype=None,
         preferred_dtype=None,
+        backends: Sequence[str] | None = None,
+        shifts=None,
+        **kwargs,
     ):
+        if shifts is not None and not isinstance(shifts, AuxBufferWrapper):
+            shifts = tuple(int(s) for s in np.asarray(shifts).reshape(-1))
+        if backends is not None:
+            backends = tuple(backends)
+            unknown = set(backends) - set(_DEFAULT_BACKENDS)
+            if unknown:
+                raise ValueError(f"backends {sorted(unknown)} are not supported by ApplyMasksUDF")
         super().__init__(
             mask_factories=mask_factories,
+            use_torch=use_torch,
             use_sparse=use_sparse,
             mask_count=mask_count,
             mask_dtype=mask_dtype,
             preferred_dtype=preferred_dtype,
+            backends=backends,
+            shifts=shifts,
+            **kwargs,
         )
 
+    # masks ------------------------------------------------------------------------
     def _make_container(self, factories=None, dtype=None) -> MaskContainer:
         p = self.params
         return MaskContainer(
@@ -61,9 +255,13 @@ class ApplyMasksUDF(UDF):
             dtype=dtype,
             use_sparse=p.use_sparse,
             count=p.mask_count,
+            backend="cupy" if self._on_cupy() else None,
             sig_shape=tuple(self.meta.dataset_shape.sig),
-            backend=None if self.meta.array_backend == "numpy" else self.meta.array_backend,
         )
+
+    def _on_cupy(self) -> bool:
+        backend = getattr(self.meta, "array_backend", None) or "numpy"
+        return backend == "cupy" or backend.startswith("cupyx")
 
     def _mask_dtype(self, native) -> np.dtype:
         """The masks' dtype: as asked, else the input's precision (complex if needed)."""
@@ -72,28 +270,16 @@ class ApplyMasksUDF(UDF):
         kind = np.complex64 if np.dtype(native).kind == "c" else np.float32
         return np.result_type(self.meta.input_dtype, kind)
 
-    def get_preferred_input_dtype(self):
-        if self.params.preferred_dtype is None:
-            return np.float32
-        return self.params.preferred_dtype
-
-    def get_tiling_preferences(self):
-        # deep tiles over part of the frame: the matching slice of the mask stack stays
-        # small and in cache while the dot product runs over many frames
-        return {"depth": 128, "total_size": 4 * 1024 * 1024}
-
-    def get_task_data(self):
-        return {"masks": self._masks()}
-
-    def _masks(self) -> MaskContainer:
-        """The masks in their final dtype, computed once per process and factories object."""
+    @property
+    def masks(self) -> MaskContainer:
+        """The masks, in their final dtype; computed once per process and factories."""
         p = self.params
         key = (
             id(p.mask_factories),
             p.mask_dtype,
             p.use_sparse,
             str(self.meta.input_dtype),
-            self.meta.array_backend,
+            self._on_cupy(),
         )
         cached = _CONTAINER_CACHE.get(key)
         if cached is not None and cached[0] is p.mask_factories:
@@ -110,31 +296,105 @@ class ApplyMasksUDF(UDF):
         _CONTAINER_CACHE[key] = (p.mask_factories, container)
         return container
 
+    def get_mask_count(self) -> int:
+        """Number of masks: ``mask_count`` if given, else counted from the factories."""
+        if self.params.mask_count is not None:
+            return int(self.params.mask_count)
+        factories = self.params.mask_factories
+        if not callable(factories):
+            return len(factories)
+        return len(self.masks)
+
+    def get_mask_dtype(self) -> np.dtype:
+        """Dtype of the masks as applied: ``mask_dtype`` if given, else derived from
+        the masks and the input dtype."""
+        if self.params.mask_dtype is not None:
+            return np.dtype(self.params.mask_dtype)
+        return self.masks.dtype
+
+    # UDF interface ------------------------------------------------------------------
+    def get_method(self) -> UDFMethod:
+        """Frames when the masks are shifted per frame, tiles otherwise."""
+        return UDFMethod.TILE if self.params.shifts is None else UDFMethod.FRAME
+
+    def get_preferred_input_dtype(self):
+        if self.params.preferred_dtype is None:
+            return super().get_preferred_input_dtype()
+        return self.params.preferred_dtype
+
+    def get_tiling_preferences(self):
+        if self.params.shifts is not None:
+            return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": self.TILE_SIZE_MAX}
+        # deep tiles over part of the frame: the matching slice of the mask stack stays
+        # small and in cache while the dot product runs over many frames
+        return {"depth": 128, "total_size": 4 * 1024 * 1024}
+
+    def get_backends(self):
+        if self.params.backends is not None:
+            return self.params.backends
+        return _DEFAULT_BACKENDS
+
+    def get_task_data(self):
+        masks = self.masks
+        return {
+            "masks": masks,
+            "engine": ApplyMasksEngine(masks, self.meta, self.params.use_torch),
+        }
+
     def get_result_buffers(self):
         p = self.params
-        if p.mask_count is not None and p.mask_dtype is not None:
-            count, mask_dtype = p.mask_count, np.dtype(p.mask_dtype)
+        if p.mask_dtype is not None and (
+            p.mask_count is not None or not callable(p.mask_factories)
+        ):
+            count, mask_dtype = self.get_mask_count(), np.dtype(p.mask_dtype)
         else:
-            container = self._masks()
-            count, mask_dtype = len(container), container.dtype
+            count, mask_dtype = len(self.masks), self.masks.dtype
         dtype = np.result_type(self.meta.input_dtype, mask_dtype)
         return {
             "intensity": self.buffer(kind="nav", extra_shape=(count,), dtype=dtype, where="device")
         }
 
-    def get_backends(self):
-        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
-
     def process_tile(self, tile):
         """Dot product of the tile with the matching part of the mask stack."""
-        masks = self.task_data.masks.get(self.meta.slice, transpose=True)
-        flat = tile.reshape((tile.shape[0], -1))
-        if flat.dtype != masks.dtype:
-            flat = flat.astype(np.result_type(flat.dtype, masks.dtype))
-        if isinstance(masks, sparse.SparseArray):
-            result = sparse.dot(flat, masks)
-            if isinstance(result, sparse.SparseArray):
-                result = result.todense()
-        else:
-            result = flat @ masks
-        self.results.intensity[:] += result
+        if self.params.shifts is not None:
+            self._process_tile_shifted(tile)
+            return
+        self.results.intensity[:] += self.task_data.engine.process_tile(tile)
+
+    def _process_tile_shifted(self, tile):
+        """Shifted masks need whole frames; an engine that hands out tiles of whole
+        frames can still use this UDF frame by frame."""
+        sig = tuple(self.meta.dataset_shape.sig)
+        if tuple(tile.shape[1:]) != sig:
+            raise ValueError(
+                f"masks with shifts need whole frames {sig}, got a tile of {tuple(tile.shape)}"
+            )
+        shifts = np.asarray(self.params.shifts)  # per frame: the tile's rows of the aux data
+        engine = self.task_data.engine
+        for i in range(tile.shape[0]):
+            s = shifts[i] if shifts.ndim > 1 else shifts
+            self.results.intensity[i] += engine.process_frame_shifted(tile[i], s)
+
+    def process_frame(self, frame):
+        """Apply the masks, shifted by ``shifts``, to one frame."""
+        shifts = self.params.shifts
+        if shifts is None:
+            shifts = (0,) * len(frame.shape)
+        self.results.intensity[:] += self.task_data.engine.process_frame_shifted(frame, shifts)
+
+
+_DEFAULT_BACKENDS = (
+    UDF.BACKEND_NUMPY,
+    UDF.BACKEND_CUPY,
+    "sparse.COO",
+    "sparse.GCXS",
+    "scipy.sparse.coo_matrix",
+    "scipy.sparse.csr_matrix",
+    "scipy.sparse.csc_matrix",
+    "scipy.sparse.coo_array",
+    "scipy.sparse.csr_array",
+    "scipy.sparse.csc_array",
+    "cupyx.scipy.sparse.csr_matrix",
+    "cupyx.scipy.sparse.csc_matrix",
+    "cupyx.scipy.sparse.coo_matrix",
+)

@@ -2,128 +2,168 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+import os
+from collections.abc import Sequence
 from typing import Any
 
-import cloudpickle
 import numpy as np
 
-from libertem.common.backend import choose_backend, get_device_class, to_host
-from libertem.common.buffers import BufferWrapper
+from libertem.common.backend import get_device_class
+from libertem.common.buffers import BufferWrapper, PlaceholderBufferWrapper
+from libertem.common.progress import TOPIC_TILE, PartitionProgressTracker
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
-from libertem.executor.base import TaskEnvironment
-from libertem.io.dataset.base import Partition, TilingScheme
+from libertem.udf.backends import (
+    choose_backend,
+    choose_read_backend,
+    convert_tile,
+    get_resources_for_backends,
+    host_sources,
+    is_numpy_like,
+)
 from libertem.udf.base import UDF, find_method, overrides
 from libertem.udf.data import UDFData
 from libertem.udf.meta import UDFMeta
+from libertem.udf.params import UDFParams
+
+# seconds between two progress messages of a task
+PROGRESS_INTERVAL_S = 0.05
 
 
-@dataclass
-class UDFRunParams:
-    """Everything the tasks of one run share; shipped to the workers once.
-
-    Attributes
-    ----------
-    udf_specs
-        ``(class, constructor kwargs)`` per UDF: workers make clean copies from them.
-    input_dtypes
-        Input dtype per UDF.
-    read_dtype
-        Dtype the partition is read in (converted per UDF where it differs).
-    """
-
-    udf_specs: list[tuple[type, dict[str, Any]]]
-    input_dtypes: list[np.dtype]
-    read_dtype: np.dtype
-    dataset_shape: Shape
-    dataset_dtype: np.dtype
-    roi: np.ndarray | None
-    tiling_scheme: TilingScheme
-    backends: tuple[str, ...] | None = None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["udf_specs"] = dumps_by_value(self.udf_specs)
-        return state
-
-    def __setstate__(self, state):
-        state["udf_specs"] = cloudpickle.loads(state["udf_specs"])
-        self.__dict__.update(state)
+def default_threads_per_worker(worker: str | None) -> int:
+    """Threads a UDF may use when the executor does not say: all cores inline, else 1."""
+    if worker == "inline":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    return 1
 
 
-def _user_modules(specs: list[tuple[type, dict[str, Any]]]) -> set[str]:
-    """Modules of the UDF classes that are user code, not this package or a library."""
-    names = set()
-    for cls, _ in specs:
-        for klass in cls.__mro__:
-            module = klass.__module__
-            if module in ("builtins", "__main__") or module.split(".")[0] == "libertem":
-                continue
-            mod = sys.modules.get(module)
-            path = getattr(mod, "__file__", None) or ""
-            if mod is not None and "site-packages" not in path and "dist-packages" not in path:
-                names.add(module)
-    return names
+def threads_per_worker_of(env) -> int:
+    """The ``threads_per_worker`` the task environment announces (or the default)."""
+    value = getattr(env, "threads_per_worker", None)
+    if value is None:
+        return default_threads_per_worker(getattr(env, "worker", None))
+    return int(value)
 
 
-def dumps_by_value(specs: list[tuple[type, dict[str, Any]]]) -> bytes:
-    """Pickle UDF classes and parameters, user modules by value.
-
-    Worker processes may not be able to import the module that defines a UDF (a
-    test module, a notebook, a script run from elsewhere); its code travels along.
-    """
-    registered = []
-    for name in _user_modules(specs):
-        try:
-            cloudpickle.register_pickle_by_value(sys.modules[name])
-            registered.append(name)
-        except ValueError:
-            pass
-    try:
-        return cloudpickle.dumps(specs)
-    finally:
-        for name in registered:
-            cloudpickle.unregister_pickle_by_value(sys.modules[name])
-
-
-@dataclass
 class UDFTask:
     """Process one partition: ``task(params, env)`` returns the partial results.
 
-    Attributes
+    Parameters
     ----------
     partition
         The partition to read.
-    task_id
-        Position of the task in the run.
+    idx
+        Position of the task in the run (``task_id``).
+    udf_classes
+        Classes of the UDFs (their parameters travel once per run in the params).
+    udf_backends
+        What each UDF's ``get_backends()`` returned.
+    user_backends
+        The run's ``backends`` restriction, or ``None``.
+    runner_cls
+        The partition runner class (default :class:`UDFPartRunner`).
+    span_context
+        Tracing context of the caller, or ``None``.
+    task_frames
+        Number of (selected) frames the task processes.
     compressed_start
         Index of the partition's first selected frame among all selected frames.
-    n_frames
-        Number of selected frames in the partition.
     resources
-        Worker resources the task needs (e.g. ``{'CPU': 1, 'compute': 1}``).
+        Worker resources the task needs; derived from the backends by default.
     """
 
-    partition: Partition
-    task_id: int
-    compressed_start: int
-    n_frames: int
-    resources: dict[str, int] | None = None
+    def __init__(
+        self,
+        partition,
+        idx: int,
+        udf_classes: list[type],
+        udf_backends: list,
+        user_backends,
+        runner_cls: type | None = None,
+        span_context=None,
+        task_frames: int | None = None,
+        *,
+        compressed_start: int = 0,
+        resources: dict[str, int] | None = None,
+    ):
+        self.partition = partition
+        self.task_id = int(idx)
+        self._udf_classes = list(udf_classes)
+        self._udf_backends = list(udf_backends)
+        self._user_backends = user_backends
+        self._runner_cls = runner_cls or UDFPartRunner
+        self._span_context = span_context
+        if task_frames is None:
+            task_frames = partition.shape[0]
+        self.n_frames = int(task_frames)
+        self.compressed_start = int(compressed_start)
+        if resources is None:
+            resources = get_resources_for_backends(self._udf_backends, user_backends)
+        self.resources = resources
 
-    def __call__(self, params: UDFRunParams, env: TaskEnvironment) -> list[dict[str, np.ndarray]]:
-        return PartitionRunner(params, self, env).run()
+    @property
+    def task_frames(self) -> int:
+        """Number of (selected) frames the task processes."""
+        return self.n_frames
 
+    def get_partition(self):
+        """The partition to process."""
+        return self.partition
 
-def _fresh_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs with aux buffers copied, so views stay private to this task."""
-    return {
-        k: BufferWrapper.make_aux(v._aux_source, v.kind, v.extra_shape, v.dtype)
-        if isinstance(v, BufferWrapper) and v.is_aux
-        else v
-        for k, v in kwargs.items()
-    }
+    def get_locations(self):
+        """Hosts that hold the partition's data locally, or ``None`` (anywhere)."""
+        get = getattr(self.partition, "get_locations", None)
+        return None if get is None else get()
+
+    def get_resources(self) -> dict[str, int]:
+        """Worker resources the task needs (e.g. ``{'CPU': 1, 'compute': 1}``)."""
+        return self.resources
+
+    def get_runner_cls(self) -> type:
+        """The partition runner class."""
+        return self._runner_cls
+
+    def get_tracing_span_context(self):
+        """Tracing context of the caller, or ``None``."""
+        return self._span_context
+
+    def get_udf_classes(self) -> list[type]:
+        """The classes of the UDFs."""
+        return list(self._udf_classes or ())
+
+    def report_progress(self) -> bool:
+        """Whether the task sends progress messages while it runs (when the run reports)."""
+        return True
+
+    def __call__(self, params: UDFParams, env) -> list[dict[str, np.ndarray]]:
+        from libertem.common.tracing import attach_to_parent
+
+        partition = self.partition
+        udfs = [
+            cls.new_for_partition(kwargs, partition, params.roi)
+            for cls, kwargs in params.udf_specs
+        ]
+        runner = self._runner_cls(udfs, progress=params.progress)
+        with attach_to_parent(self._span_context):
+            results = runner.run_for_partition(partition, params, env, None, task=self)
+        return [
+            {
+                name: buf.raw_data
+                for name, buf in data.buffers().items()
+                if not isinstance(buf, PlaceholderBufferWrapper)
+            }
+            for data in results
+        ]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_udf_classes"] = None  # the classes travel with the params, by value
+        return state
+
+    def __repr__(self) -> str:
+        return f"<UDFTask {self.task_id} {self.partition!r}>"
 
 
 def aux_buffers(udf: UDF) -> list[BufferWrapper]:
@@ -131,16 +171,52 @@ def aux_buffers(udf: UDF) -> list[BufferWrapper]:
     return [v for v in udf.params._data.values() if isinstance(v, BufferWrapper) and v.is_aux]
 
 
+class TileConverter:
+    """A tile converted, on demand and at most once each, to the backends UDFs need.
+
+    Parameters
+    ----------
+    tile
+        The tile as read (``tile.data`` of any host backend).
+    """
+
+    def __init__(self, tile):
+        self._tile = tile
+        self._cache: dict = {}
+
+    def get(self, backend: str, dtype=None, xp=np):
+        """The tile's data as ``backend`` (and ``dtype``); ``xp`` is the module for CuPy."""
+        key = (backend, None if dtype is None else np.dtype(dtype))
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        data = self._tile.data
+        if dtype is not None and data.dtype != key[1]:
+            data = data.astype(key[1])
+        sl = BufferWrapper._tile_slice(self._tile)
+        result = convert_tile(data, backend, xp, tuple(sl.shape))
+        self._cache[key] = result
+        return result
+
+
 class _UDFState:
     """One UDF instance on the worker, with its buffers split by how views are set."""
 
-    def __init__(self, udf: UDF, input_dtype: np.dtype, result_buffers: dict[str, BufferWrapper]):
+    def __init__(self, udf: UDF, input_dtype: np.dtype, read_backend: str):
         self.udf = udf
         self.method = find_method(udf)
         self.input_dtype = input_dtype
-        self.result_buffers = result_buffers
-        self.on_device = udf.meta.array_backend != "numpy"
-        views = list(result_buffers.values()) + aux_buffers(udf)
+        self.result_buffers = {
+            name: buf
+            for name, buf in udf.results.buffers().items()
+            if not isinstance(buf, PlaceholderBufferWrapper)
+        }
+        target = udf.meta.array_backend
+        # plain: the tile goes to the UDF as read, at most converted in dtype
+        self.plain = is_numpy_like(target) and is_numpy_like(read_backend)
+        self.target = target
+        views = list(self.result_buffers.values()) + aux_buffers(udf)
         self.nav_views = [b for b in views if b.kind == "nav"]
         self.sig_views = [b for b in views if b.kind == "sig"]
 
@@ -149,111 +225,187 @@ class _UDFState:
             b.reset_view()
 
 
-class PartitionRunner:
-    """Runs the UDFs of one task over the tiles of its partition."""
+class UDFPartRunner:
+    """Runs UDFs over the tiles of one partition.
 
-    def __init__(self, params: UDFRunParams, task: UDFTask, env: TaskEnvironment):
-        self.params = params
-        self.task = task
-        self.env = env
+    Parameters
+    ----------
+    udfs
+        Clean copies of the UDFs for this partition (see ``UDF.copy_for_partition``).
+    debug
+        Check buffers after each tile (slower).
+    progress
+        Send progress messages.
+    """
 
-    def _make_state(self, cls: type, kwargs: dict, input_dtype: np.dtype) -> _UDFState:
-        params, task = self.params, self.task
-        partition = task.partition
-        sig_shape = tuple(params.dataset_shape.sig)
-        sig_dims = len(sig_shape)
-        udf = cls(**_fresh_kwargs(kwargs))
-        supported = set(udf.get_backends())
-        if params.backends is not None:
-            supported &= set(params.backends)
-        device_class, array_backend = choose_backend(supported, get_device_class())
-        udf._backend = array_backend
+    def __init__(self, udfs: list[UDF], debug: bool = False, progress: bool = False):
+        self._udfs = list(udfs)
+        self._debug = debug
+        self._progress = progress
+
+    def run_for_partition(
+        self,
+        partition,
+        params: UDFParams,
+        env,
+        backend_choice: Sequence[str] | None,
+        *,
+        task: UDFTask | None = None,
+    ) -> tuple[UDFData, ...]:
+        """Process ``partition``; return each UDF's results (partition-sized buffers).
+
+        Parameters
+        ----------
+        partition
+            The partition.
+        params
+            The run's parameters.
+        env
+            The task environment (threads per worker, progress, cancellation).
+        backend_choice
+            The array backend of each UDF, or ``None`` to choose here from what the
+            dataset offers, the UDF supports and this worker can run.
+        task
+            The task (for its id in progress messages).
+        """
         roi = params.roi
-        frame_indices = None
-        if roi is not None:
-            frame_indices = (
-                task.compressed_start,
-                partition.start + np.flatnonzero(roi[partition.start : partition.stop]),
-            )
-        meta = UDFMeta(
-            dataset_shape=params.dataset_shape,
-            partition_shape=Shape((task.n_frames, *sig_shape), sig_dims=sig_dims),
-            dataset_dtype=params.dataset_dtype,
-            input_dtype=input_dtype,
-            roi=None if roi is None else roi.reshape(tuple(params.dataset_shape.nav)),
-            tiling_scheme=params.tiling_scheme,
-            frame_indices=frame_indices,
-            device_class=device_class,
-            array_backend=array_backend,
-        )
-        meta.slice = Slice(
-            (task.compressed_start, *([0] * sig_dims)),
-            Shape((task.n_frames, *sig_shape), sig_dims=sig_dims),
-        )
-        udf.meta = meta
-        buffers = {
-            name: buf for name, buf in udf.get_result_buffers().items() if buf.use != "result_only"
-        }
-        for buf in buffers.values():
-            buf.allocate(task.n_frames, sig_shape, xp=udf.xp)
-        udf.results = UDFData(buffers)
-        for buf in aux_buffers(udf):
-            buf.bind_aux(partition.start, partition.stop, roi)
-        udf.task_data = UDFData(udf.get_task_data() or {})
-        return _UDFState(udf, input_dtype, buffers)
-
-    def run(self) -> list[dict[str, np.ndarray]]:
-        """Process the partition; return each UDF's partial results by buffer name."""
-        params, task = self.params, self.task
+        part_slice = partition.slice.adjust_for_roi(roi)
+        sources = host_sources(params.dataset_backends)
+        device_class = get_device_class()
+        choices = []
+        for i, udf in enumerate(self._udfs):
+            if backend_choice is None:
+                choices.append(
+                    choose_backend(udf.get_backends(), params.backends, device_class, sources)
+                )
+            else:
+                backend = backend_choice[i]
+                dev = "cuda" if backend.startswith("cup") or backend == "cuda" else "cpu"
+                choices.append((dev, backend, next(iter(sources))))
+        read_backend = choose_read_backend(sources, [c[1] for c in choices])
+        threads = threads_per_worker_of(env)
         states = [
-            self._make_state(cls, kwargs, dtype)
-            for (cls, kwargs), dtype in zip(params.udf_specs, params.input_dtypes)
+            self._prepare(udf, params, partition, part_slice, dtype, choice, threads, read_backend)
+            for udf, dtype, choice in zip(self._udfs, params.input_dtypes, choices)
         ]
+        task_id = task.task_id if task is not None else 0
         for state in states:
             if overrides(state.udf, "preprocess"):
-                _call(state.udf, "preprocess", task)
-        roi_part = None
-        if params.roi is not None:
-            roi_part = params.roi[task.partition.start : task.partition.stop]
-        self._process_tiles(states, roi_part)
-        for state in states:
-            state.reset_views()
-            state.udf.meta.slice = Slice(
-                (task.compressed_start, *([0] * len(params.dataset_shape.sig))),
-                state.udf.meta.partition_shape,
+                _call(state.udf, "preprocess", partition)
+        roi_part = None if roi is None else roi[partition.start : partition.stop]
+        set_corrections = getattr(partition, "set_corrections", None)
+        if params.corrections is not None and set_corrections is not None:
+            set_corrections(params.corrections)
+        tracker = None
+        if self._progress:
+            tracker = PartitionProgressTracker(
+                partition, PROGRESS_INTERVAL_S, send=_progress_sender(env, task_id), ident=task_id
             )
-            if overrides(state.udf, "postprocess"):
-                _call(state.udf, "postprocess", task)
-        return [
-            {name: to_host(buf.raw_data) for name, buf in state.result_buffers.items()}
-            for state in states
-        ]
+        self._process_tiles(
+            states, partition, params, part_slice, roi_part, read_backend, env, tracker
+        )
+        for state in states:
+            udf = state.udf
+            state.reset_views()
+            udf.meta.slice = part_slice
+            if overrides(udf, "postprocess"):
+                _call(udf, "postprocess", partition)
+            udf.flush(self._debug)
+            udf.export_results()
+            udf.cleanup()
+        return tuple(state.udf.results for state in states)
 
-    def _process_tiles(self, states: list[_UDFState], roi_part: np.ndarray | None) -> None:
-        params, task, env = self.params, self.task, self.env
+    def _prepare(self, udf, params, partition, part_slice, dtype, choice, threads, read_backend):
+        device_class, array_backend, _source = choice
+        udf._backend = array_backend
+        shape = params.dataset_shape
+        roi = params.roi
+        udf.set_meta(
+            UDFMeta(
+                partition_slice=part_slice,
+                dataset_shape=shape,
+                roi=None if roi is None else roi.reshape(tuple(shape.nav)),
+                dataset_dtype=params.dataset_dtype,
+                input_dtype=dtype,
+                tiling_scheme=params.tiling_scheme,
+                corrections=params.corrections,
+                device_class=device_class,
+                threads_per_worker=threads,
+                array_backend=array_backend,
+            )
+        )
+        declared = udf.get_result_buffers()
+        buffers = {}
+        n_frames, sig_shape = part_slice.shape[0], tuple(shape.sig)
+        for name, buf in declared.items():
+            if buf.use == "result_only":
+                buffers[name] = PlaceholderBufferWrapper(
+                    buf.kind, buf.extra_shape, buf.dtype, buf.where, buf.use
+                )
+                continue
+            buf.set_shape(n_frames, sig_shape)
+            buf.allocate(lib=udf.xp)
+            buffers[name] = buf
+        udf.results = UDFData(buffers)
+        udf.init_task_data()
+        return _UDFState(udf, np.dtype(dtype), read_backend)
+
+    def _process_tiles(
+        self, states, partition, params, part_slice, roi_part, read_backend, env, tracker
+    ):
         scheme = params.tiling_scheme
-        sig_size = params.dataset_shape.sig.size
+        n_slices = len(scheme)
+        start = part_slice.origin[0]
         converted: dict[np.dtype, np.ndarray] = {}
-        tiles = task.partition.get_tiles(scheme, params.read_dtype, roi_part)
-        for tile in tiles:
-            env.check_cancelled()
+        # partitions hand out tiles in the dataset's first (native) backend by default
+        native = params.dataset_backends[0] if params.dataset_backends else "numpy"
+        kwargs = {} if read_backend == native else {"array_backend": read_backend}
+        tiles = partition.get_tiles(scheme, params.read_dtype, roi_part, **kwargs)
+        check_cancelled = getattr(env, "check_cancelled", None)
+        all_plain = all(state.plain for state in states)
+        for count, tile in enumerate(tiles):
+            if check_cancelled is not None:
+                check_cancelled()
             local = tile.slice
             n = local.shape[0]
-            tile_slice = Slice(
-                (task.compressed_start + local.origin[0], *local.origin[1:]), local.shape
-            )
+            tile_slice = Slice((start + local.origin[0], *local.origin[1:]), local.shape)
             sig_index = local.get(sig_only=True)
+            scheme_idx = getattr(tile, "scheme_idx", None)
+            if scheme_idx is None:
+                scheme_idx = count % n_slices
+            converter = None if all_plain else TileConverter(tile)
             for state in states:
-                data = tile.data
-                if state.input_dtype != data.dtype:
-                    data = _convert(converted, data, state.input_dtype, scheme)
-                if state.on_device:
-                    data = state.udf.xp.asarray(data)
-                _dispatch(state, data, tile_slice, local.origin[0], n, sig_index, task)
-            env.report_progress(task.task_id, n * (local.shape.sig.size / sig_size))
+                if state.plain:
+                    data = tile.data
+                    if state.input_dtype != data.dtype:
+                        data = _convert(converted, data, state.input_dtype, scheme)
+                else:
+                    data = converter.get(state.target, state.input_dtype, state.udf.xp)
+                state.udf.meta._tiling_index = scheme_idx
+                _dispatch(state, data, tile_slice, local.origin[0], n, sig_index, partition)
+            if tracker is not None:
+                tracker.signal_tile_complete(tile)
+        if tracker is not None:
+            tracker.signal_complete()
 
 
-def _convert(cache: dict, data: np.ndarray, dtype: np.dtype, scheme: TilingScheme) -> np.ndarray:
+def _progress_sender(env, task_id):
+    """``send(topic, message)`` for the progress tracker, through the task environment."""
+    report = getattr(env, "report_progress", None)
+    if report is not None:
+
+        def send(topic, message):
+            if topic == TOPIC_TILE:
+                report(task_id, message["frames"])
+
+        return send
+    context = getattr(env, "worker_context", None)
+    if context is not None:
+        return lambda topic, message: context.signal(task_id, topic, message)
+    return None
+
+
+def _convert(cache: dict, data: np.ndarray, dtype: np.dtype, scheme) -> np.ndarray:
     """``data`` converted into a reused buffer of ``dtype``."""
     buffer = cache.get(dtype)
     if buffer is None:
@@ -263,7 +415,7 @@ def _convert(cache: dict, data: np.ndarray, dtype: np.dtype, scheme: TilingSchem
     return out
 
 
-def _dispatch(state, data, tile_slice, local_start, n, sig_index, task) -> None:
+def _dispatch(state, data, tile_slice, local_start, n, sig_index, partition) -> None:
     udf = state.udf
     meta = udf.meta
     if state.method == "tile":
@@ -272,7 +424,7 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, task) -> None:
         for buf in state.sig_views:
             buf.set_view_nav_range(0, 0, sig_index)
         meta.slice = tile_slice
-        _call(udf, "process_tile", task, data)
+        _call(udf, "process_tile", partition, data)
     elif state.method == "frame":
         for buf in state.sig_views:
             buf.reset_view()
@@ -283,14 +435,14 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, task) -> None:
             for buf in state.nav_views:
                 buf.set_view_frame(local_start + k)
             meta.slice = Slice((start + k, *sig_origin), frame_shape)
-            _call(udf, "process_frame", task, data[k])
+            _call(udf, "process_frame", partition, data[k])
     else:
         state.reset_views()
         meta.slice = tile_slice
-        _call(udf, "process_partition", task, data)
+        _call(udf, "process_partition", partition, data)
 
 
-def _call(udf: UDF, method: str, task: UDFTask, *args) -> None:
+def _call(udf: UDF, method: str, partition, *args: Any) -> None:
     """Call a UDF method; an exception gets a note saying where it happened."""
     try:
         getattr(udf, method)(*args)
@@ -298,6 +450,9 @@ def _call(udf: UDF, method: str, task: UDFTask, *args) -> None:
         if hasattr(e, "add_note"):
             e.add_note(
                 f"raised in {type(udf).__name__}.{method} while processing partition "
-                f"[{task.partition.start}, {task.partition.stop}) (task {task.task_id})"
+                f"[{partition.start}, {partition.stop})"
             )
         raise
+
+
+__all__ = ["UDFTask", "UDFPartRunner", "TileConverter", "UDFParams", "aux_buffers"]

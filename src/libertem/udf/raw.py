@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
+
+from libertem.common.math import count_nonzero, prod
 from libertem.udf.base import UDF
+
+__all__ = ["PickUDF"]
+
+log = logging.getLogger(__name__)
+
+# Picking more than this many bytes is probably a mistake (a missing ROI).
+_WARN_BYTES = 2**28
 
 
 class PickUDF(UDF):
-    """Copy the selected frames: result ``'intensity'`` (``kind='nav'``, frame-shaped extra axes).
+    """Copy the selected frames: result ``'intensity'`` of shape ``(n_selected, *sig_shape)``.
 
-    Use with a ROI that selects a few frames and read ``['intensity'].raw_data``, an
-    array of shape ``(n_selected, *sig_shape)`` in the dataset's native dtype.
+    Meant for a ROI that selects a few frames. The result is a ``kind='single'``
+    buffer in the dataset's native dtype, its frames in the order of the flat
+    navigation index; read it with ``['intensity'].data``.
     """
+
+    def __init__(self):
+        super().__init__()
 
     def get_preferred_input_dtype(self):
         return self.USE_NATIVE_DTYPE
 
     def get_result_buffers(self):
-        return {
-            "intensity": self.buffer(
-                kind="nav",
-                extra_shape=tuple(self.meta.dataset_shape.sig),
-                dtype=self.meta.input_dtype,
-            )
-        }
+        sig_shape = tuple(self.meta.dataset_shape.sig)
+        roi = self.meta.roi
+        n = prod(self.meta.dataset_shape.nav) if roi is None else count_nonzero(roi)
+        dtype = self.meta.input_dtype
+        size = n * prod(sig_shape) * np.dtype(dtype).itemsize
+        if size > _WARN_BYTES:
+            log.warning("PickUDF is loading %d frames, %d bytes; is a ROI missing?", n, size)
+        return {"intensity": self.buffer(kind="single", extra_shape=(n, *sig_shape), dtype=dtype)}
 
     def process_tile(self, tile):
-        """Copy the tile into the frames' result rows."""
-        self.results.intensity[(slice(None), *self.meta.slice.get(sig_only=True))] = tile
+        """Copy the tile into its frames' place (flat, ROI-compressed index)."""
+        self.results.intensity[self.meta.slice.get()] = tile
+
+    def merge(self, dest, src):
+        """Each partition fills only its own frames and leaves zeros elsewhere: add."""
+        dest.intensity[:] += src.intensity
+
+    def merge_all(self, ordered_results):
+        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
+        parts = iter(ordered_results.values())
+        total = next(parts).intensity
+        for part in parts:
+            total = total + part.intensity
+        return {"intensity": total}

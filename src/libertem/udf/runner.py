@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import UDFException
-from libertem.common.progress import ProgressReporter
+from libertem.common.executor import NoopCommHandler
+from libertem.common.progress import ProgressManager, ProgressReporter, TQDMProgressReporter
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
-from libertem.executor.base import JobExecutor
-from libertem.io.dataset.base import DataSet, TilingRequest, make_tiling_scheme
-from libertem.io.dataset.base.tiling import DEFAULT_TILE_BYTES, LARGE_TILE_BYTES
+from libertem.udf.backends import choose_backend, host_sources
 from libertem.udf.base import UDF, find_method, overrides
-from libertem.udf.data import UDFData
+from libertem.udf.main_udf import MainUDF, negotiate_scheme
 from libertem.udf.meta import UDFMeta
-from libertem.udf.partition_runner import UDFRunParams, UDFTask, aux_buffers
+from libertem.udf.params import UDFParams
+from libertem.udf.partition_runner import (
+    UDFPartRunner,
+    UDFTask,
+    aux_buffers,
+    default_threads_per_worker,
+)
+from libertem.udf.results import ResultsForDataSet, UDFResults, damage_buffer
 from libertem.udf.validation import check_clean_copy, required_resources
 
 # partial results held back to merge in partition order, at most (bytes)
@@ -51,9 +56,9 @@ class RunPlan:
     """
 
     udfs: list[UDF]
-    mains: list[_MainUDF]
+    mains: list[MainUDF]
     tasks: list[UDFTask]
-    params: UDFRunParams
+    params: UDFParams
     dataset_shape: Shape
     roi: np.ndarray | None
     n_selected: int
@@ -63,7 +68,7 @@ class RunPlan:
         done = np.ones(self.dataset_shape.nav.size, dtype=bool)
         if self.roi is not None:
             done = self.roi.copy()
-        return _damage_buffer(done, self.dataset_shape)
+        return damage_buffer(done, self.dataset_shape)
 
     def release(self) -> None:
         """Point aux data back at the whole dataset after the run."""
@@ -72,133 +77,39 @@ class RunPlan:
                 buf.bind_aux(0, self.dataset_shape.nav.size, None)
 
 
-def _damage_buffer(damage: np.ndarray, shape: Shape) -> BufferWrapper:
-    buf = BufferWrapper("nav", dtype=bool)
-    buf.set_storage(damage)
-    buf.set_result_context(shape, None)
-    return buf
+def executor_threads_per_worker(executor) -> int:
+    """The threads a UDF may use per worker of ``executor``.
 
-
-@dataclass
-class UDFResults:
-    """Partial or final results of a run.
-
-    Attributes
-    ----------
-    buffers
-        One dict per UDF: buffer name -> :class:`BufferWrapper`.
-    damage
-        Navigation-shaped boolean buffer: which frames are already processed.
+    Executors announce it as a ``threads_per_worker`` attribute; otherwise the
+    inline executor offers all cores and every other executor one thread.
     """
+    value = getattr(executor, "threads_per_worker", None)
+    if callable(value):
+        value = value()
+    if value is not None:
+        return int(value)
+    from libertem.executor.inline import InlineJobExecutor
 
-    buffers: tuple[dict[str, BufferWrapper], ...]
-    damage: BufferWrapper
-
-    def __getitem__(self, index: int) -> dict[str, BufferWrapper]:
-        """The results of the UDF at ``index`` (same as ``buffers[index]``)."""
-        return self.buffers[index]
-
-
-class _MainUDF:
-    """A UDF on the main node: its full-size buffers and how partial results merge in."""
-
-    def __init__(self, udf: UDF, meta: UDFMeta, sig_shape: tuple[int, ...], n_selected: int):
-        self.udf = udf
-        udf.meta = meta
-        declared = udf.get_result_buffers()
-        for buf in declared.values():
-            buf.allocate(n_selected, sig_shape)
-        self.declared = declared
-        self.mergeable = {k: b for k, b in declared.items() if b.use != "result_only"}
-        self.custom_merge = overrides(udf, "merge")
-        self.merge_all_only = not self.custom_merge and overrides(udf, "merge_all")
-        self.pending: dict[Slice, UDFData] = {}
-        if not (self.custom_merge or self.merge_all_only):
-            for name, buf in self.mergeable.items():
-                if buf.kind != "nav":
-                    raise UDFException(
-                        f"{type(udf).__name__} declares buffer {name!r} of kind={buf.kind!r} "
-                        "but does not implement merge(dest, src) (or merge_all) to combine "
-                        "partial results of partitions"
-                    )
-        udf.results = UDFData(declared)
-
-    def merge(self, partial: dict[str, np.ndarray], start: int, n: int, sig_dims: int) -> None:
-        if self.merge_all_only:
-            key = Slice((start,), Shape((n,), sig_dims=0))
-            self.pending[key] = UDFData(partial)
-            return
-        if not self.custom_merge:
-            for name, arr in partial.items():
-                self.mergeable[name].raw_data[start : start + n] = arr
-            return
-        for buf in self.mergeable.values():
-            buf.set_view_nav_range(start, start + n)
-        try:
-            self.udf.merge(dest=UDFData(self.mergeable), src=UDFData(partial))
-        finally:
-            for buf in self.mergeable.values():
-                buf.reset_view()
-
-    def apply_merge_all(self) -> None:
-        if not self.merge_all_only or not self.pending:
-            return
-        ordered = dict(sorted(self.pending.items(), key=lambda item: item[0].origin[0]))
-        merged = self.udf.merge_all(ordered)
-        for name, arr in merged.items():
-            target = self.mergeable[name].raw_data
-            target[...] = np.asarray(arr).reshape(target.shape)
-
-    def results(self, dataset_shape: Shape, roi: np.ndarray | None) -> dict[str, BufferWrapper]:
-        self.apply_merge_all()
-        for buf in self.declared.values():
-            buf.reset_view()
-        computed = self.udf.get_results()
-        out = {}
-        for name, value in computed.items():
-            decl = self.declared.get(name)
-            if decl is None:
-                raise UDFException(
-                    f"{type(self.udf).__name__}.get_results returned {name!r}, which is not "
-                    f"a declared buffer ({sorted(self.declared)})"
-                )
-            out[name] = _as_result(decl, value, dataset_shape, roi)
-        return out
-
-
-def _as_result(decl, value, dataset_shape: Shape, roi) -> BufferWrapper:
-    arr = value.raw_data if isinstance(value, BufferWrapper) else np.asarray(value)
-    result = BufferWrapper(decl.kind, decl.extra_shape, arr.dtype, decl.where, decl.use)
-    if decl.kind == "nav":
-        n = dataset_shape.nav.size if roi is None else int(np.count_nonzero(roi))
-        arr = arr.reshape((n, *decl.extra_shape))
-    result.set_storage(arr)
-    result.set_result_context(dataset_shape, roi)
-    return result
-
-
-def _tiling_request(udfs: Sequence[UDF], methods: Sequence[str]) -> TilingRequest:
-    sizes, depths = [], []
-    for udf in udfs:
-        prefs = udf.get_tiling_preferences() or {}
-        size = prefs.get("total_size", UDF.TILE_SIZE_BEST_FIT)
-        if size == UDF.TILE_SIZE_BEST_FIT:
-            sizes.append(DEFAULT_TILE_BYTES)
-        elif isinstance(size, (int, float)) and math.isinf(size):
-            sizes.append(LARGE_TILE_BYTES)
-        else:
-            sizes.append(int(size))
-        depth = prefs.get("depth", UDF.TILE_DEPTH_DEFAULT)
-        if depth != UDF.TILE_DEPTH_DEFAULT and not (
-            isinstance(depth, float) and math.isinf(depth)
-        ):
-            depths.append(int(depth))
-    return TilingRequest(
-        total_size=min(sizes) if sizes else DEFAULT_TILE_BYTES,
-        depth=min(depths) if depths else None,
-        full_frames=any(m != "tile" for m in methods),
-        whole_partition=any(m == "partition" for m in methods),
+    return default_threads_per_worker(
+        "inline" if isinstance(executor, InlineJobExecutor) else None
     )
+
+
+def resolve_reporter(progress) -> ProgressReporter | None:
+    """``run_udf(progress=...)``: ``True`` -> a tqdm bar, a reporter as given, else none."""
+    if isinstance(progress, ProgressReporter):
+        return progress
+    if progress is True or (progress and not isinstance(progress, ProgressReporter)):
+        return TQDMProgressReporter()
+    return None
+
+
+def resolve_corrections(dataset, corrections):
+    """The corrections of a run: as given, else the dataset's own (if it has any)."""
+    if corrections is None:
+        get = getattr(dataset, "get_correction_data", None)
+        corrections = None if get is None else get()
+    return corrections
 
 
 class UDFRunner:
@@ -208,36 +119,42 @@ class UDFRunner:
     ----------
     udfs
         The UDFs to run together.
+    debug
+        Check more (e.g. contiguous views) at some cost in speed.
+    progress_reporter
+        Receives the progress of runs with ``progress=True`` (default: a tqdm bar).
     """
 
-    def __init__(self, udfs: Sequence[UDF]):
+    def __init__(
+        self,
+        udfs: list[UDF],
+        debug: bool = False,
+        progress_reporter: ProgressReporter | None = None,
+    ):
         if not udfs:
             raise UDFException("no UDF given")
         for udf in udfs:
             if not isinstance(udf, UDF):
                 raise UDFException(f"expected UDF instances, got {type(udf).__name__}")
         self._udfs = list(udfs)
+        self._debug = debug
+        self._progress_reporter = progress_reporter
+        #: the raw task results of the run in progress (for parameter updates)
+        self.current_results: ResultsForDataSet | None = None
 
-    def run_for_dataset(
-        self,
-        dataset: DataSet,
-        executor: JobExecutor,
-        roi: np.ndarray | None = None,
-        progress: bool = False,
-        backends: Sequence[str] | None = None,
-    ) -> tuple[dict[str, BufferWrapper], ...]:
-        """Run to completion; return one dict of results per UDF."""
-        (final,) = self.run_for_dataset_iter(
-            dataset, executor, roi, progress, backends, partial=False
-        )
-        return final.buffers
+    @classmethod
+    def get_part_runner_cls(cls) -> type[UDFPartRunner]:
+        """The class that runs the UDFs over one partition on a worker."""
+        return UDFPartRunner
 
+    # planning ---------------------------------------------------------------------
     def plan(
         self,
-        dataset: DataSet,
-        executor: JobExecutor,
+        dataset,
+        executor,
         roi: np.ndarray | None = None,
         backends: Sequence[str] | None = None,
+        corrections=None,
     ) -> RunPlan:
         """Validate the UDFs and inputs, negotiate tiling, create tasks and main buffers.
 
@@ -247,7 +164,10 @@ class UDFRunner:
         udfs = self._udfs
         for udf in udfs:
             check_clean_copy(udf)
-        resources = required_resources(udfs, backends, executor.get_available_workers().has_cuda())
+        if isinstance(backends, str):
+            backends = (backends,)
+        has_cuda = executor.get_available_workers().has_cuda()
+        resources = required_resources(udfs, backends, has_cuda)
         methods = [find_method(udf) for udf in udfs]
         shape = dataset.shape
         sig_shape = tuple(shape.sig)
@@ -258,72 +178,140 @@ class UDFRunner:
             np.result_type(udf.get_preferred_input_dtype(), dataset.dtype) for udf in udfs
         ]
         read_dtype = input_dtypes[0] if len(set(input_dtypes)) == 1 else np.dtype(dataset.dtype)
-
-        partitions = dataset.get_partitions()
-        tasks, start = [], 0
-        for partition in partitions:
-            n = count_selected(roi_flat, partition.start, partition.stop)
-            if n:
-                tasks.append(UDFTask(partition, len(tasks), start, n, resources))
-            start += n
-        max_depth = max((p.stop - p.start for p in partitions), default=1)
-        scheme = make_tiling_scheme(
-            _tiling_request(udfs, methods),
-            sig_shape,
-            dataset.get_base_shape(),
-            max(d.itemsize for d in input_dtypes),
-            max_depth,
-            dataset.get_preferred_depth(),
-        )
+        corrections = resolve_corrections(dataset, corrections)
+        if corrections is not None and corrections.have_corrections():
+            # corrected tiles are float, whatever the UDFs prefer
+            input_dtypes = [np.result_type(d, np.float32) for d in input_dtypes]
+            read_dtype = np.result_type(*input_dtypes)
+        dataset_backends = tuple(getattr(dataset, "array_backends", None) or ("numpy",))
+        sources = host_sources(dataset_backends)
 
         roi_nav = None if roi_flat is None else roi_flat.reshape(tuple(shape.nav))
-        frame_indices = None if roi_flat is None else (0, np.flatnonzero(roi_flat))
-        mains = []
+        selection = Slice((0,) * (sig_dims + 1), Shape((n_selected, *sig_shape), sig_dims))
+        device_class = "cuda" if "CUDA" in resources else "cpu"
+        threads = executor_threads_per_worker(executor)
         for udf, dtype in zip(udfs, input_dtypes):
-            meta = UDFMeta(
-                dataset_shape=shape,
-                partition_shape=Shape((n_selected, *sig_shape), sig_dims=sig_dims),
-                dataset_dtype=dataset.dtype,
-                input_dtype=dtype,
-                roi=roi_nav,
-                tiling_scheme=scheme,
-                frame_indices=frame_indices,
+            dev, backend, _ = choose_backend(udf.get_backends(), backends, device_class, sources)
+            udf._backend = backend
+            udf.set_meta(
+                UDFMeta(
+                    partition_slice=selection,
+                    dataset_shape=shape,
+                    roi=roi_nav,
+                    dataset_dtype=dataset.dtype,
+                    input_dtype=dtype,
+                    corrections=corrections,
+                    device_class=dev,
+                    threads_per_worker=threads,
+                    array_backend=backend,
+                )
             )
-            meta.slice = Slice((0,) * (sig_dims + 1), meta.partition_shape)
-            mains.append(_MainUDF(udf, meta, sig_shape, n_selected))
-            for buf in aux_buffers(udf):
-                buf.bind_aux(0, shape.nav.size, roi_flat)
-            if overrides(udf, "preprocess"):
-                udf.preprocess()
 
-        params = UDFRunParams(
-            udf_specs=[(type(udf), udf._kwargs) for udf in udfs],
+        partitions = list(dataset.get_partitions())
+        scheme = negotiate_scheme(
+            udfs, methods, dataset, partitions, input_dtypes, sig_shape, corrections
+        )
+        params = UDFParams(
+            kwargs=[udf._kwargs for udf in udfs],
+            roi=roi_flat,
+            corrections=corrections,
+            tiling_scheme=scheme,
+            udf_classes=[type(udf) for udf in udfs],
             input_dtypes=input_dtypes,
             read_dtype=read_dtype,
             dataset_shape=shape,
             dataset_dtype=np.dtype(dataset.dtype),
-            roi=roi_flat,
-            tiling_scheme=scheme,
             backends=None if backends is None else tuple(backends),
+            dataset_backends=dataset_backends,
         )
+        udf_backends = [udf.get_backends() for udf in udfs]
+        tasks, start = [], 0
+        for partition in partitions:
+            n = count_selected(roi_flat, partition.start, partition.stop)
+            if n:
+                tasks.append(
+                    UDFTask(
+                        partition,
+                        len(tasks),
+                        params.udf_classes,
+                        udf_backends,
+                        params.backends,
+                        self.get_part_runner_cls(),
+                        None,
+                        n,
+                        compressed_start=start,
+                        resources=resources,
+                    )
+                )
+            start += n
+
+        mains = []
+        for udf in udfs:
+            udf.meta._tiling_scheme = scheme
+            mains.append(MainUDF(udf, sig_shape, n_selected))
+            for buf in aux_buffers(udf):
+                buf.bind_aux(0, shape.nav.size, roi_flat)
+            if overrides(udf, "preprocess"):
+                udf.preprocess()
         return RunPlan(udfs, mains, tasks, params, shape, roi_flat, n_selected)
 
-    def run_for_dataset_iter(
+    # running -----------------------------------------------------------------------
+    def run_for_dataset(
         self,
-        dataset: DataSet,
-        executor: JobExecutor,
+        dataset,
+        executor,
         roi: np.ndarray | None = None,
-        progress: bool = False,
-        backends: Sequence[str] | None = None,
-        partial: bool = True,
+        progress: bool | ProgressReporter = False,
+        corrections=None,
+        backends=None,
+        main_process_gpu: int | None = None,
+        dry: bool = False,
+    ) -> UDFResults:
+        """Run to completion; return the :class:`UDFResults` (``.buffers``: one dict per UDF)."""
+        for udf in self._udfs:
+            udf.set_main_process_gpu(main_process_gpu)
+        (final,) = self.run_for_dataset_sync(
+            dataset,
+            executor,
+            roi=roi,
+            progress=progress,
+            corrections=corrections,
+            backends=backends,
+            dry=dry,
+            iterate=False,
+        )
+        return final
+
+    def run_for_dataset_sync(
+        self,
+        dataset,
+        executor,
+        roi: np.ndarray | None = None,
+        progress: bool | ProgressReporter = False,
+        corrections=None,
+        backends=None,
+        dry: bool = False,
+        iterate: bool = True,
+        copy_needed: bool = False,
     ) -> Iterator[UDFResults]:
-        """Run, yielding :class:`UDFResults` after each merged partition (if ``partial``)
+        """Run, yielding :class:`UDFResults` after each merged partition (if ``iterate``)
         and once at the end.
+
+        ``dry=True`` processes no data: the results are the buffers as allocated
+        and pre-processed. ``copy_needed`` is accepted for compatibility; partial
+        results are always snapshots that later merges do not change.
 
         Executors that build graphs instead of computing (they have a ``run_plan``
         method) get the whole plan and return the results in one step.
         """
-        plan = self.plan(dataset, executor, roi, backends)
+        plan = self.plan(dataset, executor, roi, backends, corrections)
+        if dry:
+            try:
+                damage = np.zeros(plan.dataset_shape.nav.size, dtype=bool)
+                yield self._snapshot(plan, damage)
+            finally:
+                plan.release()
+            return
         run_plan = getattr(executor, "run_plan", None)
         if run_plan is not None:
             try:
@@ -332,25 +320,104 @@ class UDFRunner:
                 plan.release()
             yield UDFResults(buffers=buffers, damage=plan.all_done())
             return
-        yield from self._execute(plan, executor, progress, partial)
+        reporter = self._progress_reporter if progress is True else None
+        reporter = reporter or resolve_reporter(progress)
+        yield from self._execute(plan, executor, reporter, iterate)
 
-    def _execute(
-        self, plan: RunPlan, executor: JobExecutor, progress: bool, partial: bool
-    ) -> Iterator[UDFResults]:
+    async def run_for_dataset_async(
+        self,
+        dataset,
+        executor,
+        cancel_id,
+        roi: np.ndarray | None = None,
+        corrections=None,
+        backends=None,
+        progress: bool | ProgressReporter = False,
+        dry: bool = False,
+        iterate: bool = True,
+    ) -> AsyncGenerator[UDFResults, None]:
+        """Like :meth:`run_for_dataset_sync`, as an async generator (the run goes on in a
+        thread). ``cancel_id`` is accepted for compatibility; closing the generator
+        cancels the run."""
+        from libertem.common.async_utils import async_generator
+
+        executor = executor.ensure_sync() if hasattr(executor, "ensure_sync") else executor
+        gen = self.run_for_dataset_sync(
+            dataset,
+            executor,
+            roi=roi,
+            progress=progress,
+            corrections=corrections,
+            backends=backends,
+            dry=dry,
+            iterate=iterate,
+        )
+        async for item in async_generator(gen):
+            yield item
+
+    def results_for_dataset_sync(
+        self,
+        dataset,
+        executor,
+        environment=None,
+        roi: np.ndarray | None = None,
+        progress: bool = False,
+        corrections=None,
+        backends=None,
+        dry: bool = False,
+    ) -> tuple[ResultsForDataSet, object, UDFParams]:
+        """Start the tasks of a run; return ``(results, params_handle, params)``.
+
+        ``results`` yields the raw ``(partials, task)`` pairs as tasks finish,
+        without merging. ``environment`` is accepted for compatibility: executors
+        create the task environments themselves. ``dry=True`` starts no task.
+        """
+        plan = self.plan(dataset, executor, roi, backends, corrections)
+        plan.release()
+        handle = executor.scatter(plan.params)
+        tasks = [] if dry else plan.tasks
+        gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, None)
+        return (
+            ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs),
+            handle,
+            plan.params,
+        )
+
+    @classmethod
+    def dry_run(cls, udfs, dataset, roi=None) -> UDFResults:
+        """The results the UDFs declare for ``dataset``, without processing any data."""
+        from libertem.executor.inline import InlineJobExecutor
+
+        return cls(list(udfs)).run_for_dataset(dataset, InlineJobExecutor(), roi=roi, dry=True)
+
+    @classmethod
+    def inspect_udf(
+        cls, udf: UDF, dataset, roi: np.ndarray | None = None
+    ) -> dict[str, BufferWrapper]:
+        """The result buffers (names, kinds, shapes, dtypes) ``udf`` returns for ``dataset``.
+
+        Runs on a clean copy; no data is processed.
+        """
+        return dict(cls.dry_run([udf.copy()], dataset, roi).buffers[0])
+
+    # merging -----------------------------------------------------------------------
+    @staticmethod
+    def _snapshot(plan: RunPlan, damage: np.ndarray) -> UDFResults:
+        shape, roi = plan.dataset_shape, plan.roi
+        damage = damage.copy()  # results keep it: later merges must not change it
+        return UDFResults(
+            buffers=tuple(main.results(shape, roi, damage) for main in plan.mains),
+            damage=damage_buffer(damage, shape),
+        )
+
+    def _execute(self, plan: RunPlan, executor, reporter, partial: bool) -> Iterator[UDFResults]:
         shape, roi_flat, mains = plan.dataset_shape, plan.roi, plan.mains
-        sig_dims = len(shape.sig)
         damage = np.zeros(shape.nav.size, dtype=bool)
-        reporter = ProgressReporter(plan.n_selected, progress)
-
-        def snapshot() -> UDFResults:
-            return UDFResults(
-                buffers=tuple(main.results(shape, roi_flat) for main in mains),
-                damage=_damage_buffer(damage.copy(), shape),
-            )
+        progress = ProgressManager(plan.tasks, uuid.uuid4().hex, reporter)
 
         def merge(partials, task: UDFTask) -> None:
             for main, part in zip(mains, partials):
-                main.merge(part, task.compressed_start, task.n_frames, sig_dims)
+                main.merge(part, task.compressed_start, task.n_frames)
             p = task.partition
             damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
 
@@ -361,13 +428,17 @@ class UDFRunner:
         waiting_bytes = 0
         merged_early: set[int] = set()
         next_id = 0
-        finished = False
+        results = None
+        plan.params.progress = reporter is not None
         try:
             handle = executor.scatter(plan.params)
-            for partials, task in executor.run_tasks(
-                plan.tasks, handle, uuid.uuid4().hex, reporter.update
-            ):
-                reporter.task_done(task.task_id, task.n_frames)
+            comms = NoopCommHandler()
+            progress.connect(comms)
+            gen = executor.run_tasks(plan.tasks, handle, uuid.uuid4().hex, comms)
+            results = ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs)
+            self.current_results = results
+            for partials, task in results:
+                progress.finalize_task(task)
                 nbytes = sum(np.asarray(a).nbytes for part in partials for a in part.values())
                 waiting[task.task_id] = (partials, task, nbytes)
                 waiting_bytes += nbytes
@@ -388,11 +459,18 @@ class UDFRunner:
                     waiting_bytes = 0
                     merged_any = True
                 if partial and merged_any:
-                    yield snapshot()
+                    yield self._snapshot(plan, damage)
             for task_id in sorted(waiting):
                 merge(*waiting.pop(task_id)[:2])
-            finished = True
         finally:
-            reporter.close(finished)
+            if results is not None:
+                results.close()
+            progress.close()
             plan.release()
-        yield snapshot()
+        final = self._snapshot(plan, damage)
+        for udf in plan.udfs:
+            udf.cleanup()
+        yield final
+
+
+__all__ = ["RunPlan", "UDFRunner", "UDFResults", "executor_threads_per_worker"]

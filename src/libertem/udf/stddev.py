@@ -1,83 +1,342 @@
-"""Per-pixel mean, variance and standard deviation over all frames."""
+"""Per-pixel mean, variance and standard deviation over all frames.
+
+Partial statistics of groups of frames (count ``n``, ``sum`` and ``varsum``, the
+sum of squared deviations from the group mean) are combined with the pairwise
+update of Chan, Golub and LeVeque:
+``varsum = varsum_0 + varsum_1 + n_0 n_1 / (n_0 + n_1) (mean_1 - mean_0)**2``,
+which stays accurate where summing squares would cancel.
+"""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
+from libertem.common.buffers import reshaped_view
 from libertem.udf.base import UDF
 
+__all__ = [
+    "StdDevUDF",
+    "consolidate_result",
+    "merge",
+    "merge_ndarray",
+    "merge_single",
+    "process_tile",
+    "process_tile_ndarray",
+    "run_stddev",
+]
 
-def merge_moments(n_a, mean_a, varsum_a, n_b, mean_b, varsum_b, xp=np):
-    """Combine counts, means and sums of squared deviations of two groups (Chan et al.).
 
-    Arrays may be broadcast against each other; returns ``(n, mean, varsum)``.
-    ``xp`` is the array module of the arrays (``numpy`` or ``cupy``).
+@numba.njit(nogil=True, cache=True)
+def merge_single(n, n_0, sum_0, varsum_0, n_1, sum_1, varsum_1, mean_1):
+    """Combine the statistics of two groups of ``n_0`` and ``n_1`` values.
+
+    Parameters
+    ----------
+    n
+        ``n_0 + n_1``.
+    n_0, sum_0, varsum_0
+        Count, sum and sum of squared deviations of the first group.
+    n_1, sum_1, varsum_1, mean_1
+        The same for the second group, and its mean ``sum_1 / n_1``.
+
+    Returns
+    -------
+    tuple
+        ``(sum, varsum)`` of both groups together.
     """
+    if n_0 == 0:
+        return sum_1, varsum_1
+    delta = mean_1 - sum_0 / n_0
+    return sum_0 + sum_1, varsum_0 + varsum_1 + (n_0 * n_1 / n) * delta * delta
+
+
+@numba.njit(nogil=True, cache=True)
+def merge(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
+    """Merge per-pixel statistics ``src_*`` into ``dest_*`` in place (flat arrays).
+
+    Parameters
+    ----------
+    dest_n, dest_sum, dest_varsum
+        Counts, sums and sums of squared deviations so far, updated in place.
+    src_n, src_sum, src_varsum, src_mean
+        The statistics to add, and ``src_sum / src_n``.
+    """
+    for i in range(dest_n.shape[0]):
+        if src_n[i] == 0:
+            continue
+        n = dest_n[i] + src_n[i]
+        dest_sum[i], dest_varsum[i] = merge_single(
+            n,
+            dest_n[i],
+            dest_sum[i],
+            dest_varsum[i],
+            src_n[i],
+            src_sum[i],
+            src_varsum[i],
+            src_mean[i],
+        )
+        dest_n[i] = n
+
+
+def _module(forbuf):
+    """The array module (NumPy or CuPy) of ``forbuf``."""
+    if isinstance(forbuf, np.ndarray) or np.isscalar(forbuf):
+        return np
+    import cupy
+
+    return cupy.get_array_module(forbuf)
+
+
+def _combined(n_a, sum_a, varsum_a, n_b, sum_b, varsum_b, mean_b, xp):
+    """``(n, sum, varsum)`` of two groups of per-pixel statistics, as new arrays."""
     n = n_a + n_b
     safe_n = xp.where(n == 0, 1, n)
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / safe_n)
-    varsum = varsum_a + varsum_b + xp.abs(delta) ** 2 * (n_a * n_b / safe_n)
-    return n, mean, varsum
+    delta = mean_b - sum_a / xp.where(n_a == 0, 1, n_a)
+    update = (n_a * n_b / safe_n) * xp.abs(delta) ** 2
+    has_a = n_a > 0
+    varsum = xp.where(has_a, varsum_a + varsum_b + update, varsum_b)
+    return n, xp.where(has_a, sum_a + sum_b, sum_b), varsum
+
+
+def merge_ndarray(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean, forbuf):
+    """Vectorized :func:`merge`, for NumPy or CuPy arrays of any (equal) shape.
+
+    Parameters
+    ----------
+    dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean
+        See :func:`merge`; complex values give ``varsum`` of ``abs(deviation)**2``.
+    forbuf
+        An array whose module (``numpy`` or ``cupy``) does the computation.
+    """
+    xp = _module(forbuf)
+    n, total, varsum = _combined(
+        dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean, xp
+    )
+    dest_varsum[...] = varsum
+    dest_sum[...] = total
+    dest_n[...] = n
+
+
+@numba.njit(nogil=True, cache=True)
+def process_tile(tile, n_0, sum_inout, varsum_inout):
+    """Add the frames of a tile to per-pixel statistics of ``n_0`` frames, in place.
+
+    Parameters
+    ----------
+    tile
+        Real array ``(frames, pixels)``.
+    n_0
+        Number of frames in ``sum_inout`` and ``varsum_inout`` so far.
+    sum_inout, varsum_inout
+        Flat per-pixel sums and sums of squared deviations.
+    """
+    n_1, n_pixels = tile.shape
+    n = n_0 + n_1
+    # row by row, in memory order; the tile's own statistics first
+    s = np.zeros(n_pixels)
+    for i in range(n_1):
+        for p in range(n_pixels):
+            s[p] += tile[i, p]
+    mean = s / n_1
+    v = np.zeros(n_pixels)
+    for i in range(n_1):
+        for p in range(n_pixels):
+            d = tile[i, p] - mean[p]
+            v[p] += d * d
+    for p in range(n_pixels):
+        sum_inout[p], varsum_inout[p] = merge_single(
+            n, n_0, sum_inout[p], varsum_inout[p], n_1, s[p], v[p], mean[p]
+        )
+
+
+def process_tile_ndarray(tile, n_0, sum_inout, varsum_inout, forbuf):
+    """Vectorized :func:`process_tile` for NumPy or CuPy (and complex) data.
+
+    Parameters
+    ----------
+    tile, n_0, sum_inout, varsum_inout
+        See :func:`process_tile`; ``sum_inout`` and ``varsum_inout`` may have any
+        shape that ``tile.shape[1:]`` has.
+    forbuf
+        An array whose module (``numpy`` or ``cupy``) does the computation.
+    """
+    xp = _module(forbuf)
+    n_1 = tile.shape[0]
+    s = tile.sum(axis=0)
+    mean_1 = s / n_1
+    v = (xp.abs(tile - mean_1) ** 2).sum(axis=0)
+    if n_0 == 0:
+        sum_inout[...] = s
+        varsum_inout[...] = v
+        return
+    n = n_0 + n_1
+    delta = mean_1 - sum_inout / n_0
+    varsum_inout[...] = varsum_inout + v + (n_0 * n_1 / n) * xp.abs(delta) ** 2
+    sum_inout[...] = sum_inout + s
 
 
 class StdDevUDF(UDF):
     """Mean, variance and standard deviation of every pixel over the frames.
 
-    Results: ``'mean'``, ``'var'``, ``'std'`` (frame-shaped, population statistics,
-    ``ddof=0``), ``'sum'`` and ``'num_frames'``. Partial results combine with a
-    numerically stable pairwise update, computed in float64 (complex128 for complex
-    data, whose variance is the mean of ``abs(x - mean)**2``, as in ``numpy.var``).
+    Parameters
+    ----------
+    dtype
+        Dtype of the statistics (and preferred input dtype); default float64
+        (complex128 for complex data).
+    use_numba
+        Use the compiled kernels on the CPU (real data); otherwise NumPy
+        vectorization, which also runs on CuPy.
+
+    Notes
+    -----
+    Results (all frame-shaped): ``num_frames`` (frames counted per pixel),
+    ``sum``, ``varsum`` (sum of squared deviations from the mean), and ``mean``,
+    ``var``, ``std`` (population statistics, ``ddof=0``; the variance of complex
+    data is the mean of ``abs(x - mean)**2``, as in ``numpy.var``). Pixels without
+    frames have NaN statistics.
     """
 
+    def __init__(self, dtype=None, use_numba: bool = True) -> None:
+        super().__init__(dtype=dtype, use_numba=use_numba)
+
     def get_preferred_input_dtype(self):
-        return np.float64
+        return np.float64 if self.params.dtype is None else self.params.dtype
 
     def get_backends(self):
         return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
+    def get_task_data(self):
+        numba_ok = (
+            self.params.use_numba
+            and self.meta.array_backend == self.BACKEND_NUMPY
+            and self.meta.input_dtype.kind == "f"
+        )
+        return {"use_numba": numba_ok}
+
     def get_result_buffers(self):
-        value_dtype = self.meta.input_dtype
+        dtype = np.result_type(self.meta.input_dtype, np.float64)
+        real = np.float64 if dtype.kind != "c" else np.result_type(dtype.type(0).real)
         return {
-            "pixel_count": self.buffer(kind="sig", dtype=np.int64, use="private", where="device"),
-            "sum": self.buffer(kind="sig", dtype=value_dtype, where="device"),
-            "varsum": self.buffer(kind="sig", dtype=np.float64, use="private", where="device"),
-            "num_frames": self.buffer(kind="single", dtype=np.int64, use="result_only"),
-            "mean": self.buffer(kind="sig", dtype=value_dtype, use="result_only"),
-            "var": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
-            "std": self.buffer(kind="sig", dtype=np.float64, use="result_only"),
+            "num_frames": self.buffer(kind="sig", dtype=np.int64, where="device"),
+            "sum": self.buffer(kind="sig", dtype=dtype, where="device"),
+            "varsum": self.buffer(kind="sig", dtype=real, where="device"),
+            "mean": self.buffer(kind="sig", dtype=dtype, use="result_only"),
+            "var": self.buffer(kind="sig", dtype=real, use="result_only"),
+            "std": self.buffer(kind="sig", dtype=real, use="result_only"),
         }
 
     def process_tile(self, tile):
-        """Combine the tile's count, mean and squared deviations with those so far."""
-        xp = self.xp
-        n_b = tile.shape[0]
-        mean_b = xp.sum(tile, axis=0) / n_b
-        varsum_b = xp.sum(xp.abs(tile - mean_b) ** 2, axis=0)
-        self._combine(self.results, n_b, mean_b * n_b, varsum_b, xp)
+        """Add the tile's frames to the statistics of its signal region."""
+        r = self.results
+        count = r.num_frames
+        n_0 = int(count.reshape(-1)[0])
+        flat_sum, flat_varsum = _flat_view(r.sum), _flat_view(r.varsum)
+        if self.task_data.use_numba and flat_sum is not None and flat_varsum is not None:
+            process_tile(tile.reshape((tile.shape[0], -1)), n_0, flat_sum, flat_varsum)
+        else:
+            process_tile_ndarray(tile, n_0, r.sum, r.varsum, forbuf=r.sum)
+        count[...] = n_0 + tile.shape[0]
 
     def merge(self, dest, src):
-        self._combine(dest, src.pixel_count, src.sum, src.varsum, np)
+        src_n = np.asarray(src.num_frames)
+        safe = np.where(src_n == 0, 1, src_n)
+        args = (
+            dest.num_frames,
+            dest.sum,
+            dest.varsum,
+            src_n,
+            src.sum,
+            src.varsum,
+            src.sum / safe,
+        )
+        if dest.sum.dtype.kind == "f" and dest.sum.flags.c_contiguous:
+            merge(*(np.asarray(a).reshape(-1) for a in args))
+        else:
+            merge_ndarray(*args, forbuf=dest.sum)
 
-    @staticmethod
-    def _combine(dest, n_b, sum_b, varsum_b, xp):
-        n_a = dest.pixel_count
-        mean_a = dest.sum / xp.where(n_a == 0, 1, n_a)
-        mean_b = sum_b / xp.where(xp.asarray(n_b) == 0, 1, n_b)
-        n, _, varsum = merge_moments(n_a, mean_a, dest.varsum, n_b, mean_b, varsum_b, xp)
-        dest.pixel_count[:] = n
-        dest.sum[:] += sum_b
-        dest.varsum[:] = varsum
+    def merge_all(self, ordered_results):
+        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
+        parts = iter(ordered_results.values())
+        first = next(parts)
+        n, total, varsum = first.num_frames, first.sum, first.varsum
+        for part in parts:
+            mean = part.sum / np.where(part.num_frames == 0, 1, part.num_frames)
+            n, total, varsum = _combined(
+                n, total, varsum, part.num_frames, part.sum, part.varsum, mean, np
+            )
+        return {"num_frames": n, "sum": total, "varsum": varsum}
 
     def get_results(self):
         r = self.results
-        count = r.pixel_count
-        safe = np.where(count == 0, 1, count)
-        var = r.varsum / safe
+        count = np.asarray(r.num_frames)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = np.where(count > 0, r.varsum / count, np.nan)
+            mean = np.where(count > 0, r.sum / count, np.nan)
         return {
+            "num_frames": count,
             "sum": r.sum,
-            "num_frames": np.array([count.max() if count.size else 0]),
-            "mean": r.sum / safe,
+            "varsum": r.varsum,
+            "mean": mean,
             "var": var,
             "std": np.sqrt(var),
         }
+
+
+def _flat_view(a):
+    """``a`` as a flat view, or ``None`` where its layout does not allow one."""
+    try:
+        return reshaped_view(a, (-1,))
+    except (ValueError, AttributeError):
+        return None
+
+
+def _data(value):
+    return np.asarray(getattr(value, "data", value)) if hasattr(value, "kind") else value
+
+
+def consolidate_result(udf_result) -> dict:
+    """StdDevUDF results as plain arrays, with the frame count as one number.
+
+    Computes ``var``, ``std`` and ``mean`` if they are missing (results from before
+    they were part of the UDF's results).
+
+    Parameters
+    ----------
+    udf_result
+        Dict with ``'num_frames'``, ``'sum'``, ``'varsum'`` (and possibly ``'var'``,
+        ``'std'``, ``'mean'``) as buffers or arrays.
+
+    Returns
+    -------
+    dict
+        ``'sum'``, ``'varsum'``, ``'var'``, ``'std'``, ``'mean'`` as
+        :class:`numpy.ndarray`, ``'num_frames'`` as ``int`` (the largest per-pixel count).
+    """
+    result = {key: np.asarray(_data(value)) for key, value in dict(udf_result).items()}
+    counts = result["num_frames"]
+    num_frames = int(counts.max()) if counts.size else 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "var" not in result:
+            result["var"] = result["varsum"] / counts
+        if "std" not in result:
+            result["std"] = np.sqrt(result["var"])
+        if "mean" not in result:
+            result["mean"] = result["sum"] / counts
+    result["num_frames"] = num_frames
+    return result
+
+
+def run_stddev(ctx, dataset, roi=None, progress: bool = False, use_numba: bool = True) -> dict:
+    """Per-pixel statistics of the (selected) frames of ``dataset``.
+
+    Runs :class:`StdDevUDF` and returns :func:`consolidate_result` of its results.
+
+    Returns
+    -------
+    dict
+        ``'mean'``, ``'var'``, ``'std'``, ``'sum'``, ``'varsum'`` (frame-shaped
+        arrays) and ``'num_frames'`` (int).
+    """
+    udf = StdDevUDF(use_numba=use_numba)
+    return consolidate_result(ctx.run_udf(dataset=dataset, udf=udf, roi=roi, progress=progress))

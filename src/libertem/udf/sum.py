@@ -1,18 +1,88 @@
-"""Sum of all frames, and the base of the streaming sums."""
+"""Sum of all frames, and the base of the streaming sums (for dense and sparse tiles)."""
 
 from __future__ import annotations
 
 import numpy as np
+import sparse
+from sparseconverter import BACKENDS, CUDA
 
+from libertem.common.sparse import is_sparse
 from libertem.udf.base import UDF
+
+__all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum"]
 
 # Streaming reductions do so little per byte that Python's per-tile overhead shows at
 # 1 MiB tiles; 4 MiB tiles still sit in the L3 cache and halve that overhead's share.
 STREAMING_TILE_BYTES = 4 * 1024 * 1024
 
+# Every array backend: the sums below accept dense, pydata.sparse and scipy.sparse tiles
+# (on the CPU or, through CuPy, on a GPU). 'cuda' is a CUDA worker fed NumPy arrays.
+ALL_BACKENDS = tuple(sorted(BACKENDS - {CUDA})) + (CUDA,)
+
+
+def _dense(result):
+    """A dense array (NumPy or CuPy) for the result of a sparse or dense reduction."""
+    if isinstance(result, sparse.SparseArray):
+        return result.todense()
+    if is_sparse(result):
+        return result.toarray()
+    if isinstance(result, np.matrix):
+        return np.asarray(result)
+    return result
+
+
+def _is_2d_sparse(tile) -> bool:
+    """scipy.sparse / cupyx tiles are 2D: frames times flattened signal."""
+    return is_sparse(tile) and not isinstance(tile, sparse.SparseArray)
+
+
+def frame_sum(tile, shape: tuple[int, ...]):
+    """Sum of a tile over its frames, dense, reshaped to ``shape`` (the tile's signal part).
+
+    Parameters
+    ----------
+    tile
+        Dense or sparse tile ``(frames, *signal)`` or a 2D sparse matrix ``(frames, pixels)``.
+    shape
+        Shape of the result.
+    """
+    return _dense(tile.sum(axis=0)).reshape(shape)
+
+
+def signal_sum(tile):
+    """Sum of each frame of a dense or sparse tile, as a dense 1D array."""
+    if _is_2d_sparse(tile):
+        return _dense(tile.sum(axis=1)).reshape(-1)
+    flat = tile.reshape((tile.shape[0], -1))
+    return _dense(flat.sum(axis=1))
+
 
 class StreamingSumUDF(UDF):
-    """Base of sums over the data: a dtype to sum in, NumPy and CuPy, large tiles.
+    """Base of sums over the data: a dtype to sum in, every array backend, large tiles.
+
+    Parameters
+    ----------
+    dtype
+        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
+    """
+
+    def __init__(self, dtype="float32", **kwargs):
+        super().__init__(dtype=dtype, **kwargs)
+
+    def get_preferred_input_dtype(self):
+        return self.params.dtype
+
+    def get_backends(self):
+        return ALL_BACKENDS
+
+    def get_tiling_preferences(self):
+        return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
+
+
+class SumUDF(StreamingSumUDF):
+    """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
+
+    Works on dense and sparse input alike (see :meth:`get_backends`).
 
     Parameters
     ----------
@@ -23,34 +93,21 @@ class StreamingSumUDF(UDF):
     def __init__(self, dtype="float32"):
         super().__init__(dtype=dtype)
 
-    def get_preferred_input_dtype(self):
-        return self.params.dtype
-
-    def get_backends(self):
-        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
-
-    def get_tiling_preferences(self):
-        return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": STREAMING_TILE_BYTES}
-
-
-class SumUDF(StreamingSumUDF):
-    """Sum over the navigation axes: the result ``'intensity'`` is frame-shaped.
-
-    Parameters
-    ----------
-    dtype
-        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
-    """
-
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
         """Add the tile's frames to the (tile-sized view of the) sum."""
-        self.results.intensity[:] += tile.sum(axis=0)
+        out = self.results.intensity
+        out[:] += frame_sum(tile, out.shape)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity
 
     def merge_all(self, ordered_results):
-        return {"intensity": np.stack([r.intensity for r in ordered_results.values()]).sum(axis=0)}
+        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
+        parts = iter(ordered_results.values())
+        total = next(parts).intensity
+        for part in parts:
+            total = total + part.intensity
+        return {"intensity": total}

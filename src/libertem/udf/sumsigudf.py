@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numba
+import numpy as np
 
-from libertem.udf.sum import StreamingSumUDF
+from libertem.udf.base import UDF  # noqa: F401 (LiberTEM's name in this module)
+from libertem.udf.sum import StreamingSumUDF, signal_sum
+
+__all__ = ["SumSigUDF", "run_sumsig"]
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
@@ -21,25 +25,43 @@ def _add_row_sums(flat, out):
 class SumSigUDF(StreamingSumUDF):
     """Sum over the signal axes: the result ``'intensity'`` has one value per frame.
 
+    Works on dense and sparse input alike.
+
     Parameters
     ----------
-    dtype
-        Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
+    **kwargs
+        ``dtype``: the dtype to sum in (default float32), combined with the dataset's
+        dtype by ``numpy.result_type``; other parameters are kept as ``self.params``.
     """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
 
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype, where="device")}
 
     def process_tile(self, tile):
         """Add each frame's part of the tile to its sum."""
-        flat = tile.reshape((tile.shape[0], -1))
         out = self.results.intensity
         if (
-            self.meta.array_backend == "numpy"
+            isinstance(tile, np.ndarray)
+            and isinstance(out, np.ndarray)
             and out.dtype.kind == "f"
-            and flat.dtype.kind in "fiu"
-            and flat.dtype.itemsize <= 8
+            and tile.dtype.kind in "fiu"
+            and tile.dtype.itemsize <= 8
         ):
-            _add_row_sums(flat, out)
+            _add_row_sums(tile.reshape((tile.shape[0], -1)), out)
         else:
-            out[:] += flat.sum(axis=1)
+            out[:] += signal_sum(tile)
+
+
+def run_sumsig(ctx, dataset):
+    """Sum of each frame of ``dataset``: ``ctx.run_udf`` with :class:`SumSigUDF`.
+
+    Returns
+    -------
+    dict
+        ``{'intensity': BufferWrapper}``, navigation-shaped.
+    """
+    return ctx.run_udf(dataset=dataset, udf=SumSigUDF())

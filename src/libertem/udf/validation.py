@@ -10,7 +10,15 @@ import numpy as np
 from libertem.common.exceptions import UDFException
 from libertem.udf.base import UDF
 
-_ENGINE_ATTRIBUTES = {"_kwargs", "params", "results", "task_data", "meta", "_backend"}
+_ENGINE_ATTRIBUTES = {
+    "_kwargs",
+    "params",
+    "results",
+    "task_data",
+    "meta",
+    "_backend",
+    "_main_process_gpu",
+}
 
 
 def _plainly_different(a, b) -> bool:
@@ -95,31 +103,15 @@ def required_resources(
         If no kind of worker can run every UDF, or a CUDA-only run meets a cluster
         without CUDA workers.
     """
-    allowed = None if backends is None else set(backends)
-    cpu_ok = cuda_ok = True
-    uses_cupy = False
-    for udf in udfs:
-        supported = set(udf.get_backends())
-        if allowed is not None:
-            supported &= allowed
-        if not supported:
-            raise UDFException(
-                f"{type(udf).__name__} supports {sorted(udf.get_backends())}, none of "
-                f"the requested backends {sorted(allowed)}"
-            )
-        cpu_ok &= UDF.BACKEND_NUMPY in supported
-        cuda_ok &= bool(supported & {UDF.BACKEND_CUPY, UDF.BACKEND_CUDA})
-        uses_cupy |= supported == {UDF.BACKEND_CUPY}
+    from libertem.udf.backends import get_resources_for_backends
+
     names = ", ".join(type(u).__name__ for u in udfs)
-    if not cpu_ok and not cuda_ok:
-        raise UDFException(f"no single kind of worker can run all of {names} together")
-    if not cpu_ok and not has_cuda:
+    try:
+        resources = get_resources_for_backends([u.get_backends() for u in udfs], backends)
+    except UDFException as e:
+        raise UDFException(f"{names}: {e}") from e
+    if "CUDA" in resources and not has_cuda:
         raise UDFException(f"{names} need a CUDA device, but this executor has no CUDA workers")
-    if cpu_ok and cuda_ok and has_cuda:
-        return {"compute": 1}
-    if cpu_ok:
+    if "CPU" not in resources and "CUDA" not in resources and not has_cuda:
         return {"CPU": 1, "compute": 1}
-    resources = {"CUDA": 1, "compute": 1}
-    if uses_cupy:
-        resources["ndarray"] = 1
     return resources

@@ -4,6 +4,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
+from typing import TypedDict
+
+
+class DetectResult(TypedDict):
+    """What :func:`detect` finds: the keyword arguments of ``cluster_spec``.
+
+    Attributes
+    ----------
+    cpus
+        CPU ids (one worker each).
+    cudas
+        CUDA device ids.
+    has_cupy
+        Whether CuPy is usable with them.
+    """
+
+    cpus: Iterable[int]
+    cudas: list[int]
+    has_cupy: bool
 
 
 def _cpu_count() -> int:
@@ -39,7 +59,7 @@ def has_cupy() -> bool:
     return importlib.util.find_spec("cupy") is not None
 
 
-def detect() -> dict:
+def detect() -> DetectResult:
     """The devices to start workers for.
 
     Returns
@@ -49,4 +69,4 @@ def detect() -> dict:
         pass as keyword arguments to :func:`libertem.executor.dask.cluster_spec`.
     """
     cudas = _cuda_devices()
-    return {"cpus": range(_cpu_count()), "cudas": cudas, "has_cupy": bool(cudas) and has_cupy()}
+    return DetectResult(cpus=range(_cpu_count()), cudas=cudas, has_cupy=bool(cudas) and has_cupy())

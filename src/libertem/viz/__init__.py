@@ -1,10 +1,26 @@
-"""Live plots of UDF results while they are computed.
+"""Live plots of UDF results, and turning results into images.
 
-The plot classes are :class:`libertem.viz.mpl.MPLLive2DPlot` (matplotlib, the default)
-and :class:`libertem.viz.bqp.BQLive2DPlot` (bqplot, when installed); both derive from
-:class:`libertem.viz.base.Live2DPlot`.
+The plot classes are :class:`libertem.viz.mpl.MPLLive2DPlot` (matplotlib, the default),
+:class:`libertem.viz.bqp.BQLive2DPlot` (bqplot, for Jupyter) and
+:class:`libertem.viz.gms.GMSLive2DPlot` (inside Gatan Microscopy Suite); all derive
+from :class:`libertem.viz.base.Live2DPlot`.
 """
 
-from libertem.viz.base import Live2DPlot, get_plottable_channels
+from libertem.common.viz import encode_image, make_colormap, rgb_from_2dvector, visualize_simple
+from libertem.viz.base import (
+    Dummy2DPlot,
+    Live2DPlot,
+    get_plottable_2D_channels,
+    get_plottable_channels,
+)
 
-__all__ = ["Live2DPlot", "get_plottable_channels"]
+__all__ = [
+    "Dummy2DPlot",
+    "Live2DPlot",
+    "encode_image",
+    "get_plottable_2D_channels",
+    "get_plottable_channels",
+    "make_colormap",
+    "rgb_from_2dvector",
+    "visualize_simple",
+]

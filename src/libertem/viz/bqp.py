@@ -6,7 +6,7 @@ import numpy as np
 
 from libertem.viz.base import Live2DPlot
 
-__all__ = ["BQLive2DPlot"]
+__all__ = ["BQLive2DPlot", "Live2DPlot"]
 
 
 class BQLive2DPlot(Live2DPlot):
@@ -19,8 +19,6 @@ class BQLive2DPlot(Live2DPlot):
     ----------
     dataset, udf, roi, channel, title, min_delta, udfresult
         See :class:`~libertem.viz.base.Live2DPlot`.
-    scheme
-        Colour scheme of the colour scale (e.g. ``'viridis'``).
 
     Attributes
     ----------
@@ -37,9 +35,8 @@ class BQLive2DPlot(Live2DPlot):
         roi: np.ndarray | None = None,
         channel=None,
         title: str | None = None,
-        min_delta: float = 0.5,
+        min_delta: float = 1 / 60,
         udfresult=None,
-        scheme: str = "viridis",
     ):
         super().__init__(
             dataset,
@@ -50,7 +47,7 @@ class BQLive2DPlot(Live2DPlot):
             min_delta=min_delta,
             udfresult=udfresult,
         )
-        self.scheme = scheme
+        self.scheme = "viridis"
         self.figure = None
         self.mark = None
         self._color_scale = None
@@ -102,8 +99,8 @@ class BQLive2DPlot(Live2DPlot):
         self.displayed = True
         return figure
 
-    def update_display(self, damage: np.ndarray, force: bool = False) -> None:
-        """Set the mark's data (and colour range) to :attr:`data`."""
+    def update(self, damage, force: bool = False) -> None:
+        """Set the mark's data (and colour range over the valid pixels) to :attr:`data`."""
         if self.mark is None:
             return
         if self.data.ndim == 2:

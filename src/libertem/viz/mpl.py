@@ -8,7 +8,7 @@ import numpy as np
 
 from libertem.viz.base import Live2DPlot
 
-__all__ = ["MPLLive2DPlot"]
+__all__ = ["MPLLive2DPlot", "Live2DPlot", "ui_events"]
 
 _NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
@@ -46,10 +46,9 @@ class MPLLive2DPlot(Live2DPlot):
     ----------
     dataset, udf, roi, channel, title, min_delta, udfresult
         See :class:`~libertem.viz.base.Live2DPlot`.
-    cmap
-        Colormap for images.
     **kwargs
-        Passed to :func:`matplotlib.pyplot.subplots` (e.g. ``figsize``).
+        Passed to :meth:`matplotlib.axes.Axes.imshow` for images (e.g. ``cmap``), to
+        :meth:`matplotlib.axes.Axes.plot` for lines.
 
     Attributes
     ----------
@@ -68,7 +67,6 @@ class MPLLive2DPlot(Live2DPlot):
         title: str | None = None,
         min_delta: float = 0.5,
         udfresult=None,
-        cmap: str = "viridis",
         **kwargs: Any,
     ):
         super().__init__(
@@ -80,8 +78,7 @@ class MPLLive2DPlot(Live2DPlot):
             min_delta=min_delta,
             udfresult=udfresult,
         )
-        self.cmap = cmap
-        self._fig_kwargs = kwargs
+        self.kwargs = kwargs
         self.fig = None
         self.axes = None
         self.im_obj = None
@@ -101,16 +98,16 @@ class MPLLive2DPlot(Live2DPlot):
         if self._mode in ("inline", "widget"):
             # shown explicitly below, not again by the backend at the end of the cell
             with plt.ioff():
-                self.fig, self.axes = plt.subplots(**self._fig_kwargs)
+                self.fig, self.axes = plt.subplots()
         else:
-            self.fig, self.axes = plt.subplots(**self._fig_kwargs)
+            self.fig, self.axes = plt.subplots()
         self.axes.set_title(self.title)
         if self.data.ndim == 2:
             lo, hi = self.value_range()
-            self.im_obj = self.axes.imshow(self.data, cmap=self.cmap, vmin=lo, vmax=hi)
+            self.im_obj = self.axes.imshow(self.data, **{"vmin": lo, "vmax": hi, **self.kwargs})
             self.fig.colorbar(self.im_obj, ax=self.axes)
         elif self.data.ndim == 1:
-            (self.im_obj,) = self.axes.plot(np.arange(self.data.size), self.data)
+            (self.im_obj,) = self.axes.plot(np.arange(self.data.size), self.data, **self.kwargs)
         else:
             raise ValueError(
                 f"{self.channel}: can only plot 1D or 2D data, got shape {self.data.shape}; "
@@ -130,8 +127,19 @@ class MPLLive2DPlot(Live2DPlot):
         self.displayed = True
         return self.fig
 
-    def update_display(self, damage: np.ndarray, force: bool = False) -> None:
-        """Put :attr:`data` into the image (or line) and redraw without blocking."""
+    def update(self, damage, force: bool = False) -> None:
+        """Put :attr:`data` into the image (or line) and redraw without blocking.
+
+        Parameters
+        ----------
+        damage
+            Boolean mask of the valid pixels of :attr:`data` (``True``: all); the
+            colour range follows their values.
+        force
+            Redrawn in any case; the argument is there for the interface.
+        """
+        if damage is not True and damage is not None:
+            self.damage = np.broadcast_to(np.asarray(damage, dtype=bool), self.data.shape)
         if self.fig is None:
             return
         if self.data.ndim == 2:
@@ -150,3 +158,17 @@ class MPLLive2DPlot(Live2DPlot):
         self.fig.canvas.draw_idle()
         if self._mode == "window":
             self.fig.canvas.flush_events()
+
+
+def ui_events() -> None:
+    """Let the GUI of interactive matplotlib backends process pending events.
+
+    Call it now and then in long loops of a script, so that open plot windows stay
+    responsive; with non-interactive backends and in Jupyter it does nothing.
+    """
+    if _backend_mode() != "window":
+        return
+    import matplotlib.pyplot as plt
+
+    for number in plt.get_fignums():
+        plt.figure(number).canvas.flush_events()

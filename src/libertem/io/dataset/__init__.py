@@ -1,10 +1,22 @@
-"""Dataset formats and the registry that maps filetype names to them."""
+"""Dataset formats and the registry that maps filetype names to them.
+
+``Context.load(filetype, ...)`` looks the filetype up here; ``'auto'`` asks each
+registered format whether it can open a path (:func:`detect`), those whose file
+name extensions match first (:func:`get_search_order`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Any
 
+import numpy as np
+
+from libertem.common.async_utils import sync_to_async
 from libertem.common.exceptions import DataSetException
+from libertem.common.scheduler import Scheduler
+from libertem.io.dataset.base import DataSet
 
 _FORMATS: dict[str, str] = {
     "memory": "libertem.io.dataset.memory:MemoryDataSet",
@@ -20,6 +32,10 @@ _FORMATS: dict[str, str] = {
     "seq": "libertem.io.dataset.seq:SEQDataSet",
     "mib": "libertem.io.dataset.mib:MIBDataSet",
     "hdf5": "libertem.io.dataset.hdf5:H5DataSet",
+    "raw_csr": "libertem.io.dataset.raw_csr:RawCSRDataSet",
+    "k2is": "libertem.io.dataset.k2is:K2ISDataSet",
+    "frms6": "libertem.io.dataset.frms6:FRMS6DataSet",
+    "zarr": "libertem.io.dataset.zarr:ZarrDataSet",
 }
 
 
@@ -28,13 +44,37 @@ def filetypes() -> list[str]:
     return sorted(_FORMATS)
 
 
-def get_dataset_cls(filetype: str) -> type:
+def register_dataset_cls(filetype: str, cls: str) -> None:
+    """Register a dataset class under ``filetype``.
+
+    Parameters
+    ----------
+    filetype
+        The name passed to ``Context.load`` (case-insensitive).
+    cls
+        Where the class is: ``'package.module.ClassName'`` or ``'package.module:ClassName'``;
+        it is imported when first used.
+    """
+    if not isinstance(cls, str) or not (":" in cls or "." in cls):
+        raise ValueError(f"cls must be 'module.ClassName' or 'module:ClassName', got {cls!r}")
+    if ":" not in cls:
+        module, _, name = cls.rpartition(".")
+        cls = f"{module}:{name}"
+    _FORMATS[filetype.lower()] = cls
+
+
+def unregister_dataset_cls(filetype: str) -> None:
+    """Remove ``filetype`` from the registry (``KeyError`` if it is not registered)."""
+    del _FORMATS[filetype.lower()]
+
+
+def get_dataset_cls(filetype: str) -> type[DataSet]:
     """The dataset class registered for ``filetype``.
 
     Raises
     ------
     DataSetException
-        If no format of that name is registered.
+        If no format of that name is registered, or its module cannot be imported.
     """
     try:
         target = _FORMATS[filetype.lower()]
@@ -43,17 +83,144 @@ def get_dataset_cls(filetype: str) -> type:
             f"unknown filetype {filetype!r}; known: {', '.join(filetypes())} and 'auto'"
         ) from None
     module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise DataSetException(f"filetype {filetype!r}: cannot import {target}: {e}") from e
 
 
-def detect(path: str, executor=None) -> tuple[type, dict]:
-    """Find the format of ``path``: the dataset class and its constructor arguments."""
+def _classes():
+    for filetype in list(_FORMATS):
+        try:
+            yield filetype, get_dataset_cls(filetype)
+        except DataSetException:
+            continue
+
+
+def build_extension_map() -> dict[str, list[str]]:
+    """File name extensions (lower case, no dot) and the filetypes that read them."""
+    result: dict[str, list[str]] = {}
+    for filetype, cls in _classes():
+        for ext in sorted(cls.get_supported_extensions()):
+            result.setdefault(ext.lower(), []).append(filetype)
+    return result
+
+
+def get_extensions() -> set[str]:
+    """All file name extensions of the registered formats."""
+    return set(build_extension_map())
+
+
+def get_search_order(path: str | np.ndarray) -> list[str]:
+    """The filetypes to try for ``path``: those reading its extension first, then the rest."""
+    if isinstance(path, np.ndarray):
+        return ["memory"] if "memory" in _FORMATS else []
+    ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    first = build_extension_map().get(ext, [])
+    return first + [f for f in _FORMATS if f not in first]
+
+
+def detect(path: str | np.ndarray, executor=None) -> dict[str, Any]:
+    """The format of ``path`` and the parameters to open it.
+
+    Returns
+    -------
+    dict
+        ``{"type": filetype, "parameters": {...}}`` (plus any ``"info"`` the format
+        reports), or an empty dict if no format recognises the file.
+
+    Raises
+    ------
+    DataSetException
+        If ``path`` is not a readable file.
+    """
     from libertem.io.dataset.base.files import check_file
 
-    check_file(path)
-    for filetype in _FORMATS:
-        cls = get_dataset_cls(filetype)
-        params = cls.detect_params(path, executor)
+    if isinstance(path, np.ndarray):
+        return {"type": "memory", "parameters": {"data": path}}
+    is_dir = os.path.isdir(path)  # directory formats: Zarr stores
+    if not is_dir:
+        check_file(path)
+    for filetype in get_search_order(path):
+        try:
+            cls = get_dataset_cls(filetype)
+        except DataSetException:
+            continue
+        try:
+            params = cls.detect_params(os.fspath(path), executor)
+        except OSError:
+            if not is_dir:
+                raise
+            continue  # a format of files, handed a directory
         if params:
-            return cls, params["parameters"]
-    raise DataSetException(f"{path}: could not determine the file format; pass a filetype")
+            return {"type": filetype, **params}
+    return {}
+
+
+def load(filetype: str, *args, enable_async: bool = False, executor, **kwargs):
+    """Open and initialize a dataset (what ``Context.load`` does).
+
+    Parameters
+    ----------
+    filetype
+        A registered filetype, ``'auto'`` (detect from ``path``), or a ``DataSet``
+        subclass.
+    *args, **kwargs
+        Passed to the dataset class.
+    enable_async
+        Return a coroutine that opens the dataset in a thread.
+    executor
+        The executor the dataset is initialized with (its workers count for the
+        partitioning).
+
+    Raises
+    ------
+    DataSetException
+        For an unknown filetype, undetectable files, wrong arguments, or data that
+        cannot be read as described.
+    """
+    if enable_async:
+        return sync_to_async(load, None, filetype, *args, executor=executor, **kwargs)
+    if isinstance(filetype, type) and issubclass(filetype, DataSet):
+        cls, name = filetype, filetype.__name__
+    elif not isinstance(filetype, str):
+        raise DataSetException(f"filetype must be a string, got {type(filetype).__name__}")
+    elif filetype.lower() == "auto":
+        path = kwargs.pop("path", args[0] if args else None)
+        if path is None:
+            raise DataSetException("filetype 'auto' needs a path")
+        found = detect(path, executor)
+        if not found:
+            raise DataSetException(f"{path}: could not determine the file format; pass a filetype")
+        cls, name = get_dataset_cls(found["type"]), found["type"]
+        kwargs = {**found["parameters"], **kwargs}
+        args = ()
+    else:
+        cls, name = get_dataset_cls(filetype), filetype
+    try:
+        dataset = cls(*args, **kwargs)
+    except TypeError as e:
+        raise DataSetException(f"{name}: invalid arguments: {e}") from e
+    if executor is not None:
+        workers = executor.get_available_workers().compute_workers()
+        dataset.set_num_cores(max(1, len(workers)))
+    dataset = dataset.initialize(executor)
+    dataset.check_valid()
+    return dataset
+
+
+__all__ = [
+    "DataSet",
+    "DataSetException",
+    "Scheduler",
+    "build_extension_map",
+    "detect",
+    "filetypes",
+    "get_dataset_cls",
+    "get_extensions",
+    "get_search_order",
+    "load",
+    "register_dataset_cls",
+    "sync_to_async",
+    "unregister_dataset_cls",
+]

@@ -11,12 +11,28 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
+from libertem.common.shape import Shape
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    File,
+    FileSet,
+    IOBackend,
+)
+from libertem.io.dataset.base.filebased import ignored_tileshape
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.records import (
     RecordFile,
@@ -25,6 +41,8 @@ from libertem.io.dataset.base.records import (
     read_head,
 )
 
+#: values of the ``uint16`` at byte 6 that blockfiles carry
+MAGIC_EXPECT = (258, 259)
 BLO_MAGIC = b"IMGBLO"
 BLO_HEADER_BYTES = 240
 BLO_FRAME_HEADER = 6
@@ -68,6 +86,11 @@ def parse_blo_header(buf: bytes, endianess: str = "<", where: str = "blockfile")
         )
     if buf[:6] != BLO_MAGIC:
         raise DataSetException(f"{where}: not a blockfile: no 'IMGBLO' magic at byte 0")
+    (magic,) = struct.unpack_from(order + "H", buf, 6)
+    if magic not in MAGIC_EXPECT:
+        raise DataSetException(
+            f"{where}: not a blockfile: magic {magic} at byte 6, expected one of {MAGIC_EXPECT}"
+        )
     (offset,) = struct.unpack_from(order + "I", buf, 12)
     (dp_size,) = struct.unpack_from(order + "H", buf, 20)
     nx, ny = struct.unpack_from(order + "2H", buf, 24)
@@ -96,6 +119,43 @@ def _check_marker(path: str, pos: int, order: str, index: int) -> None:
         )
 
 
+def get_header_dtype_list(endianess="<") -> list[tuple[str, str]]:
+    """The fields of a blockfile header as a numpy structured dtype list (byte order
+    ``endianess``), from byte 0 on: ``ID``, ``MAGIC``, the data offsets, ``DP_SZ``, ``NX``,
+    ``NY``, rotations, scan steps, beam energy, camera length, acquisition time."""
+    e = _check_endianess(endianess, "blockfile header")
+    return [
+        ("ID", "|S6"),
+        ("MAGIC", e + "u2"),
+        ("Data_offset_1", e + "u4"),
+        ("Data_offset_2", e + "u4"),
+        ("UNKNOWN1", e + "u4"),
+        ("DP_SZ", e + "u2"),
+        ("DP_rotation", e + "u2"),
+        ("NX", e + "u2"),
+        ("NY", e + "u2"),
+        ("Scan_rotation", e + "u2"),
+        ("SX", e + "f8"),
+        ("SY", e + "f8"),
+        ("Beam_energy", e + "u4"),
+        ("SDP", e + "u2"),
+        ("Camera_length", e + "u4"),
+        ("Acquisition_time", e + "f8"),
+    ]
+
+
+class BLODatasetParams(DatasetParamsConverter):
+    """JSON parameters of blockfiles: ``path``, ``endianess``, ``nav_shape``, ..."""
+
+    SCHEMA = dataset_schema(
+        "BLODatasetParams", "BLO", {**COMMON_PROPERTIES, "endianess": {"enum": ["<", ">"]}}
+    )
+
+
+class BloFileSet(FileSet):
+    """The file (set) of a blockfile dataset: records of a 6-byte header and a pattern."""
+
+
 class BloDataSet(RecordStackDataSet):
     """A NanoMegas blockfile: ``NY x NX`` scan of uint8 ``DP_SZ x DP_SZ`` patterns.
 
@@ -104,7 +164,7 @@ class BloDataSet(RecordStackDataSet):
     path
         The file.
     tileshape
-        Preferred tile shape ``(depth, *sig_block)``, a hint for the tiling, or ``None``.
+        Ignored (tiles are negotiated); a warning says so.
     endianess
         Byte order of the header, ``'<'`` (default) or ``'>'``.
     nav_shape
@@ -113,23 +173,24 @@ class BloDataSet(RecordStackDataSet):
         Frame shape; by default ``(DP_SZ, DP_SZ)``.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default memory maps.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default: read-only memory maps, views where possible) or
-        ``'buffered'`` (reads into a reused buffer).
     """
+
+    fileset_cls = BloFileSet
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        tileshape: Sequence[int] | None = None,
-        endianess: str = "<",
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        path,
+        tileshape=None,
+        endianess="<",
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
         io_backend=None,
+        num_partitions=None,
     ):
         super().__init__(
             path,
@@ -140,10 +201,21 @@ class BloDataSet(RecordStackDataSet):
             io_backend=io_backend,
         )
         self._endianess = _check_endianess(endianess, self._path)
-        try:
-            self._tileshape = None if tileshape is None else tuple(int(t) for t in tileshape)
-        except (TypeError, ValueError):
-            raise DataSetException(f"{self._path}: invalid tileshape {tileshape!r}") from None
+        ignored_tileshape(tileshape)
+        self._header = None
+
+    @classmethod
+    def get_msg_converter(cls):
+        return BLODatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"blo"}
+
+    @property
+    def header(self) -> dict | None:
+        """The header fields (see :func:`get_header_dtype_list`), after ``initialize``."""
+        return self._header
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -168,6 +240,11 @@ class BloDataSet(RecordStackDataSet):
                 f"{h.dp_size} x {h.dp_size} from byte {h.data_offset}, {needed} bytes in all; "
                 f"the file has {size}"
             )
+        raw = np.frombuffer(
+            read_head(self._path, BLO_HEADER_BYTES)[:64],
+            dtype=get_header_dtype_list(self._endianess),
+        )[0]
+        self._header = {name: raw[name].item() for name in raw.dtype.names}
         _check_marker(self._path, h.data_offset, self._endianess, 0)
         _check_marker(self._path, h.data_offset + (n - 1) * h.record_bytes, self._endianess, n - 1)
         return RecordLayout(
@@ -179,25 +256,22 @@ class BloDataSet(RecordStackDataSet):
             nav_shape=(h.ny, h.nx),
         )
 
-    def initialize(self, executor) -> BloDataSet:
-        super().initialize(executor)
-        ts = self._tileshape
-        sig = tuple(self.shape.sig)
-        if ts is not None and (
-            len(ts) != len(sig) + 1
-            or any(t < 1 for t in ts)
-            or any(t > s for t, s in zip(ts[1:], sig))
-        ):
-            raise DataSetException(
-                f"{self._path}: tileshape {ts} must be (depth, *sig_block) within the "
-                f"signal shape {sig}"
-            )
-        return self
 
-    def get_base_shape(self) -> tuple[int, ...]:
-        if self._tileshape is not None:
-            return self._tileshape[1:]
-        return super().get_base_shape()
-
-    def get_preferred_depth(self) -> int | None:
-        return None if self._tileshape is None else self._tileshape[0]
+__all__ = [
+    "MAGIC_EXPECT",
+    "BLODatasetParams",
+    "BasePartition",
+    "BloDataSet",
+    "BloFileSet",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MessageConverter",
+    "Shape",
+    "get_header_dtype_list",
+    "parse_blo_header",
+    "prod",
+]

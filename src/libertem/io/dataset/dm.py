@@ -1,300 +1,386 @@
-"""Gatan DigitalMicrograph DM3/DM4 files: one file holding a stack, or a list of frame files."""
+"""Gatan DigitalMicrograph DM3/DM4 files: the ``DMDataSet`` factory and stacks of 2D files.
+
+``DMDataSet(...)`` returns a :class:`~libertem.io.dataset.dm_single.SingleDMDataSet`
+(one file holding a 2D, 3D or 4D image, ``path=``) or a :class:`StackedDMDataSet`
+(a list of files holding one frame each, ``files=[...]``), depending on its arguments.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+    shape_schema,
+)
 from libertem.common.shape import Shape
+from libertem.common.slice import Slice
 from libertem.io.dataset.base import (
-    ArrayPartition,
+    BasePartition,
     DataSet,
+    DataSetMeta,
+    File,
+    FileSet,
+    IOBackend,
+    OffsetsSizes,
     dataset_shape,
 )
-from libertem.io.dataset.base.files import check_file, open_memmap
-from libertem.io.dataset.base.filesource import (
-    LayoutPartition,
-    check_io_backend,
-    single_file_layout,
-)
-from libertem.io.dataset.dm_tags import ArrayRef, TagGroup, parse_dm, read_dm_header
-from libertem.io.dataset.framelist import OffsetsPartition
+from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.dm_tags import DMImage, read_dm_header, read_dm_image
 
-# ImageData.DataType -> numpy type (byte order from the file header)
-DM_IMAGE_TYPES = {
-    1: "i2",
-    2: "f4",
-    3: "c8",
-    6: "u1",
-    7: "i4",
-    9: "i1",
-    10: "u2",
-    11: "u4",
-    12: "f8",
-    13: "c16",
-    14: "?",
-}
+__all__ = [
+    "BasePartition",
+    "DMDataSet",
+    "DMFileSet",
+    "DM_EXTENSIONS",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MessageConverter",
+    "OffsetsSizes",
+    "Shape",
+    "SingleDMDatasetParams",
+    "StackedDMDataSet",
+    "StackedDMDatasetParams",
+    "StackedDMFile",
+    "prod",
+]
 
-
-@dataclass(frozen=True)
-class DMImage:
-    """Where and how one image of a DM file is stored.
-
-    Attributes
-    ----------
-    offset : int
-        Byte offset of the data.
-    dtype : numpy.dtype
-        Dtype of the values, byte order included.
-    dims : tuple of int
-        ``ImageData.Dimensions`` in DM order (fastest axis first).
-    order_swapped : bool
-        ``ImageTags.Meta Data.Data Order Swapped``.
-    """
-
-    offset: int
-    dtype: np.dtype
-    dims: tuple[int, ...]
-    order_swapped: bool
+DM_EXTENSIONS = {"dm3", "dm4"}
 
 
-def _image_info(path: str, byteorder: str, image: TagGroup) -> DMImage | None:
-    data = image.find("ImageData", "Data")
-    if not isinstance(data, ArrayRef):
-        return None
-    dims_group = image.find("ImageData", "Dimensions")
-    if not isinstance(dims_group, TagGroup) or not dims_group:
-        raise DataSetException(f"{path}: image without ImageData.Dimensions")
-    dims = tuple(int(v) if isinstance(v, (int, np.integer)) else -1 for _, v in dims_group)
-    if any(d < 1 for d in dims) or len(dims) > 4:
-        raise DataSetException(f"{path}: unsupported image dimensions {dims}")
-    code = image.find("ImageData", "DataType")
-    if code not in DM_IMAGE_TYPES:
-        raise DataSetException(f"{path}: unsupported DM image data type {code!r}")
-    dtype = np.dtype(byteorder + DM_IMAGE_TYPES[code])
-    nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if nbytes != data.count * data.dtype.itemsize:
-        raise DataSetException(
-            f"{path}: image of dimensions {dims} x {dtype} needs {nbytes} bytes, "
-            f"its data tag holds {data.count * data.dtype.itemsize}"
-        )
-    swapped = image.find("ImageTags", "Meta Data", "Data Order Swapped")
-    try:
-        swapped = bool(int(swapped)) if swapped is not None else False
-    except (TypeError, ValueError):
-        swapped = str(swapped).strip().lower() == "true"
-    return DMImage(offset=data.offset, dtype=dtype, dims=dims, order_swapped=swapped)
+class SingleDMDatasetParams(DatasetParamsConverter):
+    """JSON parameters of a single DM file: ``path``, shapes, ``force_c_order``,
+    ``dataset_index``, ..."""
+
+    SCHEMA = dataset_schema(
+        "SingleDMDatasetParams",
+        "DM",
+        {
+            **COMMON_PROPERTIES,
+            "force_c_order": {"type": "boolean"},
+            "dataset_index": {"type": "integer", "minimum": 0},
+        },
+    )
 
 
-def read_dm_image(path: str | os.PathLike) -> DMImage:
-    """The main image of a DM3/DM4 file: the one with the most pixels (thumbnails skipped)."""
-    dm = parse_dm(path)
-    images = [info for im in dm.images() if (info := _image_info(dm.path, dm.byteorder, im))]
-    if not images:
-        raise DataSetException(f"{dm.path}: no image data found in the DM file")
-    return max(images, key=lambda im: (int(np.prod(im.dims)), images.index(im)))
+class StackedDMDatasetParams(DatasetParamsConverter):
+    """JSON parameters of a stack of DM files: ``files``, ``same_offset``, shapes, ..."""
+
+    SCHEMA = dataset_schema(
+        "StackedDMDatasetParams",
+        "DM",
+        {
+            "files": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "same_offset": {"type": "boolean"},
+            "nav_shape": shape_schema(),
+            "sig_shape": shape_schema(),
+            "sync_offset": {"type": "integer"},
+            "io_backend": COMMON_PROPERTIES["io_backend"],
+        },
+        required=("files",),
+    )
+
+    def convert_to_python(self, raw_data) -> dict:
+        """Constructor arguments: shapes as tuples, ``files`` as a list of paths."""
+        result = super().convert_to_python(raw_data)
+        if "files" in result:
+            result["files"] = list(result["files"])
+        return result
+
+    def convert_from_python(self, raw_data) -> dict:
+        """A message: ``"type": "DM"``, paths as strings, tuples as lists."""
+        message = super().convert_from_python(raw_data)
+        message.setdefault("type", "DM")
+        if "files" in message:
+            message["files"] = [os.fspath(f) for f in message["files"]]
+        return message
 
 
-class DMStackPartition(ArrayPartition):
-    """Frames of one DM file, memory-mapped; 4D data stored signal-first is transposed lazily."""
-
-    def __init__(self, path, offset: int, c_shape, sig_first: bool, sig_shape, **kwargs):
-        super().__init__(**kwargs)
-        self.path = path
-        self.offset = int(offset)
-        self.c_shape = tuple(c_shape)
-        self.sig_first = sig_first
-        self.sig_shape = tuple(sig_shape)
-
-    def open_frames(self) -> np.ndarray:
-        arr = open_memmap(self.path, self.dtype, self.offset, self.c_shape)
-        if self.sig_first:  # (ky, kx, ny, nx) -> (ny * nx, ky, kx), a strided view
-            ky, kx, ny, nx = self.c_shape
-            return arr.transpose(2, 3, 0, 1).reshape((ny * nx, ky, kx))
-        n = int(np.prod(self.c_shape)) // int(np.prod(self.sig_shape))
-        return arr.reshape((n, *self.sig_shape))
+def _wants_stack(args: tuple, kwargs: dict) -> bool:
+    """Whether ``DMDataSet(*args, **kwargs)`` describes a stack of files."""
+    has_path = "path" in kwargs or (bool(args) and not isinstance(args[0], (list, tuple)))
+    has_files = kwargs.get("files") is not None or (
+        bool(args) and isinstance(args[0], (list, tuple))
+    )
+    if has_path == has_files:
+        raise DataSetException("DM: give either path (one file) or files (a list of files)")
+    return has_files
 
 
 class DMDataSet(DataSet):
-    """Gatan DigitalMicrograph DM3/DM4 data.
+    """Gatan DigitalMicrograph DM3/DM4 data: the factory of the two DM dataset types.
 
-    Either one file holding a stack (``path``), read in place, or a list of
-    files each holding one frame (``files``), stacked in the given order.
+    ``DMDataSet(path=...)`` (or a path as first argument) gives a
+    :class:`~libertem.io.dataset.dm_single.SingleDMDataSet`; ``DMDataSet(files=[...])``
+    (or a list as first argument) gives a :class:`StackedDMDataSet`. The other
+    arguments are those of the chosen class.
 
-    The image with the most pixels in the file is used (thumbnails are skipped).
-    DM lists dimensions fastest first: a 3D image ``[x, y, z]`` is ``z`` frames of
-    ``(y, x)``. 4D STEM data is read as ``(scan_y, scan_x, det_y, det_x)``: files with
-    the tag ``Meta Data.Data Order Swapped`` set store it in that (C) order, with
-    dimensions ``[det_x, det_y, scan_x, scan_y]``; older files without it store
-    dimensions ``[scan_x, scan_y, det_x, det_y]`` with the scan axes fastest, and are
-    read through a transposed (slower) view. ``force_c_order=True`` reads any 4D file
-    as C order.
-
-    Parameters
-    ----------
-    path
-        A DM3/DM4 file holding a 2D, 3D or 4D image.
-    files
-        Alternatively, DM files holding one 2D frame each, all of one shape and dtype.
-    nav_shape, sig_shape
-        Reinterpret the data with these shapes.
-    sync_offset
-        Dataset frame ``i`` is file frame ``i + sync_offset``.
-    num_partitions
-        Number of partitions; by default derived from size and worker count.
-    io_backend
-        Reserved for choosing the I/O method; memory mapping is used.
-    force_c_order
-        Read 4D data in C order even without the ``Data Order Swapped`` tag.
+    Raises
+    ------
+    DataSetException
+        If neither or both of ``path`` and ``files`` are given.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike | None = None,
-        files: Sequence[str | os.PathLike] | None = None,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-        io_backend=None,
-        force_c_order: bool = False,
-    ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
-        if (path is None) == (files is None):
-            raise DataSetException("DM: give either path (one file) or files (a list of files)")
-        self._path = None if path is None else os.fspath(path)
-        self._files = None if files is None else [os.fspath(f) for f in files]
-        if self._files is not None and not self._files:
-            raise DataSetException("DM: the list of files is empty")
-        self._where = self._path if self._path is not None else self._files[0]
-        self._io_backend = check_io_backend(io_backend, self._where)
-        self._nav_shape = nav_shape
-        self._sig_shape = sig_shape
-        self._force_c_order = bool(force_c_order)
-        self._shape = None
-        self._dtype = None
+    def __new__(cls, *args, **kwargs):
+        if cls is DMDataSet:
+            if _wants_stack(args, kwargs):
+                cls = StackedDMDataSet
+            else:
+                from libertem.io.dataset.dm_single import SingleDMDataSet
+
+                cls = SingleDMDataSet
+        return super().__new__(cls)
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        """File name extensions of DM files."""
+        return set(DM_EXTENSIONS)
+
+    @classmethod
+    def get_supported_io_backends(cls) -> list[str]:
+        """Every I/O backend of this platform (``'mmap'``, ``'buffered'``, ``'direct'``)."""
+        return IOBackend.get_supported()
+
+    @classmethod
+    def get_msg_converter(cls) -> type[MessageConverter]:
+        """The converter of the JSON parameters of a single-file DM dataset."""
+        return SingleDMDatasetParams
 
     @classmethod
     def detect_params(cls, path, executor=None):
+        """``{'parameters': {'path': path}}`` for a ``.dm3``/``.dm4`` file with a DM header."""
         path = os.fspath(path)
+        if not path.lower().endswith((".dm3", ".dm4")):
+            return False
         try:
             with open(path, "rb") as f:
                 read_dm_header(f, path)
         except (OSError, DataSetException):
             return False
-        if not path.lower().endswith((".dm3", ".dm4")):
-            return False
         return {"parameters": {"path": path}}
 
-    def _init_single(self):
-        image = read_dm_image(self._path)
-        dims = image.dims
-        c_shape = dims[::-1]
-        sig_first = False
-        if len(dims) == 4 and not (image.order_swapped or self._force_c_order):
-            sig_first = True
-            native = (dims[1], dims[0], dims[3], dims[2])
-        elif len(dims) == 1:
-            native = (1, dims[0])
-        elif len(dims) == 2:
-            native = (1, *c_shape)
-        else:
-            native = c_shape
-        sig_dims = 1 if len(dims) == 1 else 2
-        n_frames = int(np.prod(native[:-sig_dims]))
-        self._source = dict(
-            path=self._path, offset=image.offset, c_shape=c_shape, sig_first=sig_first
+
+class DMFileSet(FileSet):
+    """The files of a DM dataset: all frames of one shape and dtype.
+
+    Raises
+    ------
+    DataSetException
+        Naming the first file whose frames differ from those of the first file.
+    """
+
+    def __init__(
+        self, files: list[File], frame_header_bytes: int = 0, frame_footer_bytes: int = 0
+    ):
+        super().__init__(files, frame_header_bytes, frame_footer_bytes)
+        if files:
+            first = self.files[0]
+            for f in self.files[1:]:
+                if f.sig_shape != first.sig_shape or f.native_dtype != first.native_dtype:
+                    raise DataSetException(
+                        f"{f.path}: frame {f.sig_shape} x {f.native_dtype} differs from the "
+                        f"first file's {first.sig_shape} x {first.native_dtype}"
+                    )
+
+
+class StackedDMFile(File):
+    """One DM file of a stack: a single frame at ``file_header`` bytes into the file."""
+
+    def get_array_from_memview(self, mem: memoryview, slicing: OffsetsSizes) -> np.ndarray:
+        """The file's frame as an array ``(1, *sig_shape)`` viewing ``mem``.
+
+        Raises
+        ------
+        DataSetException
+            If the file ends before the frame does.
+        """
+        end = slicing.file_offset + slicing.frame_offset + slicing.frame_size
+        if len(mem) < end:
+            raise DataSetException(
+                f"{self.path}: file truncated: {len(mem)} bytes, the frame ends at byte {end}"
+            )
+        return super().get_array_from_memview(mem, slicing)
+
+
+class StackedDMDataSet(DMDataSet):
+    """A stack of DM3/DM4 files holding one 2D frame each, in the order given.
+
+    Parameters
+    ----------
+    files
+        The files; all frames must have one shape and dtype.
+    scan_size
+        Deprecated name of ``nav_shape``.
+    same_offset
+        All files store their frame at the same offset with the same shape and
+        dtype: read the tags of the first file only (faster for many files).
+    nav_shape
+        Navigation shape; by default the number of files.
+    sig_shape
+        Frame shape (same number of pixels as the stored frames).
+    sync_offset
+        Dataset frame ``i`` is file ``i + sync_offset``; frames outside read as zeros.
+    io_backend
+        ``'mmap'`` (default) or ``'buffered'``.
+    num_partitions
+        Number of partitions; by default derived from size and worker count.
+
+    Examples
+    --------
+    >>> ds = ctx.load("dm", files=["f0.dm4", "f1.dm4"])  # doctest: +SKIP
+    """
+
+    # DMDataSet(...) and StackedDMDataSet(...) accept the same arguments
+    __new__ = DMDataSet.__new__
+
+    def __init__(
+        self,
+        files=None,
+        scan_size=None,
+        same_offset: bool = False,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset: int = 0,
+        io_backend=None,
+        num_partitions: int | None = None,
+    ):
+        if files is None or isinstance(files, (str, os.PathLike)):
+            raise DataSetException("DM: files must be a list of DM files")
+        self._files = [os.fspath(f) for f in files]
+        if not self._files:
+            raise DataSetException("DM: the list of files is empty")
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
         )
-        return native, sig_dims, n_frames, image.dtype
+        if scan_size is not None:
+            warnings.warn(
+                "scan_size is deprecated, use nav_shape instead", FutureWarning, stacklevel=2
+            )
+            if nav_shape is None:
+                nav_shape = scan_size
+        self._where = self._files[0]
+        self._same_offset = bool(same_offset)
+        self._nav_shape = None if nav_shape is None else tuple(nav_shape)
+        self._sig_shape = None if sig_shape is None else tuple(sig_shape)
+        self._shape = None
+        self._dtype = None
+        self._fileset: DMFileSet | None = None
 
-    def _init_files(self):
-        offsets, shape, dtype = [], None, None
-        for path in self._files:
-            image = read_dm_image(path)
-            if len(image.dims) > 2 and int(np.prod(image.dims[2:])) > 1:
-                raise DataSetException(
-                    f"{path}: holds a stack of dimensions {image.dims}; files=[...] takes one "
-                    "frame per file"
-                )
-            frame = image.dims[:2][::-1]
-            if shape is None:
-                shape, dtype = frame, image.dtype
-            elif frame != shape or image.dtype != dtype:
-                raise DataSetException(
-                    f"{path}: frame {frame} x {image.dtype} differs from the first file's "
-                    f"{shape} x {dtype}"
-                )
-            offsets.append(image.offset)
-        self._source = dict(paths=self._files, offsets=offsets)
-        return (len(self._files), *shape), len(shape), len(self._files), dtype
+    @classmethod
+    def get_msg_converter(cls) -> type[MessageConverter]:
+        """The converter of the JSON parameters of a stacked DM dataset."""
+        return StackedDMDatasetParams
 
-    def initialize(self, executor) -> DMDataSet:
-        if self._path is not None:
-            native, sig_dims, n_frames, dtype = self._init_single()
-        else:
-            native, sig_dims, n_frames, dtype = self._init_files()
+    @classmethod
+    def detect_params(cls, path, executor=None):
+        """Stacks are never detected from a single path: ``False``."""
+        return False
+
+    def _frame_of(self, path: str) -> DMImage:
+        image = read_dm_image(path)
+        if len(image.dims) > 2 and int(np.prod(image.dims[2:])) > 1:
+            raise DataSetException(
+                f"{path}: holds a stack of dimensions {image.dims}; a stacked DM dataset "
+                "takes one frame per file (open it with path=... instead of a list of files)"
+            )
+        return image
+
+    def _read_files(self) -> DMFileSet:
+        first = self._frame_of(self._files[0])
+        frame = first.dims[:2][::-1]
+        nbytes = prod(frame) * first.dtype.itemsize
+        files = []
+        for i, path in enumerate(self._files):
+            if i == 0 or not self._same_offset:
+                image = first if i == 0 else self._frame_of(path)
+                this, dtype, offset = image.dims[:2][::-1], image.dtype, image.offset
+            else:
+                size = check_file(path)
+                if size < first.offset + nbytes:
+                    raise DataSetException(
+                        f"{path}: {size} bytes, too short for a frame at offset {first.offset} "
+                        "(same_offset=True assumes the layout of the first file)"
+                    )
+                this, dtype, offset = frame, first.dtype, first.offset
+            files.append(StackedDMFile(path, i, i + 1, dtype, this, file_header=offset))
+        return DMFileSet(files)
+
+    def initialize(self, executor) -> StackedDMDataSet:
+        """Parse the tags of the files and determine the shape."""
+        fileset = self._read_files()
+        frame = fileset[0].sig_shape
+        n = len(self._files)
+        native = (n, *frame)
+        sig_dims = len(frame)
         if self._sig_shape is not None:
-            if int(np.prod(self._sig_shape)) != int(np.prod(native[-sig_dims:])):
+            if prod(self._sig_shape) != prod(frame):
                 raise DataSetException(
-                    f"{self._where}: sig_shape {tuple(self._sig_shape)} does not fit frames "
-                    f"of shape {native[-sig_dims:]}"
-                )
-            if self._source.get("sig_first") and tuple(self._sig_shape) != native[-2:]:
-                raise DataSetException(
-                    f"{self._where}: 4D data stored scan axes first cannot take a different "
-                    f"sig_shape {tuple(self._sig_shape)}; its frames are {native[-2:]}"
+                    f"{self._where}: sig_shape {self._sig_shape} does not fit frames of "
+                    f"shape {frame}"
                 )
             sig_dims = len(self._sig_shape)
-            native = (n_frames, *tuple(int(s) for s in self._sig_shape))
+            native = (n, *(int(s) for s in self._sig_shape))
         self._shape = dataset_shape(
-            self._nav_shape,
-            self._sig_shape,
-            native,
-            sig_dims,
-            n_frames,
-            self.sync_offset,
-            self._where,
+            self._nav_shape, self._sig_shape, native, sig_dims, n, self.sync_offset, self._where
         )
-        self._dtype = dtype
+        self._dtype = fileset[0].native_dtype
+        self._fileset = fileset
+        self._image_count = n
         return self
 
     @property
     def shape(self) -> Shape:
+        """Shape of the dataset, navigation axes first."""
         return self._shape
 
     @property
     def dtype(self) -> np.dtype:
+        """Dtype of the stored values."""
         return self._dtype
 
     def check_valid(self) -> bool:
-        for path in [self._path] if self._path is not None else self._files:
+        """Check that every file exists and is readable."""
+        for path in self._files:
             check_file(path)
         return True
 
-    def make_partition(self, start: int, stop: int) -> ArrayPartition:
-        if self._shape is None:
-            raise DataSetException(f"{self._where}: dataset is not initialized")
-        common = dict(
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._dtype,
-            sync_offset=self.sync_offset,
+    def get_cache_key(self) -> str:
+        """A key identifying the data read: files, shape and sync offset."""
+        return json.dumps(
+            {
+                "files": [os.path.abspath(f) for f in self._files],
+                "shape": list(self.shape),
+                "sync_offset": self.sync_offset,
+            }
         )
+
+    def make_partition(self, start: int, stop: int) -> BasePartition:
+        if self._fileset is None:
+            raise DataSetException(f"{self._where}: dataset is not initialized")
         sig = tuple(self._shape.sig)
-        if self._path is None:
-            return OffsetsPartition(
-                **self._source, sig_shape=sig, io_backend=self._io_backend, **common
-            )
-        source = self._source
-        if self._io_backend == "buffered" and not source["sig_first"]:
-            n_frames = int(np.prod(source["c_shape"])) // int(np.prod(sig))
-            layout = single_file_layout(
-                source["path"], source["offset"], n_frames, sig, self._dtype
-            )
-            return LayoutPartition(layout, io_backend="buffered", **common)
-        return DMStackPartition(**source, sig_shape=sig, **common)
+        part_slice = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+        n = len(self._fileset)
+        # the files holding the partition's frames; the nearest one if it holds none
+        first = min(max(start + self.sync_offset, 0), n - 1)
+        last = min(max(stop - 1 + self.sync_offset, 0), n - 1)
+        return BasePartition(
+            self.meta,
+            part_slice,
+            self._fileset.get_for_range(first, last),
+            start + self.sync_offset,
+            stop - start,
+            self.get_io_backend(),
+        )

@@ -18,6 +18,10 @@ Type descriptions: one simple type code; ``[18, length]`` (string);
 Large arrays (the image data) are not read, only located: they appear as
 :class:`ArrayRef`. Every read is checked against the file size, so arbitrary
 bytes raise :class:`DataSetException` and never loop for long.
+
+The images of a file are the entries of its ``ImageList``: :func:`read_dm_images`
+describes each (:class:`DMImage`: data offset, dtype, dimensions, data order) and
+:func:`read_dm_image` picks one.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ class TagGroup(list):
 
 
 @dataclass
-class DMFile:
+class DMTags:
     """The parsed tag tree of a DM file."""
 
     path: str
@@ -241,7 +245,7 @@ def read_dm_header(f, path: str) -> tuple[int, str, int]:
     return version, "<" if order_flag == 1 else ">", end
 
 
-def parse_dm(path: str | os.PathLike) -> DMFile:
+def parse_dm(path: str | os.PathLike) -> DMTags:
     """Parse the tag tree of the DM3/DM4 file ``path`` (opened read-only).
 
     Raises
@@ -265,4 +269,126 @@ def parse_dm(path: str | os.PathLike) -> DMFile:
         raise DataSetException(f"{path}: cannot read: {e}") from e
     except (ValueError, OverflowError, UnicodeDecodeError, struct.error) as e:
         raise DataSetException(f"{path}: not a valid DM file: {e}") from e
-    return DMFile(path=path, version=version, byteorder=byteorder, size=size, root=root)
+    return DMTags(path=path, version=version, byteorder=byteorder, size=size, root=root)
+
+
+# --- the images of a DM file --------------------------------------------------------------------
+
+# ImageData.DataType -> numpy type (byte order from the file header)
+DM_IMAGE_TYPES = {
+    1: "i2",
+    2: "f4",
+    3: "c8",
+    6: "u1",
+    7: "i4",
+    9: "i1",
+    10: "u2",
+    11: "u4",
+    12: "f8",
+    13: "c16",
+    14: "?",
+}
+
+
+@dataclass(frozen=True)
+class DMImage:
+    """Where and how one image of a DM file is stored.
+
+    Attributes
+    ----------
+    index : int
+        Position of the image in the file's ``ImageList`` (thumbnails included).
+    offset : int
+        Byte offset of the data.
+    dtype : numpy.dtype
+        Dtype of the values, byte order included.
+    dims : tuple of int
+        ``ImageData.Dimensions`` in DM order (fastest axis first).
+    order_swapped : bool
+        ``ImageTags.Meta Data.Data Order Swapped``.
+    """
+
+    index: int
+    offset: int
+    dtype: np.dtype
+    dims: tuple[int, ...]
+    order_swapped: bool
+
+    @property
+    def size(self) -> int:
+        """Number of values."""
+        return int(np.prod(self.dims, dtype=np.int64))
+
+
+def _image_info(tags: DMTags, index: int, image: TagGroup) -> DMImage | None:
+    """The image stored in ``image`` (an entry of ``ImageList``), ``None`` if it has no data."""
+    path = tags.path
+    data = image.find("ImageData", "Data")
+    if not isinstance(data, ArrayRef):
+        return None
+    dims_group = image.find("ImageData", "Dimensions")
+    if not isinstance(dims_group, TagGroup) or not dims_group:
+        raise DataSetException(f"{path}: image {index} without ImageData.Dimensions")
+    dims = tuple(int(v) if isinstance(v, (int, np.integer)) else -1 for _, v in dims_group)
+    if any(d < 1 for d in dims) or len(dims) > 4:
+        raise DataSetException(f"{path}: unsupported image dimensions {dims}")
+    code = image.find("ImageData", "DataType")
+    if code not in DM_IMAGE_TYPES:
+        raise DataSetException(f"{path}: unsupported DM image data type {code!r}")
+    dtype = np.dtype(tags.byteorder + DM_IMAGE_TYPES[code])
+    nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if nbytes != data.count * data.dtype.itemsize:
+        raise DataSetException(
+            f"{path}: image of dimensions {dims} x {dtype} needs {nbytes} bytes, "
+            f"its data tag holds {data.count * data.dtype.itemsize}"
+        )
+    swapped = image.find("ImageTags", "Meta Data", "Data Order Swapped")
+    try:
+        swapped = bool(int(swapped)) if swapped is not None else False
+    except (TypeError, ValueError):
+        swapped = str(swapped).strip().lower() == "true"
+    return DMImage(index=index, offset=data.offset, dtype=dtype, dims=dims, order_swapped=swapped)
+
+
+def read_dm_images(path: str | os.PathLike) -> list[DMImage | None]:
+    """Every entry of the file's ``ImageList``: its :class:`DMImage`, or ``None`` without data."""
+    tags = parse_dm(path)
+    return [_image_info(tags, i, image) for i, image in enumerate(tags.images())]
+
+
+def read_dm_image(path: str | os.PathLike, dataset_index: int | None = None) -> DMImage:
+    """One image of a DM3/DM4 file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    dataset_index
+        Position in the file's ``ImageList`` (a thumbnail, if any, is usually 0);
+        ``None``: the image with the most values (the first of those), which skips
+        thumbnails.
+
+    Raises
+    ------
+    DataSetException
+        If the file holds no image data, or ``dataset_index`` names no image.
+    """
+    images = read_dm_images(path)
+    path = os.fspath(path)
+    if dataset_index is not None:
+        try:
+            index = int(dataset_index)
+        except (TypeError, ValueError):
+            raise DataSetException(
+                f"{path}: dataset_index {dataset_index!r} is not an integer"
+            ) from None
+        if not 0 <= index < len(images) or images[index] is None:
+            valid = [im.index for im in images if im is not None]
+            raise DataSetException(
+                f"{path}: dataset_index {dataset_index} names no image; images are at {valid}"
+            )
+        return images[index]
+    found = [im for im in images if im is not None]
+    if not found:
+        raise DataSetException(f"{path}: no image data found in the DM file")
+    return max(found, key=lambda im: (im.size, -im.index))

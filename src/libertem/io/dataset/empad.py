@@ -20,6 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
+from libertem.common.shape import Shape
+from libertem.io.dataset.base import BasePartition, DataSet, DataSetMeta, IOBackend
+from libertem.io.dataset.base.filebased import renamed_shape
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.records import (
     RecordFile,
@@ -27,8 +37,11 @@ from libertem.io.dataset.base.records import (
     RecordStackDataSet,
     read_head,
 )
+from libertem.io.dataset.raw import RawFile, RawFileSet
 
-EMPAD_FRAME = (128, 128)
+EMPAD_DETECTOR_SIZE = (128, 128)
+EMPAD_DETECTOR_SIZE_RAW = (130, 128)
+EMPAD_FRAME = EMPAD_DETECTOR_SIZE
 EMPAD_RAW_ROWS = 130
 EMPAD_DTYPE = np.dtype("<f4")
 EMPAD_RECORD_BYTES = EMPAD_RAW_ROWS * EMPAD_FRAME[1] * EMPAD_DTYPE.itemsize
@@ -62,8 +75,23 @@ def scan_from_name(name: str) -> tuple[int, int] | None:
     return int(match[2]), int(match[1])
 
 
-def parse_empad_xml(buf: bytes, where: str = "EMPAD XML") -> EMPADInfo:
-    """Parse an EMPAD XML description.
+def _scan_parameters(root, mode: str):
+    """The ``<scan_parameters>`` element of ``mode`` (its ``mode`` attribute), else the
+    first one without a different mode, else ``None``."""
+    candidates = root.findall("scan_parameters")
+    for p in candidates:
+        if p.get("mode") == mode:
+            return p
+    for p in candidates:
+        if p.get("mode") is None:
+            return p
+    return candidates[0] if candidates else None
+
+
+def parse_empad_xml(
+    buf: bytes, where: str = "EMPAD XML", scan_parameters_mode: str = "acquire"
+) -> EMPADInfo:
+    """Parse an EMPAD XML description (the scan of ``scan_parameters_mode``).
 
     Raises
     ------
@@ -81,7 +109,7 @@ def parse_empad_xml(buf: bytes, where: str = "EMPAD XML") -> EMPADInfo:
     name = None if raw is None else raw.get("filename")
     if not name or "\x00" in name:
         raise DataSetException(f'{where}: not an EMPAD XML: no <raw_file filename="...">')
-    params = root.find("scan_parameters")
+    params = _scan_parameters(root, scan_parameters_mode)
     nav = None
     if params is not None and params.find("series_count") is not None:
         nav = (_int(params.findtext("series_count"), "series_count", where),)
@@ -100,11 +128,41 @@ def parse_empad_xml(buf: bytes, where: str = "EMPAD XML") -> EMPADInfo:
     return EMPADInfo(raw_filename=name, nav_shape=nav)
 
 
-def _read_xml(path: str) -> EMPADInfo:
+def _read_xml(path: str, scan_parameters_mode: str = "acquire") -> EMPADInfo:
     size = check_file(path)
     if size > _MAX_XML_BYTES:
         raise DataSetException(f"{path}: {size} bytes is too large for an EMPAD XML file")
-    return parse_empad_xml(read_head(path, size), path)
+    return parse_empad_xml(read_head(path, size), path, scan_parameters_mode)
+
+
+def get_params_from_xml(
+    path, scan_parameters_mode="acquire"
+) -> tuple[str, tuple[int, ...] | None]:
+    """The raw file (next to the XML) and the scan shape (or ``None``) an EMPAD XML names.
+
+    Parameters
+    ----------
+    path
+        The XML file.
+    scan_parameters_mode
+        Which ``<scan_parameters mode="...">`` element gives the scan.
+    """
+    path = os.fspath(path)
+    info = _read_xml(path, scan_parameters_mode)
+    return os.path.join(os.path.dirname(path), info.raw_filename), info.nav_shape
+
+
+class EMPADDatasetParams(DatasetParamsConverter):
+    """JSON parameters of EMPAD data: ``path`` (the XML), ``nav_shape``, ..."""
+
+    SCHEMA = dataset_schema("EMPADDatasetParams", "EMPAD", dict(COMMON_PROPERTIES))
+
+
+class EMPADFileSet(RawFileSet):
+    """The raw file of an EMPAD dataset: 130-row records of which 128 rows are the frame."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
 
 
 class EMPADDataSet(RecordStackDataSet):
@@ -114,6 +172,8 @@ class EMPADDataSet(RecordStackDataSet):
     ----------
     path
         The XML description (preferred) or the ``.raw`` file itself.
+    scan_size
+        Deprecated name of ``nav_shape``.
     nav_shape
         Navigation shape; by default from the XML (or the raw name ``scan_x{X}_y{Y}.raw``),
         else a 1D stack of all frames.
@@ -121,12 +181,42 @@ class EMPADDataSet(RecordStackDataSet):
         Frame shape; by default ``(128, 128)``.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default memory maps.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default: read-only memory maps, views where possible) or
-        ``'buffered'`` (reads into a reused buffer).
     """
+
+    file_cls = RawFile
+    fileset_cls = EMPADFileSet
+
+    def __init__(
+        self,
+        path,
+        scan_size=None,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
+        io_backend=None,
+        num_partitions=None,
+    ):
+        where = os.fspath(path)
+        super().__init__(
+            path,
+            nav_shape=renamed_shape(nav_shape, scan_size, "nav_shape", "scan_size", where),
+            sig_shape=sig_shape,
+            sync_offset=sync_offset,
+            num_partitions=num_partitions,
+            io_backend=io_backend,
+        )
+
+    @classmethod
+    def get_msg_converter(cls):
+        return EMPADDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"xml", "raw"}
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -174,3 +264,24 @@ class EMPADDataSet(RecordStackDataSet):
             dtype=EMPAD_DTYPE,
             nav_shape=nav,
         )
+
+
+__all__ = [
+    "EMPAD_DETECTOR_SIZE",
+    "EMPAD_DETECTOR_SIZE_RAW",
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "EMPADDataSet",
+    "EMPADDatasetParams",
+    "EMPADFileSet",
+    "IOBackend",
+    "MessageConverter",
+    "RawFile",
+    "RawFileSet",
+    "Shape",
+    "get_params_from_xml",
+    "parse_empad_xml",
+    "prod",
+]

@@ -9,208 +9,70 @@ boundaries along the navigation axes where possible.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
-from math import prod
+from math import ceil
 
 import numpy as np
 
+from libertem.common.alloc import zeros_aligned
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import flat_nonzero, prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+    shape_schema,
+)
 from libertem.common.shape import Shape
+from libertem.common.slice import Slice
+from libertem.io.corrections.corrset import CorrectionSet
 from libertem.io.dataset.base import (
     DataSet,
+    DataSetMeta,
+    DataTile,
     FileSpan,
     FrameLayout,
-    FrameSource,
     LayoutPartition,
     Partition,
-    check_io_backend,
+    TilingScheme,
     dataset_shape,
-    iter_tiles,
     single_file_layout,
 )
-from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.filebased import ignored_tileshape
+from libertem.io.dataset.hdf5_read import (
+    BLOCK_BYTES,
+    HDF5_SIGNATURE,
+    H5Partition,
+    H5Reader,
+    HDF5ArrayDescriptor,
+    _chunk_align,
+    _has_signature,
+    _open,
+    find_arrays,
+    find_datasets,
+)
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-BLOCK_BYTES = 16 * 1024 * 1024
-
-
-def _has_signature(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            for offset in (0, 512, 1024, 2048):
-                f.seek(offset)
-                if f.read(8) == HDF5_SIGNATURE:
-                    return True
-    except OSError:
-        return False
-    return False
-
-
-def _open(path: str):
-    import h5py
-
-    check_file(path)
-    if not _has_signature(path):
-        raise DataSetException(f"{path}: not an HDF5 file (no HDF5 signature)")
-    try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise DataSetException(f"{path}: cannot open as HDF5: {e}") from e
+NUMPY = "numpy"
+CUDA = "cuda"
 
 
-def find_datasets(f) -> list[tuple[str, tuple[int, ...]]]:
-    """Paths and shapes of the 3D/4D datasets in an open file, largest first."""
-    import h5py
+class HDF5DatasetParams(DatasetParamsConverter):
+    """JSON parameters of HDF5 files: ``path``, ``ds_path``, ``nav_shape``, ..."""
 
-    found = []
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and obj.ndim in (3, 4) and obj.dtype.kind in "uifcb":
-            found.append((name, tuple(obj.shape)))
-
-    try:
-        f.visititems(visit)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
-        raise DataSetException(f"{f.filename}: cannot list datasets: {e}") from e
-    found.sort(key=lambda item: -prod(item[1]))
-    return found
-
-
-def _flat_slabs(a: int, b: int, shape: tuple[int, ...]):
-    """Hyperslabs covering flat indices ``[a, b)`` of ``shape``: (flat offset, slices)."""
-    if len(shape) == 1:
-        yield a, (slice(a, b),)
-        return
-    row = prod(shape[1:])
-    pos = a
-    while pos < b:
-        r, rem = divmod(pos, row)
-        if rem == 0 and b - pos >= row:
-            n_rows = (b - pos) // row
-            yield pos, (slice(r, r + n_rows),) + tuple(slice(0, s) for s in shape[1:])
-            pos += n_rows * row
-            continue
-        end = min(b, (r + 1) * row)
-        for off, inner in _flat_slabs(rem, rem + end - pos, shape[1:]):
-            yield pos + off - rem, (slice(r, r + 1),) + inner
-        pos = end
-
-
-class H5BlockSource(FrameSource):
-    """Frames of an HDF5 dataset read in chunk-aligned blocks through h5py.
-
-    Tiles are views of the current block; each chunk is read once per partition.
-    """
-
-    viewable = True
-
-    def __init__(self, path, ds_path, nav_native, sig_shape, dtype, align, limit, sync_offset):
-        super().__init__(None, sync_offset)
-        self.path = path
-        self.ds_path = ds_path
-        self.nav_native = tuple(nav_native)
-        self._sig = tuple(sig_shape)
-        self._dtype = np.dtype(dtype)
-        self.align = max(1, int(align))
-        self.limit = limit
-        self._file = None
-        self._ds = None
-        self._block = None
-        self._buf = None
-        self._range = (0, 0)
-        frame_bytes = prod(self._sig) * self._dtype.itemsize
-        self.block_frames = max(
-            self.align, BLOCK_BYTES // max(1, frame_bytes) // self.align * self.align
-        )
-
-    @property
-    def dtype(self):
-        return self._dtype
-
-    @property
-    def n_file_frames(self):
-        return prod(self.nav_native)
-
-    @property
-    def sig_shape(self):
-        return self._sig
-
-    def _dataset(self):
-        if self._ds is None:
-            self._file = _open(self.path)
-            self._ds = self._file[self.ds_path]
-        return self._ds
-
-    def _read(self, a, b, out):
-        ds = self._dataset()
-        sig = tuple(slice(0, s) for s in ds.shape[len(self.nav_native) :])
-        for off, slabs in _flat_slabs(a, b, self.nav_native):
-            n = prod(s.stop - s.start for s in slabs)
-            dest = out[off - a : off - a + n].reshape(
-                tuple(s.stop - s.start for s in slabs) + tuple(ds.shape[len(self.nav_native) :])
-            )
-            ds.read_direct(dest, source_sel=slabs + sig)
-
-    def view(self, a, b):
-        lo, hi = self._range
-        if lo <= a and b <= hi:
-            return self._block[a - lo : b - lo]
-        start = a // self.align * self.align
-        lo_lim, hi_lim = self.limit
-        start = max(start, min(lo_lim, a))
-        stop = min(
-            max(start + self.block_frames, -(-b // self.align) * self.align), self.n_file_frames
-        )
-        if b <= hi_lim:
-            stop = min(stop, max(hi_lim, b))
-        n = stop - start
-        if self._buf is None or self._buf.shape[0] < n:
-            self._buf = np.empty((n, *self._sig), dtype=self._dtype)
-        self._block = self._buf[:n]
-        self._range = (start, stop)
-        self._read(start, stop, self._block)
-        return self._block[a - start : b - start]
-
-    def read_into(self, a, b, out):
-        if out.dtype == self._dtype and out.flags.c_contiguous:
-            self._read(a, b, out)
-        else:
-            np.copyto(out, self.view(a, b), casting="unsafe")
-
-    def close(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = self._ds = None
-        self._block = None
-        self._range = (0, 0)
-
-
-class H5Partition(Partition):
-    """A partition of an HDF5 dataset read through h5py in chunk-aligned blocks."""
-
-    def __init__(self, path, ds_path, nav_native, sig_native, align, sync_offset, **kwargs):
-        super().__init__(**kwargs)
-        self.path = path
-        self.ds_path = ds_path
-        self.nav_native = tuple(nav_native)
-        self.sig_native = tuple(sig_native)
-        self.align = align
-        self.sync_offset = int(sync_offset)
-
-    def get_tiles(self, scheme, dest_dtype, roi=None):
-        limit = (self.start + self.sync_offset, self.stop + self.sync_offset)
-        source = H5BlockSource(
-            self.path,
-            self.ds_path,
-            self.nav_native,
-            tuple(self.dataset_shape.sig),
-            self.dtype,
-            self.align,
-            limit,
-            self.sync_offset,
-        )
-        return iter_tiles(source, self.start, self.stop, scheme, dest_dtype, roi)
+    SCHEMA = dataset_schema(
+        "HDF5DatasetParams",
+        "HDF5",
+        {
+            **COMMON_PROPERTIES,
+            "ds_path": {"type": "string"},
+            "sig_dims": {"type": "integer", "minimum": 1},
+            "tileshape": shape_schema(),
+            "target_size": {"type": "integer", "minimum": 1},
+            "min_num_partitions": {"type": "integer", "minimum": 1},
+        },
+    )
 
 
 class H5DataSet(DataSet):
@@ -223,39 +85,54 @@ class H5DataSet(DataSet):
     ds_path
         Path of the dataset inside the file; ``None`` (or ``'auto'``) picks the
         largest 3D/4D dataset.
+    tileshape
+        Ignored (tiles are negotiated); a warning says so.
     nav_shape, sig_shape
         Reinterpret the data with these shapes.
+    target_size
+        Wanted bytes per partition (by default about 256 MiB).
+    min_num_partitions
+        At least this many partitions.
     sig_dims
         Number of trailing signal axes.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; applies to contiguous
+        uncompressed datasets and uncompressed whole-frame chunks, which are read in
+        place; others are read through h5py.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
     num_partitions
-        Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default) or ``'buffered'``; applies to contiguous
-        uncompressed datasets, others are read through h5py.
+        Number of partitions (overrides ``target_size`` and ``min_num_partitions``).
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        ds_path: str | None = None,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
-        sig_dims: int = 2,
+        path,
+        ds_path=None,
+        tileshape=None,
+        nav_shape=None,
+        sig_shape=None,
+        target_size=None,
+        min_num_partitions=None,
+        sig_dims=2,
+        io_backend=None,
         sync_offset: int = 0,
         num_partitions: int | None = None,
-        io_backend: str | None = None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
+        ignored_tileshape(tileshape)
+        self._target_size = None if target_size is None else int(target_size)
+        self._min_num_partitions = None if min_num_partitions is None else int(min_num_partitions)
         self._path = os.fspath(path)
         self._ds_path = None if ds_path in (None, "auto") else str(ds_path)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._sig_dims = len(sig_shape) if sig_shape is not None else int(sig_dims)
-        self._io_backend = check_io_backend(io_backend, self._path)
         self._shape = None
         self._dtype = None
+        self._chunks = None
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -269,7 +146,10 @@ class H5DataSet(DataSet):
             return False
         if not found:
             return False
-        return {"parameters": {"path": path, "ds_path": found[0][0]}}
+        return {
+            "parameters": {"path": path, "ds_path": found[0][0]},
+            "info": {"datasets": [{"name": n, "shape": list(sh)} for n, sh in found]},
+        }
 
     def initialize(self, executor) -> H5DataSet:
         with _open(self._path) as f:
@@ -324,7 +204,9 @@ class H5DataSet(DataSet):
             except (OSError, RuntimeError, ValueError):
                 self._offset = None
         self._stored = stored
-        self._align = self._chunk_align(chunks)
+        self._chunks = None if chunks is None else tuple(chunks)
+        self._compression = ds.compression
+        self._align = _chunk_align(chunks, self._nav_native)
         self._chunk_layout = None
         if chunks is not None:
             self._chunk_layout = self._map_chunks(ds, tuple(sig))
@@ -375,17 +257,6 @@ class H5DataSet(DataSet):
         files = tuple(span for _, span in spans)
         return FrameLayout(files, frame_bytes, sig, self._stored.str)
 
-    def _chunk_align(self, chunks) -> int:
-        """Flat frame alignment of whole chunk rows along the navigation axes."""
-        if chunks is None:
-            return 1
-        nav = self._nav_native
-        cnav = chunks[: len(nav)]
-        for i, c in enumerate(cnav):
-            if c > 1:
-                return c * prod(nav[i + 1 :])
-        return 1
-
     @property
     def shape(self) -> Shape:
         return self._shape
@@ -399,6 +270,72 @@ class H5DataSet(DataSet):
         """Path of the dataset inside the file."""
         return self._ds_path
 
+    @classmethod
+    def get_msg_converter(cls):
+        return HDF5DatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"h5", "hdf5", "hspy", "nxs", "emd"}
+
+    def get_supported_io_backends(self) -> list[str]:
+        """``['mmap', 'buffered', 'direct']`` (they apply to data read in place)."""
+        return ["mmap", "buffered", "direct"]
+
+    def get_reader(self) -> H5Reader:
+        """The :class:`H5Reader` of the dataset."""
+        return H5Reader(self._path, self._ds_path)
+
+    def get_cache_key(self) -> str:
+        st = os.stat(self._path)
+        return json.dumps(
+            {
+                "cls": "H5DataSet",
+                "path": os.path.abspath(self._path),
+                "ds_path": self._ds_path,
+                "size": st.st_size,
+                "mtime": st.st_mtime_ns,
+                "shape": list(self.shape),
+                "sync_offset": self.sync_offset,
+            }
+        )
+
+    def get_diagnostics(self) -> list[dict]:
+        return [
+            {"name": "dataset", "value": str(self._ds_path)},
+            {"name": "chunks", "value": str(self._chunks)},
+            {"name": "compression", "value": str(getattr(self, "_compression", None))},
+            {"name": "read in place", "value": str(self._reads_in_place())},
+        ]
+
+    def _reads_in_place(self) -> bool:
+        return self._offset is not None or self._chunk_layout is not None
+
+    def get_max_io_size(self) -> int | None:
+        """The I/O backend's limit for data read in place; the block size for h5py reads."""
+        if self._reads_in_place():
+            return super().get_max_io_size()
+        return BLOCK_BYTES
+
+    def need_decode(self, roi, read_dtype, corrections) -> bool:
+        """Whether tiles must be copied: always for h5py reads, else as for any dataset."""
+        if not self._reads_in_place():
+            return True
+        return super().need_decode(read_dtype, roi, corrections)
+
+    def get_num_partitions(self) -> int:
+        if self._num_partitions is not None or (
+            self._target_size is None and self._min_num_partitions is None
+        ):
+            n = super().get_num_partitions()
+        else:
+            nbytes = self.shape.size * np.dtype(self.dtype).itemsize
+            target = self._target_size or min(256 * 1024 * 1024, self.MAX_PARTITION_SIZE)
+            n = max(self._cores, ceil(nbytes / target))
+        if self._num_partitions is None and self._min_num_partitions is not None:
+            n = max(n, self._min_num_partitions)
+        return max(1, min(n, self.shape.nav.size))
+
     def get_partitions(self):
         parts = super().get_partitions()
         if self._align <= 1 or self._offset is not None:
@@ -410,7 +347,10 @@ class H5DataSet(DataSet):
             aligned = round(file_pos / self._align) * self._align - self.sync_offset
             bounds.add(min(max(aligned, 0), nav_size))
         bounds = sorted(bounds)
-        return [self.make_partition(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        parts = [self.make_partition(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        for idx, p in enumerate(parts):
+            p.set_idx(idx)
+        return parts
 
     def make_partition(self, start: int, stop: int) -> Partition:
         if self._shape is None:
@@ -425,7 +365,7 @@ class H5DataSet(DataSet):
                 self._shape,
                 self._dtype,
                 sync_offset=self.sync_offset,
-                io_backend=self._io_backend,
+                io_backend=self.get_io_backend(),
             )
         if self._chunk_layout is not None:
             return LayoutPartition(
@@ -435,17 +375,46 @@ class H5DataSet(DataSet):
                 self._shape,
                 self._dtype,
                 sync_offset=self.sync_offset,
-                io_backend=self._io_backend,
+                io_backend=self.get_io_backend(),
             )
-        return H5Partition(
-            self._path,
-            self._ds_path,
-            self._nav_native,
-            self._sig_native,
-            self._align,
-            self.sync_offset,
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._dtype,
+        meta = DataSetMeta(
+            shape=self._shape,
+            raw_dtype=self._dtype,
+            sync_offset=self.sync_offset,
+            image_count=self._n_file,
+            metadata={"nav_native": self._nav_native, "ds_path": self._ds_path},
         )
+        part_slice = Slice(
+            (start, *([0] * len(sig))), Shape((stop - start, *sig), sig_dims=len(sig))
+        )
+        return H5Partition(
+            self.get_reader(), part_slice, self._chunks, self.sync_offset, meta=meta
+        )
+
+
+__all__ = [
+    "BLOCK_BYTES",
+    "HDF5_SIGNATURE",
+    "CUDA",
+    "NUMPY",
+    "CorrectionSet",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "DataTile",
+    "H5DataSet",
+    "H5Partition",
+    "H5Reader",
+    "HDF5ArrayDescriptor",
+    "HDF5DatasetParams",
+    "MessageConverter",
+    "Partition",
+    "Shape",
+    "Slice",
+    "TilingScheme",
+    "find_arrays",
+    "find_datasets",
+    "flat_nonzero",
+    "prod",
+    "zeros_aligned",
+]

@@ -1,191 +1,245 @@
 """Quantum Detectors Merlin ``.mib`` files: single files and many-file acquisitions.
 
-Every frame starts with an ASCII header
-``MQ1,<seq>,<header size>,<chips>,<width>,<height>,<U08|U16|U32|R64>,<layout>,...``.
 Processed frames (``U08``, ``U16``, ``U32``) are big-endian; they are read in
-place (strided memory maps skipping the headers) and byte-swapped/converted
-straight into the tile buffers. Raw frames (``R64``, counter depth 1, 6, 12 or
-24, single chip or 2x2 quad) are decoded by numba kernels, see
-:mod:`libertem.io.dataset.base.decode`. Frames are handed out as stored, not
-flipped.
+place (strided memory maps skipping the per-frame headers) and byte-swapped or
+converted straight into the tile buffers. Raw frames (``R64``, counter depth 1, 6,
+12 or 24, single chip or 2x2 quad) are decoded by numba kernels in blocks of
+frames (:mod:`libertem.io.dataset.base.decode`). Frames are handed out as stored,
+not flipped. Header parsing: :mod:`libertem.io.dataset.mib_header`; per-range
+decode functions and encoders: :mod:`libertem.io.dataset.mib_codec`.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import flat_nonzero, make_2D_square, prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
 from libertem.common.shape import Shape
 from libertem.io.dataset.base import (
+    BasePartition,
     DataSet,
-    FileSpan,
-    FrameLayout,
-    LayoutPartition,
-    check_io_backend,
+    DataSetMeta,
+    Decoder,
+    DtypeConversionDecoder,
+    File,
+    FileSet,
+    IOBackend,
+    OffsetsSizes,
+    TilingScheme,
     dataset_shape,
+    default_get_read_ranges,
+    make_get_read_ranges,
 )
-from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
+from libertem.io.dataset.mib_codec import (
+    QUAD_DECODERS,
+    RAW_DECODERS,
+    decode_r1_swap,
+    decode_r1_swap_2x2,
+    decode_r6_swap,
+    decode_r6_swap_2x2,
+    decode_r12_swap,
+    decode_r12_swap_2x2,
+    decode_r24_swap,
+    encode_r1,
+    encode_r6,
+    encode_r12,
+    encode_u1,
+    encode_u2,
+    mib_2x2_get_read_ranges,
+    mib_r24_get_read_ranges,
+)
+from libertem.io.dataset.mib_header import (
+    HeaderDict,
+    MIBHeader,
+    MIBHeaderReader,
+    _hdr_int,
+    find_acquisition,
+    get_filenames,
+    get_image_count_and_sig_shape,
+    is_valid_hdr,
+    nav_shape_from_hdr,
+    parse_mib_header,
+    read_hdr,
+    read_hdr_file,
+    read_mib_header,
+)
 
-_U_DTYPES = {"U08": ">u1", "U16": ">u2", "U32": ">u4"}
 _R64_DTYPES = {1: "u1", 6: "u1", 12: "u2", 24: "u4"}
-_MAX_HEADER = 1 << 16
 
 
-@dataclass(frozen=True)
-class MIBHeader:
-    """The fields of a frame header that describe the data."""
+class MIBDatasetParams(DatasetParamsConverter):
+    """JSON parameters of MIB acquisitions: ``path``, ``nav_shape``, ``sig_shape``, ..."""
 
-    seq: int
-    header_size: int
-    n_chips: int
-    width: int
-    height: int
-    pixel_depth: str
-    layout: str
-    counter_depth: int | None
-
-    @property
-    def quad(self) -> bool:
-        """Whether raw frames are in 2x2 quad order."""
-        return self.pixel_depth == "R64" and self.layout.lower().startswith("2x2")
-
-    def frame_bytes(self, counter_depth: int | None) -> int:
-        """Bytes of data per frame."""
-        npix = self.width * self.height
-        if self.pixel_depth in _U_DTYPES:
-            return npix * np.dtype(_U_DTYPES[self.pixel_depth]).itemsize
-        return {1: npix // 8, 6: npix, 12: 2 * npix, 24: 4 * npix}[counter_depth]
-
-
-def _int(fields, i, name, where, lo=0, hi=1 << 31) -> int:
-    try:
-        value = int(fields[i])
-    except (IndexError, ValueError):
-        raise DataSetException(f"{where}: corrupt MIB header: bad {name}") from None
-    if not lo <= value <= hi:
-        raise DataSetException(f"{where}: corrupt MIB header: {name} {value} out of range")
-    return value
-
-
-def parse_mib_header(data: bytes, where: str) -> MIBHeader:
-    """Parse the ASCII header at the start of ``data`` (at least the whole header).
-
-    Raises
-    ------
-    DataSetException
-        If ``data`` does not start with a valid Merlin frame header.
-    """
-    if not data.startswith(b"MQ1,"):
-        raise DataSetException(f"{where}: not a MIB file (no 'MQ1' frame header)")
-    fields = data[:64].split(b",")
-    header_size = _int(fields, 2, "header size", where, 16, _MAX_HEADER)
-    if len(data) < header_size:
-        raise DataSetException(f"{where}: file truncated inside the first frame header")
-    try:
-        text = data[:header_size].decode("ascii")
-    except UnicodeDecodeError:
-        raise DataSetException(f"{where}: corrupt MIB header: not ASCII") from None
-    fields = [f.strip() for f in text.split(",")]
-    pixel_depth = fields[6] if len(fields) > 6 else ""
-    if pixel_depth not in _U_DTYPES and pixel_depth != "R64":
-        raise DataSetException(f"{where}: corrupt MIB header: unknown pixel depth {pixel_depth!r}")
-    counter_depth = None
-    if "MQ1A" in fields:
-        i = fields.index("MQ1A") + 3
-        if i < len(fields) and fields[i].isdigit():
-            counter_depth = int(fields[i])
-    return MIBHeader(
-        seq=_int(fields, 1, "sequence number", where),
-        header_size=header_size,
-        n_chips=_int(fields, 3, "number of chips", where, 1, 64),
-        width=_int(fields, 4, "width", where, 1, 1 << 16),
-        height=_int(fields, 5, "height", where, 1, 1 << 16),
-        pixel_depth=pixel_depth,
-        layout=fields[7] if len(fields) > 7 else "",
-        counter_depth=counter_depth,
+    SCHEMA = dataset_schema(
+        "MIBDatasetParams", "MIB", {**COMMON_PROPERTIES, "disable_glob": {"type": "boolean"}}
     )
 
 
-def read_mib_header(path: str) -> MIBHeader:
-    """The first frame header of a ``.mib`` file."""
-    check_file(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if head.startswith(b"MQ1,"):
-                size = _int(head.split(b","), 2, "header size", path, 16, _MAX_HEADER)
-                head += f.read(size - len(head)) if size > len(head) else b""
-    except OSError as e:
-        raise DataSetException(f"{path}: cannot read: {e}") from e
-    return parse_mib_header(head, path)
+def _is_quad(header: HeaderDict) -> bool:
+    return header["mib_kind"] == "r" and str(header["sensor_layout"]).lower().startswith("2x2")
 
 
-def read_hdr(path: str) -> dict[str, str]:
-    """The ``key: value`` lines of a Merlin ``.hdr`` file."""
-    size = check_file(path)
-    if size > 1 << 20:
-        raise DataSetException(f"{path}: not a Merlin .hdr file (too large)")
-    with open(path, "rb") as f:
-        text = f.read()
-    if not text.startswith(b"HDR"):
-        raise DataSetException(f"{path}: not a Merlin .hdr file (no 'HDR' line)")
-    result = {}
-    for line in text.decode("ascii", errors="replace").splitlines()[1:]:
-        if "\t" in line:
-            key, value = line.split("\t", 1)
-            result[key.strip().rstrip(":").strip()] = value.strip()
-    return result
+class MIBDecoder(Decoder):
+    """Decoder of the frames of a MIB file, chosen by its header.
+
+    Parameters
+    ----------
+    header
+        The :class:`HeaderDict` of the files.
+    """
+
+    def __init__(self, header: HeaderDict):
+        self.header = header
+
+    @property
+    def kind(self) -> str:
+        """``'u'`` (processed values) or ``'r'`` (raw)."""
+        return self.header["mib_kind"]
+
+    def get_decode(self, native_dtype, read_dtype):
+        """The per-range decode function (see :mod:`libertem.io.dataset.mib_codec`)."""
+        if self.kind == "u":
+            return DtypeConversionDecoder().get_decode(self.header["dtype"], read_dtype)
+        depth = self.header["counter_depth"]
+        table = QUAD_DECODERS if _is_quad(self.header) else RAW_DECODERS
+        if depth not in table:
+            raise ValueError(f"no decode function for raw frames of depth {depth} in this layout")
+        return table[depth]
+
+    def get_native_dtype(self, inp_native_dtype, read_dtype):
+        """Bytes (``uint8``) for raw frames, the stored (big-endian) dtype otherwise."""
+        return np.dtype("u1" if self.kind == "r" else self.header["dtype"])
+
+    def do_clear(self) -> bool:
+        """``False``: every pixel of a tile is written."""
+        return False
+
+    def layout_decoder(self, native_dtype):
+        if self.kind == "u":
+            return np.dtype(self.header["dtype"]).str, None, ()
+        return "|u1", "r64", (int(self.header["counter_depth"]), _is_quad(self.header))
 
 
-def _hdr_int(hdr: dict, key: str, path: str) -> int | None:
-    if key not in hdr:
-        return None
-    try:
-        return int(hdr[key])
-    except ValueError:
-        raise DataSetException(f"{path}: corrupt .hdr: {key} is {hdr[key]!r}") from None
+class MIBFile(File):
+    """A ``.mib`` file: frames of ``header['image_size_bytes']`` after per-frame headers.
+
+    Parameters
+    ----------
+    header
+        The file's :class:`HeaderDict`.
+    *args, **kwargs
+        As for :class:`~libertem.io.dataset.base.File`.
+    """
+
+    def __init__(self, header, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header = header
+
+    @property
+    def frame_bytes(self) -> int:
+        return int(self.header["image_size_bytes"])
+
+    def get_array_from_memview(self, mem: memoryview, slicing: OffsetsSizes) -> np.ndarray:
+        """The frames as stored values (processed) or bytes ``(n, frame_bytes)`` (raw)."""
+        if self.header["mib_kind"] == "u":
+            return super().get_array_from_memview(mem, slicing)
+        buf = np.frombuffer(mem, dtype=np.uint8)
+        stride = slicing.frame_offset + slicing.frame_size + self.frame_footer_bytes
+        return np.ndarray(
+            (self.num_frames, slicing.frame_size),
+            dtype=np.uint8,
+            buffer=buf,
+            offset=slicing.file_offset + slicing.frame_offset,
+            strides=(stride, 1),
+        )
 
 
-def find_acquisition(path: str) -> tuple[str | None, list[str]]:
-    """The ``.hdr`` file (or ``None``) and the ``.mib`` files of the acquisition of ``path``."""
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    names = os.listdir(folder) if os.path.isdir(folder) else []
+class MIBFileSet(FileSet):
+    """The ``.mib`` files of an acquisition.
 
-    def members(prefix):
-        pattern = re.compile(re.escape(prefix) + r"\d*\.mib$", re.IGNORECASE)
-        return [os.path.join(folder, n) for n in names if pattern.match(n)]
+    Parameters
+    ----------
+    header
+        The :class:`HeaderDict` of the files (all must agree).
+    *args, **kwargs
+        As for :class:`~libertem.io.dataset.base.FileSet`.
+    """
 
-    if ext.lower() == ".hdr":
-        check_file(path)
-        mibs = members(stem)
-        if not mibs:
-            raise DataSetException(f"{path}: no .mib files of this acquisition found")
-        return path, mibs
-    check_file(path)
-    hdrs = [n for n in names if n.lower().endswith(".hdr") and stem.startswith(n[:-4])]
-    hdrs = [n for n in hdrs if stem[len(n) - 4 :].isdigit() or len(n) - 4 == len(stem)]
-    if not hdrs:
-        return None, [path]
-    hdr = max(hdrs, key=len)
-    if len(hdr) - 4 == len(stem):
-        return os.path.join(folder, hdr), [path]
-    return os.path.join(folder, hdr), members(hdr[:-4])
+    def __init__(self, header: HeaderDict, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header = header
+
+    def _bits_per_pixel(self, dtype) -> int:
+        return int(self.header["bits_per_pixel"])
+
+    def _get_read_ranges_fn(self):
+        if _is_quad(self.header):
+            return mib_2x2_get_read_ranges
+        if self.header["mib_kind"] == "r" and self.header["counter_depth"] == 24:
+            return mib_r24_get_read_ranges
+        return default_get_read_ranges
+
+    def get_read_ranges(
+        self,
+        start_at_frame: int,
+        stop_before_frame: int,
+        dtype,
+        tiling_scheme: TilingScheme,
+        sync_offset: int = 0,
+        roi: np.ndarray | None = None,
+    ):
+        """Read ranges as in :meth:`FileSet.get_read_ranges`; whole frames for 2x2 quads and
+        24-bit raw data, whose pixels are not stored in frame order."""
+        return super().get_read_ranges(
+            start_at_frame, stop_before_frame, dtype, tiling_scheme, sync_offset, roi
+        )
 
 
-class MIBDataSet(DataSet):
+class MIBPartition(BasePartition):
+    """A partition of a MIB acquisition.
+
+    Parameters
+    ----------
+    kind
+        ``'u'`` (processed) or ``'r'`` (raw).
+    bit_depth
+        Counter depth of the data.
+    *args, **kwargs
+        As for :class:`~libertem.io.dataset.base.BasePartition`.
+    """
+
+    def __init__(self, kind, bit_depth, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        self.bit_depth = bit_depth
+
+
+class MIBDataSet(FileSetDataSet):
     """A Merlin acquisition: one ``.mib`` file or many, with their ``.hdr``.
 
     Parameters
     ----------
     path
         The ``.hdr`` file or any ``.mib`` file of the acquisition.
+    tileshape
+        Ignored (tiles are negotiated); a warning says so.
+    scan_size
+        Deprecated name of ``nav_shape``.
+    disable_glob
+        Read only ``path`` (or the ``.mib`` of the same name as the ``.hdr``), not the
+        other files of the acquisition.
     nav_shape
         Navigation shape; by default from the ``.hdr`` (frames in acquisition and
         frames per trigger), else the number of frames.
@@ -193,29 +247,41 @@ class MIBDataSet(DataSet):
         Reinterpret frames with this shape (same number of pixels).
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default memory maps.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default) or ``'buffered'``.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
-        io_backend: str | None = None,
+        path,
+        tileshape=None,
+        scan_size=None,
+        disable_glob=False,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
+        io_backend=None,
+        num_partitions=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
         self._path = os.fspath(path)
-        self._nav_shape = nav_shape
+        ignored_tileshape(tileshape)
+        self._nav_shape = renamed_shape(nav_shape, scan_size, "nav_shape", "scan_size", self._path)
         self._sig_shape = sig_shape
-        self._io_backend = check_io_backend(io_backend, self._path)
-        self._shape = None
-        self._dtype = None
-        self._layout = None
+        self._disable_glob = bool(disable_glob)
+        self._header: HeaderDict | None = None
+
+    @classmethod
+    def get_msg_converter(cls):
+        return MIBDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"mib", "hdr"}
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -232,141 +298,176 @@ class MIBDataSet(DataSet):
             return False
         return {"parameters": {"path": path}}
 
-    def _scan(self, mibs: list[str], counter_depth: int | None):
-        """Layout of the frames in ``mibs`` (sorted by sequence number)."""
-        headers = [(read_mib_header(p), p) for p in mibs]
-        headers.sort(key=lambda hp: hp[0].seq)
-        first = headers[0][0]
-        depth = first.counter_depth if first.counter_depth is not None else counter_depth
-        if first.pixel_depth == "R64":
-            if depth not in _R64_DTYPES:
-                raise DataSetException(
-                    f"{headers[0][1]}: raw frames need a counter depth of 1, 6, 12 or 24, "
-                    f"found {depth}"
-                )
-            if first.quad and (first.width, first.height) != (512, 512):
-                raise DataSetException(f"{headers[0][1]}: raw 2x2 quad frames must be 512x512")
-            per_word = 64 // {1: 1, 6: 8, 12: 16, 24: 16}[depth]
-            if (first.width * first.height) % per_word:
-                raise DataSetException(
-                    f"{headers[0][1]}: raw frames of {first.width}x{first.height} pixels do not "
-                    "fill whole 64-bit words"
-                )
-        frame_bytes = first.frame_bytes(depth)
-        stride = first.header_size + frame_bytes
-        spans = []
-        for h, p in headers:
-            if (h.header_size, h.width, h.height, h.pixel_depth) != (
-                first.header_size,
-                first.width,
-                first.height,
-                first.pixel_depth,
-            ):
-                raise DataSetException(f"{p}: frame format differs from {headers[0][1]}")
-            size = check_file(p)
-            if size % stride:
-                raise DataSetException(
-                    f"{p}: file truncated or header contradicts the file size: {size} bytes "
-                    f"is not a whole number of frames of {stride} bytes "
-                    f"({first.header_size} header + {frame_bytes} data)"
-                )
-            n = size // stride
-            _check_frame_header(p, (n - 1) * stride, first.header_size)
-            spans.append(FileSpan(p, first.header_size, stride, n))
-        if first.pixel_depth in _U_DTYPES:
-            stored = _U_DTYPES[first.pixel_depth]
-            # big-endian values, viewed in place; iter_tiles byte-swaps + converts
-            # into the tile buffer with one np.copyto
-            layout = FrameLayout(tuple(spans), frame_bytes, (first.height, first.width), stored)
-            dtype = np.dtype(stored).newbyteorder("=")
+    def _readers(self, counter_depth: int | None) -> list[MIBHeaderReader]:
+        """Header readers of the files, in sequence order, all of one frame format."""
+        if self._disable_glob:
+            paths = get_filenames(self._path, disable_glob=True)
         else:
-            layout = FrameLayout(
-                tuple(spans),
-                frame_bytes,
-                (first.height, first.width),
-                "u1",
-                decoder="r64",
-                decoder_args=(depth, first.quad),
-            )
-            dtype = np.dtype(_R64_DTYPES[depth])
-        return layout, dtype
+            paths = find_acquisition(self._path)[1]
+        readers = [MIBHeaderReader(p, counter_depth=counter_depth) for p in paths]
+        readers.sort(key=lambda r: r.fields["sequence_first_image"])
+        first = readers[0].fields
+        keys = ("header_size_bytes", "image_size", "mib_dtype", "counter_depth")
+        for r in readers[1:]:
+            if any(r.fields[k] != first[k] for k in keys):
+                raise DataSetException(f"{r.path}: frame format differs from {readers[0].path}")
+        for r in readers:
+            r.sequence_start = first["sequence_first_image"]
+        return readers
 
     def initialize(self, executor) -> MIBDataSet:
-        hdr_path, mibs = find_acquisition(self._path)
+        hdr_path = None if self._disable_glob else find_acquisition(self._path)[0]
+        if self._disable_glob and self._path.lower().endswith(".hdr"):
+            hdr_path = self._path
         hdr = read_hdr(hdr_path) if hdr_path is not None else {}
         where = hdr_path or self._path
-        counter_depth = _hdr_int(hdr, "Counter Depth (number)", where)
-        layout, dtype = self._scan(mibs, counter_depth)
-        n_file = layout.n_frames
+        readers = self._readers(_hdr_int(hdr, "Counter Depth (number)", where))
+        header = readers[0].fields
+        files, start = [], 0
+        for r in readers:
+            n = r.num_frames
+            files.append(
+                MIBFile(
+                    r.fields,
+                    r.path,
+                    start,
+                    start + n,
+                    header["dtype"],
+                    header["image_size"],
+                    frame_header=header["header_size_bytes"],
+                )
+            )
+            start += n
+        n_file = start
         nav = self._nav_shape
         if nav is None:
-            n_acq = _hdr_int(hdr, "Frames in Acquisition (Number)", where) or 0
-            fpt = _hdr_int(hdr, "Frames per Trigger (Number)", where) or 1
-            if n_acq > 0 and self.sync_offset == 0 and n_acq > n_file:
+            for key in ("Frames in Acquisition (Number)", "Frames per Trigger (Number)"):
+                _hdr_int(hdr, key, where)  # names the file if a value is corrupt
+            nav = nav_shape_from_hdr(hdr) if hdr else None
+            n_acq = prod(nav) if nav is not None else 0
+            if n_acq > n_file and self.sync_offset == 0:
                 raise DataSetException(
                     f"{where}: header says {n_acq} frames, but the .mib files hold {n_file}"
                 )
-            if n_acq <= 0:
+            if nav is None:
                 nav = (n_file,)
-            elif 1 < fpt < n_acq and n_acq % fpt == 0:
-                nav = (n_acq // fpt, fpt)
-            else:
-                nav = (n_acq,)
         shape = dataset_shape(
-            nav, self._sig_shape, (n_file, *layout.sig_shape), 2, n_file, self.sync_offset, where
+            nav,
+            self._sig_shape,
+            (n_file, *header["image_size"]),
+            2,
+            n_file,
+            self.sync_offset,
+            where,
         )
-        nav, sig = tuple(shape.nav), tuple(shape.sig)
-        if sig != tuple(layout.sig_shape):
-            layout = FrameLayout(
-                layout.files,
-                layout.frame_bytes,
-                sig,
-                layout.stored_dtype,
-                layout.decoder,
-                layout.decoder_args,
+        if _is_quad(header) and tuple(shape.sig) != tuple(header["image_size"]):
+            raise DataSetException(
+                f"{where}: raw 2x2 quad frames cannot be read with sig_shape {tuple(shape.sig)}"
             )
-            if layout.decoder_args[1:] == (True,):
-                raise DataSetException(
-                    f"{where}: raw 2x2 quad frames cannot be read with sig_shape {sig}"
-                )
-        self._layout = layout
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
-        self._dtype = dtype
+        self._header = header
+        self._fileset = MIBFileSet(header, files)
+        if header["mib_kind"] == "u":
+            dtype = np.dtype(header["dtype"]).newbyteorder("=")
+        else:
+            dtype = np.dtype(_R64_DTYPES[header["counter_depth"]])
+        self._set_meta(shape, dtype, n_file, metadata={"header": header})
         return self
 
     @property
-    def shape(self) -> Shape:
-        return self._shape
+    def header(self) -> HeaderDict | None:
+        """The header of the acquisition's first file."""
+        return self._header
 
     @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def layout(self) -> FrameLayout:
-        """Where the frames are stored."""
-        return self._layout
-
-    def make_partition(self, start: int, stop: int) -> LayoutPartition:
-        if self._layout is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-        return LayoutPartition(
-            self._layout,
-            start,
-            stop,
-            self._shape,
-            self._dtype,
-            sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
+    def layout(self):
+        """Where the frames are stored (a ``FrameLayout``)."""
+        decoder = self.get_decoder()
+        _, name, args = decoder.layout_decoder(None)
+        return self._need_fileset().to_layout(
+            tuple(self.shape.sig), None if name is None else (name, args)
         )
 
+    def get_decoder(self) -> Decoder:
+        """The :class:`MIBDecoder` of the files."""
+        if self._header is None:
+            raise DataSetException(f"{self._path}: dataset is not initialized")
+        return MIBDecoder(self._header)
 
-def _check_frame_header(path: str, offset: int, header_size: int) -> None:
-    """Check that a frame header starts at ``offset`` (catches wrong frame sizes)."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        if f.read(4) != b"MQ1,":
-            raise DataSetException(
-                f"{path}: corrupt file or header contradicts the file size: no frame header "
-                f"at byte {offset}"
-            )
+    def get_base_shape(self, roi: np.ndarray | None = None) -> tuple[int, ...]:
+        """Whole rows; for raw single-chip data as many rows as fill whole 64-bit words."""
+        sig = tuple(self.shape.sig)
+        if self._header is None or self._header["mib_kind"] == "u" or _is_quad(self._header):
+            return (1,) * (len(sig) - 1) + (sig[-1],)
+        bits = min(int(self._header["bits_per_pixel"]), 16)
+        rows = 64 // math.gcd(64, sig[-1] * bits)
+        return (min(rows, sig[0]),) + (1,) * (len(sig) - 2) + (sig[-1],)
+
+    def make_partition(self, start: int, stop: int) -> MIBPartition:
+        header = self._header
+        return MIBPartition(
+            header["mib_kind"], header["counter_depth"], *self._partition_args(start, stop)
+        )
+
+    def get_diagnostics(self) -> list[dict]:
+        h = self._header or {}
+        return [
+            {"name": "pixel depth", "value": str(h.get("mib_dtype"))},
+            {"name": "counter depth", "value": str(h.get("counter_depth"))},
+            {"name": "sensor layout", "value": str(h.get("sensor_layout"))},
+            {"name": "files", "value": str(len(self._fileset or ()))},
+            {"name": "frames in files", "value": str(self.image_count)},
+        ]
+
+
+__all__ = [
+    "TYPE_CHECKING",
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "Decoder",
+    "DtypeConversionDecoder",
+    "File",
+    "FileSet",
+    "HeaderDict",
+    "IOBackend",
+    "MIBDataSet",
+    "MIBDatasetParams",
+    "MIBDecoder",
+    "MIBFile",
+    "MIBFileSet",
+    "MIBHeader",
+    "MIBHeaderReader",
+    "MIBPartition",
+    "MessageConverter",
+    "OffsetsSizes",
+    "Shape",
+    "TilingScheme",
+    "decode_r1_swap",
+    "decode_r1_swap_2x2",
+    "decode_r6_swap",
+    "decode_r6_swap_2x2",
+    "decode_r12_swap",
+    "decode_r12_swap_2x2",
+    "decode_r24_swap",
+    "default_get_read_ranges",
+    "encode_r1",
+    "encode_r6",
+    "encode_r12",
+    "encode_u1",
+    "encode_u2",
+    "flat_nonzero",
+    "get_filenames",
+    "get_image_count_and_sig_shape",
+    "is_valid_hdr",
+    "make_2D_square",
+    "make_get_read_ranges",
+    "mib_2x2_get_read_ranges",
+    "mib_r24_get_read_ranges",
+    "nav_shape_from_hdr",
+    "parse_mib_header",
+    "prod",
+    "read_hdr",
+    "read_hdr_file",
+    "read_mib_header",
+]

@@ -15,6 +15,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import make_2D_square, prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
+from libertem.common.shape import Shape
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    File,
+    FileSet,
+    IOBackend,
+    MMapBackend,
+    MMapBackendImpl,
+    MMapFileBase,
+)
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.records import (
     RecordFile,
@@ -105,6 +124,44 @@ def parse_mrc_header(buf: bytes, where: str = "MRC file") -> MRCHeader:
     )
 
 
+class MRCDatasetParams(DatasetParamsConverter):
+    """JSON parameters of MRC files: ``path``, ``nav_shape``, ``sig_shape``, ..."""
+
+    SCHEMA = dataset_schema("MRCDatasetParams", "MRC", dict(COMMON_PROPERTIES))
+
+
+class MRCBackendFile(MMapFileBase):
+    """An MRC file opened for reading: :attr:`array` is its stack of frames.
+
+    Opening checks the MRC header against the description.
+    """
+
+    def open(self) -> MRCBackendFile:
+        super().open()
+        h = parse_mrc_header(bytes(self.mmap[:MRC_HEADER_BYTES]), self._path)
+        if (h.data_offset, h.nz) != (self._desc.file_header_bytes, self._desc.num_frames):
+            self.close()
+            raise DataSetException(f"{self._path}: the MRC header changed since it was read")
+        return self
+
+
+class MRCBackendImpl(MMapBackendImpl):
+    """Reads MRC files through memory maps (:class:`MRCBackendFile`)."""
+
+    file_cls = MRCBackendFile
+
+
+class MRCBackend(MMapBackend):
+    """The default I/O backend of MRC files: memory maps of the checked files."""
+
+    def get_impl(self) -> MRCBackendImpl:
+        return MRCBackendImpl(self.enable_readahead_hints)
+
+
+class MRCPartition(BasePartition):
+    """A partition of an MRC file."""
+
+
 class MRCDataSet(RecordStackDataSet):
     """An MRC2014 file: ``NZ`` frames of ``NY x NX``, memory-mapped in place.
 
@@ -121,12 +178,48 @@ class MRCDataSet(RecordStackDataSet):
         Frame shape; by default ``(NY, NX)``.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default
+        :class:`MRCBackend` (memory maps).
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default: read-only memory maps, views where possible) or
-        ``'buffered'`` (reads into a reused buffer).
     """
+
+    partition_cls = MRCPartition
+
+    def __init__(
+        self,
+        path,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
+        io_backend=None,
+        num_partitions=None,
+    ):
+        super().__init__(
+            path,
+            nav_shape=nav_shape,
+            sig_shape=sig_shape,
+            sync_offset=sync_offset,
+            num_partitions=num_partitions,
+            io_backend=io_backend,
+        )
+
+    @classmethod
+    def get_msg_converter(cls):
+        return MRCDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"mrc", "mrcs"}
+
+    def get_supported_io_backends(self) -> list[str]:
+        """``['mmap', 'buffered', 'direct']``."""
+        return ["mmap", "buffered", "direct"]
+
+    def get_io_backend(self) -> IOBackend:
+        """The given I/O backend, or :class:`MRCBackend`."""
+        return self._io_backend if self._io_backend is not None else MRCBackend()
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -158,3 +251,27 @@ class MRCDataSet(RecordStackDataSet):
             frame_shape=(h.ny, h.nx),
             dtype=h.dtype,
         )
+
+
+__all__ = [
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MMapBackendImpl",
+    "MMapFileBase",
+    "MRCBackend",
+    "MRCBackendFile",
+    "MRCBackendImpl",
+    "MRCDataSet",
+    "MRCDatasetParams",
+    "MRCPartition",
+    "MessageConverter",
+    "Shape",
+    "make_2D_square",
+    "parse_mrc_header",
+    "prod",
+]

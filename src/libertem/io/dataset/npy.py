@@ -3,23 +3,55 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, dataset_shape
-from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.base.filesource import (
-    LayoutPartition,
-    check_io_backend,
-    single_file_layout,
+from libertem.common.math import prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
 )
+from libertem.common.shape import Shape
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    File,
+    FileSet,
+    IOBackend,
+    dataset_shape,
+)
+from libertem.io.dataset.base.filebased import FileSetDataSet
+from libertem.io.dataset.base.files import check_file
 
 
-def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset of an ``.npy`` file.
+class NPYInfo(NamedTuple):
+    """What an ``.npy`` header says.
+
+    Attributes
+    ----------
+    dtype
+        Dtype of the values, as a numpy dtype string (e.g. ``'<u2'``).
+    shape
+        Shape of the array.
+    count
+        Number of values.
+    offset
+        Byte offset of the data in the file.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    count: int
+    offset: int
+
+
+def read_npy_info(path: str) -> NPYInfo:
+    """The header of the ``.npy`` file ``path``.
 
     Raises
     ------
@@ -27,6 +59,7 @@ def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
         If the file is not an ``.npy`` file, is Fortran-ordered, holds objects,
         or is shorter than its header says.
     """
+    path = os.fspath(path)
     size = check_file(path)
     try:
         with open(path, "rb") as f:
@@ -42,17 +75,32 @@ def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
         raise DataSetException(f"{path}: Fortran-ordered .npy files are not supported")
     if dtype.hasobject:
         raise DataSetException(f"{path}: .npy files of Python objects are not supported")
-    needed = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = prod(shape)
+    needed = offset + count * dtype.itemsize
     if size < needed:
         raise DataSetException(
             f"{path}: file truncated: header says {shape} x {dtype} ({needed} bytes), "
             f"the file has {size}"
         )
-    return tuple(shape), dtype, offset
+    return NPYInfo(dtype.str, tuple(int(s) for s in shape), count, offset)
 
 
-class NPYDataSet(DataSet):
-    """An ``.npy`` file, memory-mapped read-only.
+def read_npy_header(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of an ``.npy`` file (see :func:`read_npy_info`)."""
+    info = read_npy_info(path)
+    return info.shape, np.dtype(info.dtype), info.offset
+
+
+class NPYDatasetParams(DatasetParamsConverter):
+    """JSON parameters of ``.npy`` files: ``path``, ``sig_dims``, ``nav_shape``, ..."""
+
+    SCHEMA = dataset_schema(
+        "NPYDatasetParams", "NPY", {**COMMON_PROPERTIES, "sig_dims": {"type": "integer"}}
+    )
+
+
+class NPYDataSet(FileSetDataSet):
+    """An ``.npy`` file, read in place (C order; any dtype but objects).
 
     Parameters
     ----------
@@ -64,89 +112,108 @@ class NPYDataSet(DataSet):
         Reinterpret the data with these shapes.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default memory maps.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default) or ``'buffered'``; see ``RawFileDataSet``.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        sig_dims: int = 2,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
+        path: str,
+        sig_dims: int | None = 2,
+        nav_shape: tuple[int, int] | None = None,
+        sig_shape: tuple[int, int] | None = None,
         sync_offset: int = 0,
+        io_backend: IOBackend | None = None,
         num_partitions: int | None = None,
-        io_backend=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
         self._path = os.fspath(path)
-        self._sig_dims = len(sig_shape) if sig_shape is not None else int(sig_dims)
+        if sig_shape is not None:
+            self._sig_dims = len(sig_shape)
+        else:
+            self._sig_dims = 2 if sig_dims is None else int(sig_dims)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
-        self._shape = None
-        self._dtype = None
-        self._io_backend = check_io_backend(io_backend, self._path)
+
+    @property
+    def path(self) -> str:
+        """The file."""
+        return self._path
+
+    @classmethod
+    def get_msg_converter(cls):
+        return NPYDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"npy"}
 
     @classmethod
     def detect_params(cls, path, executor=None):
         if not os.fspath(path).lower().endswith(".npy"):
             return False
         try:
-            read_npy_header(os.fspath(path))
+            info = read_npy_info(os.fspath(path))
         except DataSetException:
             return False
-        return {"parameters": {"path": os.fspath(path)}}
+        sig_dims = 2 if len(info.shape) > 2 else 1
+        return {
+            "parameters": {"path": os.fspath(path), "sig_dims": sig_dims},
+            "info": {
+                "image_count": prod(info.shape[:-sig_dims]),
+                "native_sig_shape": info.shape[-sig_dims:],
+            },
+        }
 
     def initialize(self, executor) -> NPYDataSet:
-        shape, dtype, offset = read_npy_header(self._path)
+        info = read_npy_info(self._path)
+        shape, dtype = info.shape, np.dtype(info.dtype)
         sig_shape = self._sig_shape
         native = shape
         if sig_shape is not None:
-            frame = int(np.prod(sig_shape))
-            total = int(np.prod(shape))
-            if total % frame != 0:
+            frame = prod(sig_shape)
+            if info.count % frame != 0:
                 raise DataSetException(
                     f"{self._path}: data of shape {shape} cannot be split into frames of "
                     f"sig_shape {tuple(sig_shape)}"
                 )
-            native = (total // frame, *tuple(sig_shape))
+            native = (info.count // frame, *tuple(sig_shape))
         sig_dims = self._sig_dims
-        self._file_frames = (
-            int(np.prod(native[: len(native) - sig_dims])) if sig_shape is None else native[0]
+        n_file = prod(native[: len(native) - sig_dims]) if sig_shape is None else native[0]
+        ds_shape = dataset_shape(
+            self._nav_shape, sig_shape, native, sig_dims, n_file, self.sync_offset, self._path
         )
-        self._shape = dataset_shape(
-            self._nav_shape,
-            sig_shape,
-            native,
-            sig_dims,
-            self._file_frames,
-            self.sync_offset,
-            self._path,
+        frame_shape = tuple(ds_shape.sig)
+        self._fileset = FileSet(
+            [File(self._path, 0, n_file, dtype, frame_shape, file_header=info.offset)]
         )
-        self._dtype = dtype
-        self._offset = offset
+        self._set_meta(ds_shape, dtype, n_file)
         return self
 
-    @property
-    def shape(self) -> Shape:
-        return self._shape
+    def get_diagnostics(self) -> list[dict]:
+        return [
+            {"name": "dtype", "value": str(self.dtype)},
+            {"name": "frames in file", "value": str(self.image_count)},
+        ]
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
 
-    def make_partition(self, start: int, stop: int) -> LayoutPartition:
-        layout = single_file_layout(
-            self._path, self._offset, self._file_frames, tuple(self._shape.sig), self._dtype
-        )
-        return LayoutPartition(
-            layout,
-            start,
-            stop,
-            self._shape,
-            self._dtype,
-            sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
-        )
+__all__ = [
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MessageConverter",
+    "NPYDataSet",
+    "NPYDatasetParams",
+    "NPYInfo",
+    "Shape",
+    "prod",
+    "read_npy_info",
+]

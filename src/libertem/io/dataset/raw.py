@@ -3,124 +3,194 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, check_sync_offset
-from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.base.filesource import (
-    LayoutPartition,
-    check_io_backend,
-    single_file_layout,
+from libertem.common.math import prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
 )
+from libertem.common.shape import Shape
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    DirectBackend,
+    File,
+    FileSet,
+    IOBackend,
+    check_sync_offset,
+)
+from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
+from libertem.io.dataset.base.files import check_file
 
 
-class RawFileDataSet(DataSet):
+class RAWDatasetParams(DatasetParamsConverter):
+    """JSON parameters of raw files: ``path``, ``dtype``, ``nav_shape``, ``sig_shape``, ..."""
+
+    SCHEMA = dataset_schema(
+        "RAWDatasetParams",
+        "RAW",
+        {**COMMON_PROPERTIES, "dtype": {"type": "string"}},
+        required=("path", "dtype", "nav_shape", "sig_shape"),
+    )
+
+
+class RawFile(File):
+    """A raw file: frames back to back (no header unless the file set says so)."""
+
+
+class RawFileSet(FileSet):
+    """The file (set) of a raw dataset."""
+
+
+class RawPartition(BasePartition):
+    """A partition of a raw dataset."""
+
+
+class RawFileDataSet(FileSetDataSet):
     """A raw binary file of frames in C order, without header.
 
     Parameters
     ----------
     path
         The file.
+    dtype
+        Dtype of the stored values (byte order included, e.g. ``'>u2'``).
+    scan_size
+        Deprecated name of ``nav_shape``.
+    detector_size
+        Deprecated name of ``sig_shape``.
+    enable_direct
+        Deprecated: read with direct I/O (same as ``io_backend=DirectBackend()``).
+    detector_size_raw, crop_detector_to
+        No longer supported (a ``DataSetException`` says so).
+    tileshape
+        Ignored (tiles are negotiated); a warning says so.
     nav_shape
         Navigation shape, e.g. ``(ny, nx)``.
     sig_shape
         Frame shape, e.g. ``(sy, sx)``.
-    dtype
-        Dtype of the stored values (byte order included, e.g. ``'>u2'``).
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``; frames outside the file
         read as zeros.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` (or ``'mmap'``, ``'buffered'``,
+        ``'direct'``); default: memory maps, tiles are views where possible.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        ``'mmap'`` (default: memory-mapped, tiles are views where possible) or
-        ``'buffered'`` (reads into reused buffers; better for files not in the page cache).
     """
+
+    partition_cls = RawPartition
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        nav_shape: Sequence[int],
-        sig_shape: Sequence[int],
+        path,
         dtype,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        scan_size=None,
+        detector_size=None,
+        enable_direct=False,
+        detector_size_raw=None,
+        crop_detector_to=None,
+        tileshape=None,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
         io_backend=None,
+        num_partitions=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
-        self._path = os.fspath(path)
+        where = os.fspath(path)
+        if detector_size_raw is not None or crop_detector_to is not None:
+            raise DataSetException(
+                f"{where}: detector_size_raw and crop_detector_to are not supported; "
+                "pass the stored frame shape as sig_shape"
+            )
+        if enable_direct:
+            if io_backend is not None:
+                raise DataSetException(f"{where}: pass io_backend or enable_direct, not both")
+            io_backend = DirectBackend()
+        ignored_tileshape(tileshape)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
+        self._path = where
+        nav_shape = renamed_shape(nav_shape, scan_size, "nav_shape", "scan_size", where)
+        sig_shape = renamed_shape(sig_shape, detector_size, "sig_shape", "detector_size", where)
         if nav_shape is None or sig_shape is None:
-            raise DataSetException(f"{self._path}: raw files need nav_shape and sig_shape")
+            raise DataSetException(f"{where}: raw files need nav_shape and sig_shape")
         nav = tuple(int(s) for s in nav_shape)
         sig = tuple(int(s) for s in sig_shape)
         if not nav or not sig or any(s < 1 for s in nav + sig):
             raise DataSetException(
-                f"{self._path}: nav_shape {nav} and sig_shape {sig} must be non-empty and positive"
+                f"{where}: nav_shape {nav} and sig_shape {sig} must be non-empty and positive"
             )
         try:
-            self._dtype = np.dtype(dtype)
+            self._native_dtype = np.dtype(dtype)
         except TypeError as e:
-            raise DataSetException(f"{self._path}: invalid dtype {dtype!r}") from e
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
-        self._file_frames = None
-        self._io_backend = check_io_backend(io_backend, self._path)
+            raise DataSetException(f"{where}: invalid dtype {dtype!r}") from e
+        self._nav, self._sig = nav, sig
 
     @property
     def path(self) -> str:
         """The file."""
         return self._path
 
+    @classmethod
+    def get_msg_converter(cls):
+        return RAWDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"raw", "bin"}
+
     def initialize(self, executor) -> RawFileDataSet:
         size = check_file(self._path)
-        frame_bytes = self._shape.sig.size * self._dtype.itemsize
-        self._file_frames = size // frame_bytes
-        nav_size = self._shape.nav.size
-        if self._file_frames == 0:
+        frame_bytes = prod(self._sig) * self._native_dtype.itemsize
+        n_file = size // frame_bytes
+        nav_size = prod(self._nav)
+        if n_file == 0:
             raise DataSetException(
                 f"{self._path}: file of {size} bytes is smaller than one frame "
-                f"of {tuple(self._shape.sig)} x {self._dtype} ({frame_bytes} bytes)"
+                f"of {self._sig} x {self._native_dtype} ({frame_bytes} bytes)"
             )
-        if self.sync_offset == 0 and self._file_frames < nav_size:
+        if self.sync_offset == 0 and n_file < nav_size:
             raise DataSetException(
-                f"{self._path}: file too small: nav_shape {tuple(self._shape.nav)} x sig_shape "
-                f"{tuple(self._shape.sig)} x {self._dtype} needs {nav_size * frame_bytes} bytes, "
+                f"{self._path}: file too small: nav_shape {self._nav} x sig_shape "
+                f"{self._sig} x {self._native_dtype} needs {nav_size * frame_bytes} bytes, "
                 f"the file has {size}"
             )
-        check_sync_offset(self.sync_offset, self._file_frames, self._path)
+        check_sync_offset(self.sync_offset, n_file, self._path)
+        self._fileset = RawFileSet([RawFile(self._path, 0, n_file, self._native_dtype, self._sig)])
+        shape = Shape(self._nav + self._sig, sig_dims=len(self._sig))
+        self._set_meta(shape, self._native_dtype, n_file)
         return self
 
-    @property
-    def shape(self) -> Shape:
-        return self._shape
+    def get_diagnostics(self) -> list[dict]:
+        return [
+            {"name": "dtype", "value": str(self._native_dtype)},
+            {"name": "frames in file", "value": str(self.image_count)},
+        ]
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
 
-    def check_valid(self) -> bool:
-        try:
-            with open(self._path, "rb") as f:
-                f.read(1)
-        except OSError as e:
-            raise DataSetException(f"{self._path}: cannot read: {e}") from e
-        return True
-
-    def make_partition(self, start: int, stop: int) -> LayoutPartition:
-        if self._file_frames is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-        layout = single_file_layout(
-            self._path, 0, self._file_frames, tuple(self._shape.sig), self._dtype
-        )
-        return LayoutPartition(
-            layout,
-            start,
-            stop,
-            self._shape,
-            self._dtype,
-            sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
-        )
+__all__ = [
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "DirectBackend",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MessageConverter",
+    "RAWDatasetParams",
+    "RawFile",
+    "RawFileDataSet",
+    "RawFileSet",
+    "RawPartition",
+    "Shape",
+    "prod",
+]

@@ -13,19 +13,69 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import make_2D_square, prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, dataset_shape
+from libertem.io.corrections.corrset import CorrectionSet
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    File,
+    FileSet,
+    IOBackend,
+    dataset_shape,
+)
+from libertem.io.dataset.base.filebased import FileSetDataSet, renamed_shape
 from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.base.filesource import check_io_backend
-from libertem.io.dataset.framelist import OffsetsPartition
+from libertem.io.dataset.seq_defects import (
+    array_cropping,
+    bin_array2d,
+    load_seq_corrections,
+    xml_binned_map_maker,
+    xml_defect_coord_extractor,
+    xml_defect_data_extractor,
+    xml_generate_map_size,
+    xml_map_index_selector,
+    xml_map_sizes,
+    xml_processing,
+    xml_unbinned_map_maker,
+)
 
 MAGIC = 0xFEED
 NAME = "Norpix seq"
+#: bytes of the header that hold the fields read here
+HEADER_SIZE = 632
+#: struct codes of the header fields
+DWORD = "L"
+LONG = "l"
+DOUBLE = "d"
+USHORT = "H"
+#: (name, byte offset, struct code) of the header fields describing the images
+HEADER_FIELDS = (
+    ("version", 28, LONG),
+    ("header_size", 32, LONG),
+    ("width", 548, DWORD),
+    ("height", 552, DWORD),
+    ("bit_depth", 556, DWORD),
+    ("bit_depth_real", 560, DWORD),
+    ("image_size_bytes", 564, DWORD),
+    ("image_format", 568, DWORD),
+    ("allocated_frames", 572, DWORD),
+    ("origin", 576, DWORD),
+    ("true_image_size", 580, DWORD),
+    ("frame_rate", 584, DOUBLE),
+    ("compression_format", 620, DWORD),
+)
 MONO_FORMATS = (100, 101)  # monochrome, monochrome bayer (raw)
 
 
@@ -37,6 +87,16 @@ def _has_magic(head: bytes) -> bool:
     if len(head) < 28 or struct.unpack_from("<I", head)[0] != MAGIC:
         return False
     return head[4:28].decode("utf-16-le", "replace").startswith(NAME)
+
+
+def read_header_fields(head: bytes) -> dict:
+    """The :data:`HEADER_FIELDS` of a ``.seq`` header (at least :data:`HEADER_SIZE` bytes)."""
+    if len(head) < HEADER_SIZE:
+        raise DataSetException(f"a .seq header needs {HEADER_SIZE} bytes, got {len(head)}")
+    return {
+        name: struct.unpack_from("<" + code, head, offset)[0]
+        for name, offset, code in HEADER_FIELDS
+    }
 
 
 def read_seq_header(path: str | os.PathLike) -> dict:
@@ -60,11 +120,12 @@ def read_seq_header(path: str | os.PathLike) -> dict:
         _fail(path, f"header needs 1024 bytes, the file has {len(head)}")
     if not _has_magic(head):
         _fail(path, "wrong magic (expected 0xFEED and 'Norpix seq')")
-    version, _header_size = struct.unpack_from("<ii", head, 28)
-    (width, height, bits, _bits_real, image_bytes, image_format, allocated, _origin, true_size) = (
-        struct.unpack_from("<9I", head, 548)
-    )
-    (compression,) = struct.unpack_from("<I", head, 620)
+    fields = read_header_fields(head)
+    version = fields["version"]
+    width, height, bits = fields["width"], fields["height"], fields["bit_depth"]
+    image_bytes, image_format = fields["image_size_bytes"], fields["image_format"]
+    allocated, true_size = fields["allocated_frames"], fields["true_image_size"]
+    compression = fields["compression_format"]
     if compression != 0:
         raise DataSetException(
             f"{path}: compressed Norpix SEQ files (compression format {compression}) "
@@ -106,44 +167,70 @@ def read_seq_header(path: str | os.PathLike) -> dict:
         stride=true_size,
         count=count,
         size=size,
+        fields=fields,
     )
 
 
-class SEQDataSet(DataSet):
-    """A Norpix StreamPix ``.seq`` file, frames memory-mapped as a strided view.
+class SEQDatasetParams(DatasetParamsConverter):
+    """JSON parameters of ``.seq`` files: ``path``, ``nav_shape``, ``sig_shape``, ..."""
+
+    SCHEMA = dataset_schema("SEQDatasetParams", "SEQ", dict(COMMON_PROPERTIES))
+
+
+class SEQFileSet(FileSet):
+    """The ``.seq`` file: frames every ``true_image_size`` bytes after the header."""
+
+
+class SEQDataSet(FileSetDataSet):
+    """A Norpix StreamPix ``.seq`` file (uncompressed 8/16-bit monochrome), read in place.
+
+    Corrections stored beside the file are used (see :meth:`get_correction_data`):
+    a dark frame ``<path>.dark.mrc``, a gain map ``<path>.gain.mrc``, and a map of
+    excluded pixels ``<path without .seq>.xml``.
 
     Parameters
     ----------
     path
         The file.
+    scan_size
+        Deprecated name of ``nav_shape``.
     nav_shape
         Navigation shape; by default ``(number of frames,)``.
     sig_shape
         Reinterpret frames with this shape (default ``(height, width)``).
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id; default memory maps.
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        Reserved for choosing the I/O method; memory mapping is used.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
+        path: str,
+        scan_size: tuple[int, ...] | None = None,
+        nav_shape: tuple[int, ...] | None = None,
+        sig_shape: tuple[int, ...] | None = None,
         sync_offset: int = 0,
-        num_partitions: int | None = None,
         io_backend=None,
+        num_partitions=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
         self._path = os.fspath(path)
-        self._io_backend = check_io_backend(io_backend, self._path)
-        self._nav_shape = nav_shape
+        self._nav_shape = renamed_shape(nav_shape, scan_size, "nav_shape", "scan_size", self._path)
         self._sig_shape = sig_shape
-        self._shape = None
-        self._dtype = None
+        self._info = None
+
+    @classmethod
+    def get_msg_converter(cls):
+        return SEQDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"seq"}
 
     @classmethod
     def detect_params(cls, path, executor=None):
@@ -159,50 +246,84 @@ class SEQDataSet(DataSet):
 
     def initialize(self, executor) -> SEQDataSet:
         info = read_seq_header(self._path)
-        self._info = info
         n = info["count"]
         native = (n, info["height"], info["width"])
         sig_dims = 2
         if self._sig_shape is not None:
-            if int(np.prod(self._sig_shape)) != info["height"] * info["width"]:
+            if prod(self._sig_shape) != info["height"] * info["width"]:
                 raise DataSetException(
                     f"{self._path}: sig_shape {tuple(self._sig_shape)} does not fit frames "
                     f"of shape {native[1:]}"
                 )
             sig_dims = len(self._sig_shape)
             native = (n, *tuple(int(s) for s in self._sig_shape))
-        self._shape = dataset_shape(
+        shape = dataset_shape(
             self._nav_shape, self._sig_shape, native, sig_dims, n, self.sync_offset, self._path
         )
-        self._dtype = info["dtype"]
+        dtype = info["dtype"]
+        frame_bytes = info["width"] * info["height"] * dtype.itemsize
+        self._fileset = SEQFileSet(
+            [
+                File(
+                    self._path,
+                    0,
+                    n,
+                    dtype,
+                    (info["height"], info["width"]),
+                    frame_footer=info["stride"] - frame_bytes,
+                    file_header=info["first"],
+                )
+            ]
+        )
+        self._info = info
+        self._set_meta(shape, dtype, n, metadata=dict(info["fields"]))
         return self
 
-    @property
-    def shape(self) -> Shape:
-        return self._shape
+    def get_correction_data(self) -> CorrectionSet:
+        """Dark frame, gain map and excluded pixels from the files beside the ``.seq``
+        (an empty ``CorrectionSet`` if there are none); see
+        :func:`~libertem.io.dataset.seq_defects.load_seq_corrections`."""
+        return load_seq_corrections(self._path, tuple(self.shape.sig))
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
+    def get_diagnostics(self) -> list[dict]:
+        info = self._info or {}
+        return [
+            {"name": "frames", "value": str(info.get("count"))},
+            {"name": "frame shape", "value": f"{info.get('height')} x {info.get('width')}"},
+            {"name": "dtype", "value": str(info.get("dtype"))},
+        ]
 
-    def check_valid(self) -> bool:
-        check_file(self._path)
-        return True
 
-    def make_partition(self, start: int, stop: int) -> OffsetsPartition:
-        if self._shape is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-        info = self._info
-        offsets = info["first"] + info["stride"] * np.arange(info["count"], dtype=np.int64)
-        return OffsetsPartition(
-            paths=self._path,
-            offsets=offsets,
-            sig_shape=tuple(self._shape.sig),
-            file_size=info["size"],
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._dtype,
-            sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
-        )
+__all__ = [
+    "DOUBLE",
+    "DWORD",
+    "HEADER_SIZE",
+    "LONG",
+    "USHORT",
+    "BasePartition",
+    "CorrectionSet",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "File",
+    "FileSet",
+    "IOBackend",
+    "MessageConverter",
+    "SEQDataSet",
+    "SEQDatasetParams",
+    "SEQFileSet",
+    "Shape",
+    "array_cropping",
+    "bin_array2d",
+    "make_2D_square",
+    "prod",
+    "read_seq_header",
+    "xml_binned_map_maker",
+    "xml_defect_coord_extractor",
+    "xml_defect_data_extractor",
+    "xml_generate_map_size",
+    "xml_map_index_selector",
+    "xml_map_sizes",
+    "xml_processing",
+    "xml_unbinned_map_maker",
+]

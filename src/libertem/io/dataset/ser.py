@@ -11,19 +11,38 @@ spectrum element a 26-byte header and ``ArrayLength`` values.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import struct
-from collections.abc import Sequence
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import flat_nonzero, prod
+from libertem.common.messageconverter import (
+    COMMON_PROPERTIES,
+    DatasetParamsConverter,
+    MessageConverter,
+    dataset_schema,
+)
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, check_sync_offset, resolve_shapes
+from libertem.common.slice import Slice
+from libertem.io.dataset.base import (
+    BasePartition,
+    DataSet,
+    DataSetMeta,
+    DataTile,
+    FileSet,
+    TilingScheme,
+    check_sync_offset,
+    resolve_shapes,
+)
 from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.base.filesource import check_io_backend
 from libertem.io.dataset.framelist import OffsetsPartition
+
+NUMPY = "numpy"
+CUDA = "cuda"
 
 SER_DTYPES = {1: "<u1", 2: "<u2", 3: "<u4", 4: "<i1", 5: "<i2", 6: "<i4", 7: "<f4", 8: "<f8"}
 IMAGE_ID, SPECTRUM_ID = 0x4122, 0x4120
@@ -149,6 +168,72 @@ def _read_element_header(f, path, offset, type_id, size):
     return np.dtype(SER_DTYPES[code]), sig_shape, head_len
 
 
+class SERDatasetParams(DatasetParamsConverter):
+    """JSON parameters of ``.ser`` files: ``path``, ``emipath``, ``nav_shape``, ..."""
+
+    SCHEMA = dataset_schema(
+        "SERDatasetParams", "SER", {**COMMON_PROPERTIES, "emipath": {"type": "string"}}
+    )
+
+
+class SERFile:
+    """A ``.ser`` file of ``num_frames`` elements (frames ``[0, num_frames)``).
+
+    Parameters
+    ----------
+    path
+        The file.
+    num_frames
+        Valid elements in the file.
+    """
+
+    def __init__(self, path, num_frames):
+        self.path = os.fspath(path)
+        self._num_frames = int(num_frames)
+
+    @property
+    def start_idx(self) -> int:
+        """``0``: a ``.ser`` file holds a whole series."""
+        return 0
+
+    @property
+    def end_idx(self) -> int:
+        """One past the last frame."""
+        return self._num_frames
+
+    @property
+    def num_frames(self) -> int:
+        """Valid elements in the file."""
+        return self._num_frames
+
+    def get_handle(self):
+        """The file, opened read-only (binary); close it when done."""
+        return open(self.path, "rb")
+
+    def __repr__(self) -> str:
+        return f"<SERFile {self.path} ({self._num_frames} frames)>"
+
+
+class SERFileSet(FileSet):
+    """The file of a ``.ser`` dataset."""
+
+
+class SERPartition(OffsetsPartition):
+    """A partition of a ``.ser`` file: frames at the offsets of its element headers.
+
+    Parameters
+    ----------
+    path
+        The file.
+    *args, **kwargs
+        As for :class:`~libertem.io.dataset.framelist.OffsetsPartition`.
+    """
+
+    def __init__(self, path, *args, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        self.path = path
+
+
 class SERDataSet(DataSet):
     """A FEI/TIA ``.ser`` file of images (or spectra).
 
@@ -163,28 +248,34 @@ class SERDataSet(DataSet):
     ----------
     path
         The file.
+    emipath
+        The ``.emi`` file of the series (optional; checked to be readable).
     nav_shape, sig_shape
         Reinterpret the data with these shapes.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
+    io_backend
+        ``'mmap'`` (default: a strided view of a memory map when elements are evenly
+        spaced) or ``'buffered'`` (element by element reads).
     num_partitions
         Number of partitions; by default derived from size and worker count.
-    io_backend
-        Reserved for choosing the I/O method.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        nav_shape: Sequence[int] | None = None,
-        sig_shape: Sequence[int] | None = None,
-        sync_offset: int = 0,
-        num_partitions: int | None = None,
+        path,
+        emipath=None,
+        nav_shape=None,
+        sig_shape=None,
+        sync_offset=0,
         io_backend=None,
+        num_partitions=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
         self._path = os.fspath(path)
-        self._io_backend = check_io_backend(io_backend, self._path)
+        self._emipath = None if emipath is None else os.fspath(emipath)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._shape = None
@@ -202,7 +293,34 @@ class SERDataSet(DataSet):
             return False
         return {"parameters": {"path": path}}
 
+    @classmethod
+    def get_msg_converter(cls):
+        return SERDatasetParams
+
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        return {"ser"}
+
+    def get_supported_io_backends(self) -> list[str]:
+        """``['mmap', 'buffered']``."""
+        return ["mmap", "buffered"]
+
+    def get_cache_key(self) -> str:
+        st = os.stat(self._path)
+        return json.dumps(
+            {
+                "cls": "SERDataSet",
+                "path": os.path.abspath(self._path),
+                "size": st.st_size,
+                "mtime": st.st_mtime_ns,
+                "shape": list(self.shape),
+                "sync_offset": self.sync_offset,
+            }
+        )
+
     def initialize(self, executor) -> SERDataSet:
+        if self._emipath is not None:
+            check_file(self._emipath)
         info = read_ser_header(self._path)
         self._info = info
         n_file = int(info["offsets"].size)
@@ -234,7 +352,14 @@ class SERDataSet(DataSet):
         check_sync_offset(self.sync_offset, n_file, self._path)
         self._shape = Shape(nav + sig, sig_dims=len(sig))
         self._dtype = info["dtype"]
+        self._image_count = n_file
+        self._fileset = SERFileSet([SERFile(self._path, n_file)])
         return self
+
+    @property
+    def fileset(self) -> SERFileSet:
+        """The file of the dataset."""
+        return self._fileset
 
     @property
     def shape(self) -> Shape:
@@ -248,11 +373,11 @@ class SERDataSet(DataSet):
         check_file(self._path)
         return True
 
-    def make_partition(self, start: int, stop: int) -> OffsetsPartition:
+    def make_partition(self, start: int, stop: int) -> SERPartition:
         if self._shape is None:
             raise DataSetException(f"{self._path}: dataset is not initialized")
-        return OffsetsPartition(
-            paths=self._path,
+        return SERPartition(
+            self._path,
             offsets=self._info["offsets"],
             sig_shape=tuple(self._shape.sig),
             file_size=self._info["size"],
@@ -262,5 +387,29 @@ class SERDataSet(DataSet):
             dataset_shape=self._shape,
             dtype=self._dtype,
             sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
+            io_backend=self.get_io_backend().id_,
         )
+
+
+__all__ = [
+    "CUDA",
+    "NUMPY",
+    "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "DataTile",
+    "FileSet",
+    "MessageConverter",
+    "SERDataSet",
+    "SERDatasetParams",
+    "SERFile",
+    "SERFileSet",
+    "SERPartition",
+    "Shape",
+    "Slice",
+    "TilingScheme",
+    "flat_nonzero",
+    "prod",
+    "read_ser_header",
+]

@@ -1,7 +1,8 @@
-"""The DataSet interface: what every format implements."""
+"""The DataSet interface: what every format implements, and what it gets for free."""
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from math import ceil
@@ -10,7 +11,9 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base.partition import Partition
+from libertem.io.dataset.base.backend import BufferedBackend, IOBackend, MMapBackend, as_io_backend
+from libertem.io.dataset.base.meta import DENSE_BACKENDS, DataSetMeta
+from libertem.io.dataset.base.partition import Partition, split_frames
 
 PARTITION_TARGET_BYTES = 256 * 1024 * 1024
 
@@ -22,14 +25,43 @@ class DataSet(ABC):
     :meth:`initialize` opens and checks the data (raising
     :class:`~libertem.exceptions.DataSetException`), and
     :meth:`get_partitions` cuts it into units of parallel work.
+
+    Parameters
+    ----------
+    io_backend
+        How to read files: an :class:`~libertem.io.dataset.base.backend.IOBackend`
+        (or its id); ``None``: :meth:`get_default_io_backend`.
+    num_partitions
+        Number of partitions; by default derived from the size and the number of workers.
+    sync_offset
+        Dataset frame ``i`` is file frame ``i + sync_offset`` (keyword only).
     """
 
-    def __init__(self, num_partitions: int | None = None, sync_offset: int = 0):
+    #: upper bound of the bytes in one partition
+    MAX_PARTITION_SIZE = 512 * 1024 * 1024
+
+    def __init__(
+        self,
+        io_backend: IOBackend | None = None,
+        num_partitions: int | None = None,
+        *,
+        sync_offset: int = 0,
+    ):
         if num_partitions is not None and int(num_partitions) < 1:
             raise DataSetException(f"num_partitions must be at least 1, got {num_partitions}")
         self._num_partitions = None if num_partitions is None else int(num_partitions)
         self._sync_offset = int(sync_offset)
-        self._num_workers = 1
+        self._cores = 1
+        self._meta: DataSetMeta | None = None
+        self._image_count: int | None = None
+        self._io_backend = as_io_backend(io_backend, type(self).__name__)
+        if self._io_backend is not None:
+            supported = list(self.get_supported_io_backends())
+            if self._io_backend.id_ not in supported:
+                raise DataSetException(
+                    f"{type(self).__name__} does not support io_backend "
+                    f"{self._io_backend.id_!r}; supported: {', '.join(supported) or 'none'}"
+                )
 
     # to implement --------------------------------------------------------------
     @abstractmethod
@@ -46,26 +78,123 @@ class DataSet(ABC):
     def dtype(self) -> np.dtype:
         """Native dtype of the data."""
 
-    @abstractmethod
     def make_partition(self, start: int, stop: int) -> Partition:
-        """The partition of flat frames ``[start, stop)``."""
+        """The partition of flat frames ``[start, stop)`` (used by :meth:`get_partitions`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define make_partition")
 
-    # defaults -------------------------------------------------------------------
+    # format facts -----------------------------------------------------------------
     @classmethod
     def detect_params(cls, path: str, executor=None) -> dict | bool:
         """Parameters to open ``path`` with this format, or ``False`` if it is not one."""
         return False
 
+    @classmethod
+    def get_supported_extensions(cls) -> set[str]:
+        """File name extensions of this format (lower case, without dot)."""
+        return set()
+
+    @classmethod
+    def get_msg_converter(cls):
+        """The :class:`~libertem.common.messageconverter.MessageConverter` of the format's
+        parameters in JSON form."""
+        raise NotImplementedError(f"{cls.__name__} has no message converter")
+
+    @classmethod
+    def get_supported_io_backends(cls) -> list[str]:
+        """Ids of the I/O backends this format can read with (empty: it does its own I/O)."""
+        return []
+
+    @classmethod
+    def get_default_io_backend(cls) -> IOBackend:
+        """The I/O backend used when none is given: buffered on Windows, memory maps else."""
+        if sys.platform.startswith("win"):
+            return BufferedBackend()
+        return MMapBackend()
+
+    def get_io_backend(self) -> IOBackend:
+        """The I/O backend this dataset reads with."""
+        backend = self._io_backend
+        if backend is not None and not isinstance(backend, IOBackend):
+            # subclasses may keep the id string of the backend they were given
+            backend = as_io_backend(backend, type(self).__name__)
+        return self.get_default_io_backend() if backend is None else backend
+
+    def get_cache_key(self) -> str:
+        """A key that identifies the data (for caches of derived results)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cache key")
+
+    def get_diagnostics(self) -> list[dict]:
+        """Facts about the data for display: a list of ``{"name": ..., "value": ...}``."""
+        return []
+
+    @property
+    def diagnostics(self) -> list[dict]:
+        """:meth:`get_diagnostics`."""
+        return self.get_diagnostics()
+
     def check_valid(self) -> bool:
         """Check that the data can be read; raise ``DataSetException`` otherwise."""
         return True
 
-    def get_base_shape(self) -> tuple[int, ...]:
-        """The natural signal block: tile sides are multiples of it."""
-        return (1,) * (len(self.shape.sig) - 1) + (self.shape.sig[-1],)
+    def get_decoder(self):
+        """The :class:`~libertem.io.dataset.base.decoders.Decoder` of the stored data, or
+        ``None`` for plain values."""
+        return None
 
-    def get_preferred_depth(self) -> int | None:
-        """The natural tile depth, or ``None`` to derive it from the tile size."""
+    def supports_correction(self) -> bool:
+        """Whether corrections (dark frame, gain, excluded pixels) can be applied."""
+        return True
+
+    def get_correction_data(self):
+        """Corrections the data itself calls for (an empty ``CorrectionSet`` by default)."""
+        from libertem.corrections import CorrectionSet
+
+        return CorrectionSet()
+
+    def get_task_comm_handler(self):
+        """The handler of messages between the main node and tasks (none by default)."""
+        from libertem.common.executor import NoopCommHandler
+
+        return NoopCommHandler()
+
+    # description --------------------------------------------------------------------
+    @property
+    def meta(self) -> DataSetMeta | None:
+        """The :class:`~libertem.io.dataset.base.meta.DataSetMeta` (``None`` before
+        :meth:`initialize`)."""
+        if self._meta is not None:
+            return self._meta
+        try:
+            shape, dtype = self.shape, self.dtype
+        except (AttributeError, DataSetException):
+            return None
+        if shape is None:
+            return None
+        return DataSetMeta(
+            shape=shape,
+            array_backends=self.array_backends,
+            image_count=self.image_count,
+            raw_dtype=dtype,
+            sync_offset=self._sync_offset,
+        )
+
+    @property
+    def array_backends(self) -> tuple[str, ...]:
+        """Array backends the tiles come in natively (dense data: numpy, cupy)."""
+        if self._meta is not None:
+            return tuple(self._meta.array_backends)
+        return DENSE_BACKENDS
+
+    @property
+    def image_count(self) -> int:
+        """Number of frames stored in the file(s)."""
+        if self._image_count is not None:
+            return self._image_count
+        return self.shape.nav.size
+
+    @property
+    def roi(self) -> np.ndarray | None:
+        """A selection of frames the dataset itself restricts to, or ``None`` (all)."""
         return None
 
     @property
@@ -73,29 +202,144 @@ class DataSet(ABC):
         """Shift between dataset frames and frames in the file."""
         return self._sync_offset
 
-    def set_num_workers(self, n: int) -> None:
+    def get_sync_offset_info(self) -> dict[str, int]:
+        """How ``sync_offset`` maps file frames to dataset frames.
+
+        Returns
+        -------
+        dict
+            ``frames_skipped_start`` (file frames before the first dataset frame),
+            ``frames_ignored_end`` (file frames after the last one),
+            ``frames_inserted_start`` and ``frames_inserted_end`` (dataset frames
+            without a file frame, read as zeros).
+        """
+        offset, count, n = self._sync_offset, self.image_count, self.shape.nav.size
+        return {
+            "frames_skipped_start": max(0, offset),
+            "frames_ignored_end": max(0, count - n - offset),
+            "frames_inserted_start": max(0, -offset),
+            "frames_inserted_end": max(0, n + offset - count),
+        }
+
+    # tiling ---------------------------------------------------------------------------
+    def get_base_shape(self, roi: np.ndarray | None = None) -> tuple[int, ...]:
+        """The natural signal block: tile sides are multiples of it (whole rows here)."""
+        return (1,) * (len(self.shape.sig) - 1) + (self.shape.sig[-1],)
+
+    def adjust_tileshape(
+        self, tileshape: tuple[int, ...], roi: np.ndarray | None
+    ) -> tuple[int, ...]:
+        """Adapt a negotiated ``tileshape`` (``(depth, *sig)``) to the format (unchanged here)."""
+        return tuple(tileshape)
+
+    def get_preferred_depth(self) -> int | None:
+        """The natural tile depth, or ``None`` to derive it from the tile size."""
+        return None
+
+    def get_min_sig_size(self) -> int:
+        """Fewest pixels per frame worth reading in one tile: a memory page of values."""
+        itemsize = np.dtype(self.dtype).itemsize
+        return max(1, min(self.shape.sig.size, 4096 // itemsize))
+
+    def get_max_io_size(self) -> int | None:
+        """Most bytes read at once (the I/O backend's buffer size), or ``None``."""
+        return self.get_io_backend().max_io_size
+
+    def need_decode(self, read_dtype, roi: np.ndarray | None, corrections) -> bool:
+        """Whether tiles of ``read_dtype`` must be written into buffers (decoded,
+        converted or corrected) rather than handed out as views of the stored data."""
+        if corrections is not None and corrections.have_corrections():
+            return True
+        if self.get_decoder() is not None or np.dtype(read_dtype) != np.dtype(self.dtype):
+            return True
+        if self.get_io_backend().id_ != "mmap":
+            return True
+        return roi is not None and not bool(np.all(roi))
+
+    # partitions -------------------------------------------------------------------------
+    def set_num_cores(self, cores: int) -> None:
         """Tell the dataset how many workers will read it (for partitioning)."""
-        self._num_workers = max(1, int(n))
+        self._cores = max(1, int(cores))
+
+    def set_num_workers(self, n: int) -> None:
+        """Same as :meth:`set_num_cores`."""
+        self.set_num_cores(n)
 
     def get_num_partitions(self) -> int:
-        """Number of partitions: as asked, else ~256 MiB each, at least one per worker."""
+        """Number of partitions: as asked, else ~256 MiB each (at most
+        :attr:`MAX_PARTITION_SIZE`), at least one per worker."""
         nav_size = self.shape.nav.size
         if self._num_partitions is not None:
             return max(1, min(self._num_partitions, nav_size))
         nbytes = self.shape.size * np.dtype(self.dtype).itemsize
-        n = max(self._num_workers, ceil(nbytes / PARTITION_TARGET_BYTES))
+        target = min(PARTITION_TARGET_BYTES, self.MAX_PARTITION_SIZE)
+        n = max(self._cores, ceil(nbytes / target))
         return max(1, min(n, nav_size))
+
+    def get_slices(self):
+        """``(partition_slice, start, stop)`` of each partition, see
+        :meth:`Partition.make_slices`."""
+        return Partition.make_slices(self.shape, self.get_num_partitions(), self._sync_offset)
 
     def get_partitions(self) -> list[Partition]:
         """The partitions: contiguous, nearly equal ranges of flat frames."""
-        nav_size = self.shape.nav.size
-        bounds = np.linspace(0, nav_size, self.get_num_partitions() + 1).astype(np.int64)
-        return [
-            self.make_partition(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a
+        parts = [
+            self.make_partition(a, b)
+            for a, b in split_frames(self.shape.nav.size, self.get_num_partitions())
         ]
+        for idx, p in enumerate(parts):
+            p.set_idx(idx)
+        return parts
+
+    def partition_shape(
+        self,
+        dtype,
+        target_size: int,
+        min_num_partitions: int | None = None,
+        containing_shape: Shape | None = None,
+    ) -> tuple[int, ...]:
+        """A partition shape (all axes) of about ``target_size`` bytes of ``dtype``.
+
+        Signal axes are whole; navigation axes fill up from the fastest one, so that
+        partitions are contiguous runs of frames.
+
+        Parameters
+        ----------
+        dtype
+            Dtype the partition is read in.
+        target_size
+            Wanted bytes per partition.
+        min_num_partitions
+            At least this many partitions.
+        containing_shape
+            The shape the partitions must fit in (by default the dataset's).
+        """
+        shape = tuple(self.shape if containing_shape is None else containing_shape)
+        sig_dims = self.shape.sig_dims
+        nav, sig = shape[: len(shape) - sig_dims], shape[len(shape) - sig_dims :]
+        frame_bytes = int(np.prod(sig)) * np.dtype(dtype).itemsize
+        n_frames = int(np.prod(nav))
+        frames = max(1, int(target_size) // max(1, frame_bytes))
+        if min_num_partitions:
+            frames = min(frames, max(1, n_frames // int(min_num_partitions)))
+        out = []
+        for extent in reversed(nav):
+            take = max(1, min(extent, frames))
+            out.insert(0, take)
+            frames = frames // extent if take == extent else 1
+        return (*out, *sig)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} shape={tuple(self.shape)} dtype={self.dtype}>"
+        try:
+            shape, dtype = tuple(self.shape), self.dtype
+        except Exception:
+            return f"<{type(self).__name__} (not initialized)>"
+        return f"<{type(self).__name__} shape={shape} dtype={dtype}>"
+
+
+class WritableDataSet:
+    """Mixin of datasets that can be written to, partition by partition
+    (see :class:`~libertem.io.dataset.base.partition.WritablePartition`)."""
 
 
 def check_sync_offset(sync_offset: int, image_count: int, where: str) -> int:

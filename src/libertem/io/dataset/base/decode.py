@@ -231,8 +231,14 @@ def get_decoder(name: str, args: tuple = ()) -> Callable[[np.ndarray, np.ndarray
     """The decoder called ``name``: a function ``(raw, out) -> None``.
 
     Names: ``'r64'`` (args: counter depth 1, 6, 12 or 24, and whether the frame
-    is a 2x2 quad), ``'be-u16'``, ``'be-u32'`` (big-endian values).
+    is a 2x2 quad), ``'be-u16'``, ``'be-u32'`` (big-endian values); a name
+    ``'package.module:factory'`` is a format's own decoder, ``factory(*args)``.
     """
+    if ":" in name:
+        import importlib
+
+        module, _, attr = name.partition(":")
+        return getattr(importlib.import_module(module), attr)(*args)
     if name == "r64":
         depth, quad = int(args[0]), bool(args[1])
         if depth not in R64_BITS:

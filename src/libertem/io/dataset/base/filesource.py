@@ -6,43 +6,60 @@ chosen I/O backend, and :class:`LayoutPartition` is a ready-made partition for
 such layouts. A format with headered, foreign-endian or packed frames only has
 to build a :class:`FrameLayout`.
 
-I/O backends:
+I/O backends (see :mod:`~libertem.io.dataset.base.backend`):
 
 ``'mmap'`` (default)
     Read-only memory maps; native-dtype frames are handed out as views.
 ``'buffered'``
-    ``os.preadv`` of whole blocks of frames into a reused buffer, then
-    byte-swap/convert or decode into the tile buffer. Better for files that are
-    not in the page cache.
+    ``os.preadv`` of blocks of frames (at most ``max_buffer_size`` bytes) into a
+    reused buffer, then byte-swap/convert or decode into the tile buffer. Better
+    for files that are not in the page cache.
+``'direct'``
+    As buffered, but with ``O_DIRECT``: page-aligned reads into page-aligned
+    buffers that bypass the page cache.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from libertem.common.alloc import empty_aligned
 from libertem.common.exceptions import DataSetException
+from libertem.io.dataset.base.backend import IOBackend, MMapBackend, as_io_backend
 from libertem.io.dataset.base.decode import get_decoder
 from libertem.io.dataset.base.files import open_file_map
+from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.partition import Partition
 from libertem.io.dataset.base.tiles import FrameSource, iter_tiles
 
-IO_BACKENDS = ("mmap", "buffered")
+IO_BACKENDS = ("mmap", "buffered", "direct")
+
+#: alignment of O_DIRECT reads (file offsets, sizes and memory)
+DIRECT_ALIGN = max(4096, mmap.PAGESIZE)
 
 
-def check_io_backend(io_backend: str | None, where: str) -> str:
-    """Validate ``io_backend``: ``None`` (= ``'mmap'``), ``'mmap'`` or ``'buffered'``."""
-    if io_backend is None:
-        return "mmap"
-    if isinstance(io_backend, str) and io_backend.lower() in IO_BACKENDS:
-        return io_backend.lower()
-    raise DataSetException(
-        f"{where}: unknown io_backend {io_backend!r}; use one of {', '.join(IO_BACKENDS)}"
-    )
+def check_io_backend(io_backend, where: str) -> str:
+    """The id of ``io_backend`` (``None``: ``'mmap'``; a name or an ``IOBackend``).
+
+    Raises
+    ------
+    DataSetException
+        If ``io_backend`` names no backend.
+    """
+    backend = as_io_backend(io_backend, where)
+    return "mmap" if backend is None else backend.id_
+
+
+def resolve_backend(io_backend, where: str) -> IOBackend:
+    """``io_backend`` as an :class:`IOBackend` (``None``: the default, memory maps)."""
+    return as_io_backend(io_backend, where) or MMapBackend()
 
 
 @dataclass(frozen=True)
@@ -113,13 +130,17 @@ class FileFrameSource(FrameSource):
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
     io_backend
-        ``'mmap'`` or ``'buffered'``.
+        An :class:`~libertem.io.dataset.base.backend.IOBackend` or its id
+        (``'mmap'``, ``'buffered'``, ``'direct'``).
     """
 
     def __init__(self, layout: FrameLayout, dtype, sync_offset: int = 0, io_backend="mmap"):
         super().__init__(None, sync_offset)
         self.layout = layout
-        self.io_backend = check_io_backend(io_backend, layout.files[0].path)
+        self.backend = resolve_backend(io_backend, layout.files[0].path)
+        self.io_backend = self.backend.id_
+        self._hints = getattr(self.backend, "enable_readahead_hints", False)
+        self._max_read = getattr(self.backend, "max_buffer_size", None)
         self._native = np.dtype(dtype)
         self._stored = np.dtype(layout.stored_dtype)
         self._decode = None
@@ -191,27 +212,59 @@ class FileFrameSource(FrameSource):
         i = 0 if len(starts) == 2 else bisect.bisect_right(starts, a) - 1
         if b > starts[i + 1]:
             return None
+        if self._hints:
+            self._advise(i, a - starts[i], b - a)
         return self._span_view(i)[a - starts[i] : b - starts[i]]
 
     def read_into(self, a, b, out):
         for i, first, count, off in self._pieces(a, b):
-            dest = out[off : off + count]
             if self.io_backend == "mmap":
-                src = self._mapped(i, first, count)
-            else:
-                src = self._read(i, first, count, dest)
-                if src is None:
-                    continue
-            if self._decode is not None:
-                self._decode(src, dest)
-            else:
-                np.copyto(dest, src, casting="unsafe")
+                if self._hints:
+                    self._advise(i, first, count)
+                self._convert(self._mapped(i, first, count), out[off : off + count])
+                continue
+            # buffered and direct: reads of at most max_buffer_size bytes (one frame at least)
+            stride = self.layout.files[i].stride
+            step = max(1, (self._max_read or count * stride) // stride)
+            for k in range(0, count, step):
+                n = min(step, count - k)
+                dest = out[off + k : off + k + n]
+                src = self._read(i, first + k, n, dest)
+                if src is not None:
+                    self._convert(src, dest)
 
-    # buffered reads ---------------------------------------------------------------
+    def _convert(self, src: np.ndarray, dest: np.ndarray) -> None:
+        if self._decode is not None:
+            self._decode(src, dest)
+        else:
+            np.copyto(dest, src, casting="unsafe")
+
+    def _advise(self, i: int, first: int, count: int) -> None:
+        """Tell the kernel that frames ``[first, first + count)`` of file ``i`` are read next."""
+        mm = getattr(open_file_map(self.layout.files[i].path), "_mmap", None)
+        if mm is None or not hasattr(mm, "madvise"):
+            return
+        span = self.layout.files[i]
+        start = span.offset + first * span.stride
+        aligned = start - start % mmap.PAGESIZE
+        length = min(len(mm) - aligned, start - aligned + count * span.stride)
+        if length > 0:
+            mm.madvise(mmap.MADV_WILLNEED, aligned, length)
+
+    # buffered and direct reads ------------------------------------------------------
     def _fd(self, path: str) -> int:
         fd = self._fds.get(path)
         if fd is None:
-            fd = self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+            if self.io_backend == "direct":
+                flags |= getattr(os, "O_DIRECT", 0)
+            try:
+                fd = os.open(path, flags)
+            except OSError as e:
+                if self.io_backend == "direct" and e.errno == errno.EINVAL:
+                    raise _no_direct_io(path) from e
+                raise DataSetException(f"{path}: cannot open: {e}") from e
+            self._fds[path] = fd
         return fd
 
     def _read(self, i: int, first: int, count: int, dest: np.ndarray):
@@ -221,6 +274,11 @@ class FileFrameSource(FrameSource):
         offset = span.offset + first * span.stride
         nbytes = (count - 1) * span.stride + fb
         fd = self._fd(span.path)
+        if self.io_backend == "direct":
+            raw = self._read_direct(fd, offset, nbytes, span.path)
+            if self._decode is not None:
+                return np.ndarray((count, fb), np.uint8, raw, 0, (span.stride, 1))
+            return _frames_view(raw, 0, count, span.stride, self._stored, self.layout.sig_shape)
         direct = (
             self._decode is None
             and span.stride == fb
@@ -236,6 +294,27 @@ class FileFrameSource(FrameSource):
         if self._decode is not None:
             return np.ndarray((count, fb), np.uint8, self._raw, 0, (span.stride, 1))
         return _frames_view(self._raw, 0, count, span.stride, self._stored, self.layout.sig_shape)
+
+    def _read_direct(self, fd: int, offset: int, nbytes: int, path: str) -> np.ndarray:
+        """Bytes ``[offset, offset + nbytes)`` read with ``O_DIRECT``: one aligned read into
+        an aligned, reused buffer; returns the requested part of it."""
+        lo = offset - offset % DIRECT_ALIGN
+        hi = -(-(offset + nbytes) // DIRECT_ALIGN) * DIRECT_ALIGN
+        if self._raw is None or self._raw.size < hi - lo:
+            self._raw = _aligned_empty(hi - lo)
+        buf = memoryview(self._raw[: hi - lo])
+        pos, need = 0, offset + nbytes - lo
+        while pos < need:
+            try:
+                n = os.preadv(fd, [buf[pos:]], lo + pos)
+            except OSError as e:
+                if e.errno == errno.EINVAL:
+                    raise _no_direct_io(path) from e
+                raise DataSetException(f"{path}: cannot read: {e}") from e
+            if n <= 0:
+                raise DataSetException(f"{path}: file truncated: cannot read byte {lo + pos}")
+            pos += n
+        return self._raw[offset - lo : offset - lo + nbytes]
 
     def close(self) -> None:
         fds, self._fds = self._fds, {}
@@ -257,6 +336,18 @@ def _frames_view(buf, offset: int, count: int, stride: int, dtype: np.dtype, sig
     return np.ndarray((count, *sig_shape), dtype, buf, offset, (stride, *strides))
 
 
+def _no_direct_io(path: str) -> DataSetException:
+    return DataSetException(
+        f"{path}: the file system refuses direct I/O (O_DIRECT); "
+        "use io_backend 'buffered' or 'mmap' for this file"
+    )
+
+
+def _aligned_empty(nbytes: int) -> np.ndarray:
+    """An uninitialized ``uint8`` array of ``nbytes`` whose data is page-aligned."""
+    return empty_aligned(nbytes, np.uint8)
+
+
 def _pread_full(fd: int, buf: memoryview, offset: int, path: str) -> None:
     """Fill ``buf`` from ``fd`` at ``offset``; a short file raises ``DataSetException``."""
     pos = 0
@@ -275,13 +366,17 @@ class LayoutPartition(Partition):
     ----------
     layout
         Where the frames are.
+    start, stop
+        Range of dataset frames (flat navigation index).
+    dataset_shape
+        Shape of the whole dataset.
+    dtype
+        Native dtype of the decoded values.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
     io_backend
-        ``'mmap'`` or ``'buffered'``.
-    start, stop, dataset_shape, dtype
-        As for :class:`~libertem.io.dataset.base.partition.Partition`; ``dtype``
-        is the native dtype of the decoded values.
+        An :class:`~libertem.io.dataset.base.backend.IOBackend` or its id;
+        ``None``: memory maps.
     """
 
     def __init__(
@@ -292,19 +387,37 @@ class LayoutPartition(Partition):
         dataset_shape,
         dtype,
         sync_offset: int = 0,
-        io_backend: str = "mmap",
+        io_backend=None,
     ):
-        super().__init__(start, stop, dataset_shape, dtype)
+        meta = DataSetMeta(shape=dataset_shape, raw_dtype=dtype, sync_offset=sync_offset)
+        backend = resolve_backend(io_backend, layout.files[0].path if layout.files else "")
+        super().__init__(meta, io_backend=backend, start=start, stop=stop)
         self.layout = layout
         self.sync_offset = int(sync_offset)
-        self.io_backend = io_backend
+
+    @property
+    def io_backend(self) -> str:
+        """Id of the I/O backend."""
+        return self._io_backend.id_
+
+    def get_max_io_size(self) -> int | None:
+        """Most bytes the I/O backend reads at once, or ``None``."""
+        return self._io_backend.max_io_size
 
     def open_source(self) -> FileFrameSource:
         """The frame source of this partition."""
-        return FileFrameSource(self.layout, self.dtype, self.sync_offset, self.io_backend)
+        return FileFrameSource(self.layout, self.dtype, self.sync_offset, self._io_backend)
 
-    def get_tiles(self, scheme, dest_dtype, roi=None):
-        return iter_tiles(self.open_source(), self.start, self.stop, scheme, dest_dtype, roi)
+    def _read_tiles(self, scheme, dest_dtype, roi_part):
+        return iter_tiles(
+            self.open_source(),
+            self.start,
+            self.stop,
+            scheme,
+            dest_dtype,
+            roi_part,
+            self._corrections,
+        )
 
 
 def single_file_layout(

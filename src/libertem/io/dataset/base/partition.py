@@ -2,71 +2,273 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import uuid
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.tiles import DataTile, FrameSource, iter_tiles
 from libertem.io.dataset.base.tiling import TilingScheme
 
+ArrayBackend = Literal[
+    "numpy",
+    "numpy.matrix",
+    "cuda",
+    "cupy",
+    "sparse.COO",
+    "sparse.GCXS",
+    "sparse.DOK",
+    "scipy.sparse.coo_matrix",
+    "scipy.sparse.csr_matrix",
+    "scipy.sparse.csc_matrix",
+    "scipy.sparse.coo_array",
+    "scipy.sparse.csr_array",
+    "scipy.sparse.csc_array",
+    "cupyx.scipy.sparse.coo_matrix",
+    "cupyx.scipy.sparse.csr_matrix",
+    "cupyx.scipy.sparse.csc_matrix",
+]
 
-class Partition(ABC):
-    """Frames ``[start, stop)`` of a dataset (flat navigation index).
+
+def split_frames(n_frames: int, num_partitions: int) -> list[tuple[int, int]]:
+    """``num_partitions`` (at most ``n_frames``) contiguous, nearly equal ranges of frames."""
+    num = max(1, min(int(num_partitions), int(n_frames)))
+    bounds = np.linspace(0, n_frames, num + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+class Partition:
+    """Frames ``[start, stop)`` of a dataset (flat navigation index), read as tiles.
 
     Partitions are shipped to workers, so they hold a description of where to
     read, never much data (except in-memory datasets, which hold their part).
 
     Parameters
     ----------
-    start, stop
-        Range of flat frame indices.
-    dataset_shape
-        Shape of the whole dataset.
-    dtype
-        Native dtype.
+    meta
+        The dataset's :class:`~libertem.io.dataset.base.meta.DataSetMeta`.
+    partition_slice
+        The partition's region in flat-navigation coordinates:
+        origin ``(start, 0, ...)``, shape ``(frames, *sig_shape)``.
+    io_backend
+        The :class:`~libertem.io.dataset.base.backend.IOBackend` to read with, or ``None``.
+    decoder
+        The :class:`~libertem.io.dataset.base.decoders.Decoder` of the stored data, or ``None``.
+    start, stop, dataset_shape, dtype
+        Keyword shortcut instead of ``meta`` and ``partition_slice``: the frame range,
+        the dataset's shape and the native dtype.
     """
 
-    def __init__(self, start: int, stop: int, dataset_shape: Shape, dtype):
-        self.start = int(start)
-        self.stop = int(stop)
-        self.dataset_shape = dataset_shape
-        self.dtype = np.dtype(dtype)
+    def __init__(
+        self,
+        meta: DataSetMeta | None = None,
+        partition_slice: Slice | None = None,
+        io_backend=None,
+        decoder=None,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        dataset_shape: Shape | None = None,
+        dtype=None,
+    ):
+        if meta is None:
+            if dataset_shape is None:
+                raise TypeError("Partition needs meta (or dataset_shape and dtype)")
+            meta = DataSetMeta(shape=dataset_shape, raw_dtype=dtype)
+        if partition_slice is None:
+            if start is None or stop is None:
+                raise TypeError("Partition needs partition_slice (or start and stop)")
+            sig = tuple(meta.shape.sig)
+            partition_slice = Slice(
+                (int(start), *([0] * len(sig))),
+                Shape((int(stop) - int(start), *sig), sig_dims=len(sig)),
+            )
+        self.meta = meta
+        self.slice = partition_slice
+        self.start = int(partition_slice.origin[0])
+        self.stop = self.start + int(partition_slice.shape[0])
+        self.dataset_shape = meta.shape
+        self._dtype = np.dtype(meta.raw_dtype if dtype is None else dtype)
+        self._io_backend = io_backend
+        self._decoder = decoder
+        self._idx = None
+        self._worker_context = None
+        self._ident = uuid.uuid4().hex
 
+    # description -------------------------------------------------------------------
     @property
-    def slice(self) -> Slice:
-        """The partition's region in flat-nav coordinates (not ROI-compressed)."""
-        sig = tuple(self.dataset_shape.sig)
-        return Slice(
-            (self.start, *([0] * len(sig))),
-            Shape((self.stop - self.start, *sig), sig_dims=len(sig)),
-        )
+    def dtype(self) -> np.dtype:
+        """Native dtype of the (decoded) data."""
+        return self._dtype
 
     @property
     def shape(self) -> Shape:
-        """Flat-nav shape of the partition."""
+        """Flat-nav shape of the partition: ``(frames, *sig_shape)``."""
         return self.slice.shape
 
-    @abstractmethod
+    @classmethod
+    def make_slices(cls, shape: Shape, num_partitions: int, sync_offset: int = 0):
+        """Split a dataset of ``shape`` into ``num_partitions`` nearly equal ranges.
+
+        Yields
+        ------
+        partition_slice, start, stop
+            The flat-nav slice of each partition and its range in file frames
+            (dataset frames shifted by ``sync_offset``).
+        """
+        sig = tuple(shape.sig)
+        for a, b in split_frames(shape.nav.size, num_partitions):
+            part_slice = Slice((a, *([0] * len(sig))), Shape((b - a, *sig), sig_dims=len(sig)))
+            yield part_slice, a + sync_offset, b + sync_offset
+
+    def get_frame_count(self, roi: np.ndarray | None = None) -> int:
+        """Number of frames of this partition, or of those that ``roi`` selects."""
+        roi_part = self._roi_part(roi)
+        if roi_part is None:
+            return self.stop - self.start
+        return int(np.count_nonzero(roi_part))
+
+    def get_ident(self) -> str:
+        """An identifier of this partition, the same on every copy of it."""
+        return self._ident
+
+    def set_idx(self, idx: int) -> None:
+        """Remember the partition's index in its dataset."""
+        self._idx = int(idx)
+
+    @property
+    def idx(self) -> int | None:
+        """The partition's index in its dataset, if set."""
+        return self._idx
+
+    def get_locations(self):
+        """Hosts that hold the data locally, or ``None``: any worker may read it."""
+        return None
+
+    def get_io_backend(self):
+        """The partition's I/O backend, or ``None``."""
+        return self._io_backend
+
+    def set_io_backend(self, backend) -> None:
+        """Read with ``backend`` (an :class:`~libertem.io.dataset.base.backend.IOBackend`)."""
+        self._io_backend = backend
+
+    def set_worker_context(self, worker_context) -> None:
+        """Tell the partition about the worker it runs on (e.g. for worker-local state)."""
+        self._worker_context = worker_context
+
+    #: the ``CorrectionSet`` applied to the tiles, see :meth:`set_corrections`
+    _corrections = None
+
+    def set_corrections(self, corrections) -> None:
+        """Correct the tiles of :meth:`get_tiles` with ``corrections`` (a ``CorrectionSet``).
+
+        Parameters
+        ----------
+        corrections
+            The corrections, or ``None`` for none. Tiles then come out in a
+            writable buffer of the (float) ``dest_dtype``, corrected in place.
+        """
+        self._corrections = corrections
+
+    def validate_tiling_scheme(self, tiling_scheme: TilingScheme) -> None:
+        """Raise ``ValueError`` if this partition cannot read tiles of ``tiling_scheme``."""
+        sig = tuple(self.dataset_shape.sig)
+        if tuple(tiling_scheme.sig_shape) != sig:
+            raise ValueError(
+                f"tiling scheme for frames of {tuple(tiling_scheme.sig_shape)} does not fit "
+                f"this partition's frames of {sig}"
+            )
+
+    # reading -------------------------------------------------------------------------
+    def _roi_part(self, roi) -> np.ndarray | None:
+        """``roi`` (of the whole dataset, or of this partition) for this partition's frames."""
+        if roi is None:
+            return None
+        roi = np.asarray(roi).reshape(-1)
+        n = self.stop - self.start
+        if roi.size == n:
+            return roi.astype(bool, copy=False)
+        if roi.size == self.dataset_shape.nav.size:
+            return roi[self.start : self.stop].astype(bool, copy=False)
+        raise ValueError(
+            f"roi of {roi.size} frames fits neither the dataset ({self.dataset_shape.nav.size} "
+            f"frames) nor the partition ({n} frames)"
+        )
+
     def get_tiles(
-        self, scheme: TilingScheme, dest_dtype, roi: np.ndarray | None = None
+        self,
+        tiling_scheme: TilingScheme,
+        dest_dtype="float32",
+        roi=None,
+        array_backend: ArrayBackend | None = None,
     ) -> Iterator[DataTile]:
         """Tiles of this partition.
 
         Parameters
         ----------
-        scheme
+        tiling_scheme
             The negotiated tiling scheme.
         dest_dtype
             Dtype of the tiles handed out.
         roi
-            Flat bool mask of this partition's frames, or ``None``.
+            Boolean mask of the frames to read: of the whole dataset (navigation
+            shape or flat) or of this partition's frames; ``None``: all.
+        array_backend
+            Array backend of the tiles (e.g. ``'numpy'``, ``'cupy'``, ``'sparse.COO'``);
+            ``None``: the dataset's native one.
+
+        Yields
+        ------
+        DataTile
+            Tiles in frame order; within each block of frames, in the order of the
+            scheme's signal slices. ``tile.slice`` counts frames within the partition
+            (among the selected ones), ``tile.tile_slice`` from the dataset's start.
         """
+        self.validate_tiling_scheme(tiling_scheme)
+        tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), self._roi_part(roi))
+        if array_backend is None or array_backend == "numpy":
+            return tiles
+        return _converted(tiles, array_backend)
+
+    def _read_tiles(self, scheme: TilingScheme, dest_dtype: np.dtype, roi_part):
+        """Tiles for a flat boolean ``roi_part`` of this partition's frames (or ``None``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read tiles")
+
+    def get_macrotile(
+        self, dest_dtype="float32", roi=None, array_backend: ArrayBackend | None = None
+    ) -> DataTile:
+        """All (selected) frames of the partition as one tile."""
+        roi_part = self._roi_part(roi)
+        n = self.stop - self.start if roi_part is None else int(np.count_nonzero(roi_part))
+        sig = tuple(self.dataset_shape.sig)
+        scheme = TilingScheme.make_for_shape((max(1, n), *sig), self.dataset_shape, "partition")
+        tiles = list(self.get_tiles(scheme, dest_dtype, roi_part, array_backend))
+        if len(tiles) == 1:
+            return tiles[0]
+        origin = (0, *([0] * len(sig)))
+        tile_slice = Slice(origin, Shape((n, *sig), sig_dims=len(sig)))
+        if not tiles:
+            data = np.zeros((0, *sig), dtype=dest_dtype)
+        else:
+            data = np.concatenate([np.asarray(t.data) for t in tiles])
+        return DataTile(data, tile_slice, 0, self.start)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.start}, {self.stop})>"
+
+
+def _converted(tiles, array_backend: str) -> Iterator[DataTile]:
+    from sparseconverter import for_backend
+
+    for tile in tiles:
+        yield DataTile(
+            for_backend(tile.data, array_backend), tile.slice, tile.scheme_idx, tile._offset
+        )
 
 
 class ArrayPartition(Partition):
@@ -74,17 +276,27 @@ class ArrayPartition(Partition):
 
     Subclasses implement :meth:`open_frames`, returning the array of all frames
     ``(n_frames, *sig)`` the dataset reads from, before ``sync_offset`` applies.
+
+    Parameters
+    ----------
+    start, stop, dataset_shape, dtype
+        The frame range, the dataset's shape and the native dtype.
+    sync_offset
+        Dataset frame ``i`` is frame ``i + sync_offset`` of the array.
     """
 
     def __init__(self, start, stop, dataset_shape, dtype, sync_offset: int = 0):
-        super().__init__(start, stop, dataset_shape, dtype)
+        meta = DataSetMeta(shape=dataset_shape, raw_dtype=dtype, sync_offset=sync_offset)
+        super().__init__(meta, start=start, stop=stop)
         self.sync_offset = int(sync_offset)
 
-    @abstractmethod
     def open_frames(self) -> np.ndarray:
         """The frames array the partition reads from."""
+        raise NotImplementedError(f"{type(self).__name__} does not define open_frames")
 
-    def get_tiles(self, scheme, dest_dtype, roi=None):
+    def _read_tiles(self, scheme, dest_dtype, roi_part):
         """Tiles from the frames array: views where the layout allows."""
         source = FrameSource(self.open_frames(), self.sync_offset)
-        return iter_tiles(source, self.start, self.stop, scheme, dest_dtype, roi)
+        return iter_tiles(
+            source, self.start, self.stop, scheme, dest_dtype, roi_part, self._corrections
+        )

@@ -6,7 +6,9 @@ where the records are (:class:`RecordLayout`, read from their headers in
 :meth:`RecordStackDataSet.read_layout`); reading goes through the shared
 :class:`~libertem.io.dataset.base.filesource.FrameLayout` machinery: strided views of
 read-only memory maps (``io_backend='mmap'``, the default) or buffered reads
-(``io_backend='buffered'``), never including header bytes.
+(``io_backend='buffered'`` or ``'direct'``), never including header bytes: the layout
+becomes a :class:`~libertem.io.dataset.base.fileset.FileSet` read by
+:class:`~libertem.io.dataset.base.basepartition.BasePartition` objects.
 """
 
 from __future__ import annotations
@@ -20,14 +22,10 @@ from math import prod
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.common.shape import Shape
-from libertem.io.dataset.base.dataset import DataSet, dataset_shape
-from libertem.io.dataset.base.filesource import (
-    FileSpan,
-    FrameLayout,
-    LayoutPartition,
-    check_io_backend,
-)
+from libertem.io.dataset.base.dataset import dataset_shape
+from libertem.io.dataset.base.file import File
+from libertem.io.dataset.base.filebased import FileSetDataSet
+from libertem.io.dataset.base.fileset import FileSet
 
 
 @dataclass(frozen=True)
@@ -81,18 +79,39 @@ def read_head(path: str, n: int) -> bytes:
         raise DataSetException(f"{path}: cannot read: {e}") from e
 
 
-def frame_layout(layout: RecordLayout, sig_shape: Sequence[int]) -> FrameLayout:
-    """The base ``FrameLayout`` of ``layout``'s frames, as frames of ``sig_shape``."""
+def record_fileset(layout: RecordLayout, file_cls=File, fileset_cls=FileSet) -> FileSet:
+    """The :class:`FileSet` of ``layout``'s frames (headers and trailers skipped)."""
     frame_bytes = prod(layout.frame_shape) * layout.dtype.itemsize
-    spans = tuple(
-        FileSpan(f.path, f.offset + layout.skip_bytes, layout.record_bytes, f.n_records)
-        for f in layout.files
-    )
-    return FrameLayout(spans, frame_bytes, tuple(int(s) for s in sig_shape), layout.dtype.str)
+    footer = layout.record_bytes - layout.skip_bytes - frame_bytes
+    if footer < 0:
+        raise DataSetException(
+            f"{layout.files[0].path}: records of {layout.record_bytes} bytes cannot hold "
+            f"{layout.skip_bytes} header bytes and a frame of {frame_bytes} bytes"
+        )
+    files, start = [], 0
+    for f in layout.files:
+        files.append(
+            file_cls(
+                f.path,
+                start,
+                start + f.n_records,
+                layout.dtype,
+                layout.frame_shape,
+                frame_footer=footer,
+                frame_header=layout.skip_bytes,
+                file_header=f.offset,
+            )
+        )
+        start += f.n_records
+    return fileset_cls(files)
 
 
-class RecordStackDataSet(DataSet):
+class RecordStackDataSet(FileSetDataSet):
     """Base of the datasets whose frames are records in files; subclasses read the layout.
+
+    Subclasses call ``RecordStackDataSet.__init__`` from their own constructor, implement
+    :meth:`read_layout`, and may set :attr:`file_cls` / :attr:`fileset_cls` /
+    :attr:`partition_cls` to their own classes.
 
     Parameters
     ----------
@@ -105,9 +124,12 @@ class RecordStackDataSet(DataSet):
     num_partitions
         Number of partitions; by default derived from size and worker count.
     io_backend
-        ``'mmap'`` (default: read-only memory maps, views where possible) or
-        ``'buffered'`` (reads into a reused buffer).
+        An :class:`~libertem.io.dataset.base.IOBackend` or its id (``'mmap'``, the
+        default: read-only memory maps, views where possible; ``'buffered'``, ``'direct'``).
     """
+
+    file_cls: type[File] = File
+    fileset_cls: type[FileSet] = FileSet
 
     def __init__(
         self,
@@ -118,13 +140,13 @@ class RecordStackDataSet(DataSet):
         num_partitions: int | None = None,
         io_backend=None,
     ):
-        super().__init__(num_partitions=num_partitions, sync_offset=sync_offset)
+        super().__init__(
+            io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
+        )
         self._path = os.fspath(path)
-        self._io_backend = check_io_backend(io_backend, self._path)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
         self._layout: RecordLayout | None = None
-        self._shape: Shape | None = None
 
     @property
     def path(self) -> str:
@@ -159,31 +181,15 @@ class RecordStackDataSet(DataSet):
         if not tuple(shape.nav) or not tuple(shape.sig):
             raise DataSetException(f"{self._path}: nav_shape and sig_shape must not be empty")
         self._layout = layout
-        self._shape = shape
+        self._fileset = record_fileset(layout, self.file_cls, self.fileset_cls)
+        self._set_meta(shape, layout.dtype, n_file)
         return self
 
-    @property
-    def shape(self) -> Shape:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return None if self._layout is None else self._layout.dtype
-
-    def check_valid(self) -> bool:
-        for f in self._layout.files if self._layout else ():
-            read_head(f.path, 1)
-        return True
-
-    def make_partition(self, start: int, stop: int) -> LayoutPartition:
+    def get_diagnostics(self) -> list[dict]:
         if self._layout is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-        return LayoutPartition(
-            layout=frame_layout(self._layout, tuple(self._shape.sig)),
-            start=start,
-            stop=stop,
-            dataset_shape=self._shape,
-            dtype=self._layout.dtype,
-            sync_offset=self.sync_offset,
-            io_backend=self._io_backend,
-        )
+            return []
+        return [
+            {"name": "dtype", "value": str(self._layout.dtype)},
+            {"name": "frames in file(s)", "value": str(self._layout.n_frames)},
+            {"name": "files", "value": str(len(self._layout.files))},
+        ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
@@ -26,27 +27,117 @@ from libertem.io.dataset.base.decode import convert_into
 from libertem.io.dataset.base.tiling import TilingScheme
 
 
-class DataTile:
-    """A block of data with its position.
+class DataTile(NDArrayOperatorsMixin):
+    """A block of data with its position: behaves as its array, and carries
+    :attr:`tile_slice` and :attr:`scheme_idx`.
 
-    Attributes
+    Numpy functions and operators apply to the data (``np.sum(tile)``,
+    ``tile * 2``, ``tile[0]``, ``np.asarray(tile)``); the results are plain arrays.
+
+    Parameters
     ----------
-    data : numpy.ndarray
-        Shape ``(frames, *signal region)``.
-    slice : Slice
-        Position within the partition, frames counted among the selected ones.
+    data
+        The data, shape ``(frames, *signal region)``; a numpy array or any array of
+        an array backend (e.g. a sparse matrix of a sparse dataset).
+    tile_slice
+        Position of the data: frames counted among the selected frames of the
+        partition (see :attr:`tile_slice`), signal coordinates within the frame.
+    scheme_idx
+        Index of the tile's signal region in the tiling scheme.
     """
 
-    __slots__ = ("data", "slice")
+    __slots__ = ("data", "slice", "scheme_idx", "_offset")
 
-    def __init__(self, data: np.ndarray, slice: Slice):
+    def __init__(self, data, tile_slice: Slice, scheme_idx: int = 0, offset: int = 0):
         self.data = data
-        self.slice = slice
+        self.slice = tile_slice
+        self.scheme_idx = scheme_idx
+        self._offset = offset
 
     @property
     def tile_slice(self) -> Slice:
-        """Alias of :attr:`slice`."""
-        return self.slice
+        """The tile's slice with the frame axis counted from the dataset's first frame:
+        the partition's first frame plus the index among its selected frames (without
+        ROI, the flat frame index)."""
+        if not self._offset:
+            return self.slice
+        sl = self.slice
+        return Slice((sl.origin[0] + self._offset, *sl.origin[1:]), sl.shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the data."""
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the data."""
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.data.shape))
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.data.shape)
+
+    @property
+    def c_contiguous(self) -> bool:
+        """Whether the data is a C-contiguous array."""
+        flags = getattr(self.data, "flags", None)
+        return bool(flags is not None and flags.c_contiguous)
+
+    @property
+    def flat_data(self):
+        """The data as ``(frames, pixels)``: the signal axes flattened."""
+        return self.data.reshape((self.data.shape[0], -1))
+
+    def __array__(self, dtype=None, copy=None):
+        data = np.asarray(self.data)
+        if dtype is not None:
+            data = data.astype(dtype, copy=bool(copy))
+        elif copy:
+            data = data.copy()
+        return data
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(i.data if isinstance(i, DataTile) else i for i in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o.data if isinstance(o, DataTile) else o for o in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        def unwrap(x):
+            if isinstance(x, DataTile):
+                return x.data
+            if isinstance(x, (list, tuple)):
+                return type(x)(unwrap(i) for i in x)
+            return x
+
+        return func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()})
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def reshape(self, *shape):
+        """The data reshaped (see ``numpy.ndarray.reshape``)."""
+        return self.data.reshape(*shape)
+
+    def astype(self, dtype, **kwargs):
+        """The data converted to ``dtype``."""
+        return self.data.astype(dtype, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<DataTile {self.tile_slice} scheme_idx={self.scheme_idx}>"
 
 
 class FrameSource:
@@ -151,6 +242,7 @@ def iter_tiles(
     scheme: TilingScheme,
     dest_dtype: np.dtype,
     roi_part: np.ndarray | None = None,
+    corrections=None,
 ) -> Iterator[DataTile]:
     """Tiles of dataset frames ``[start, stop)`` following ``scheme``.
 
@@ -160,15 +252,25 @@ def iter_tiles(
     contiguous and needs no conversion, else they are written into one reused
     buffer of ``dest_dtype``. Other sources decode each block once into a
     reused full-frame buffer of ``dest_dtype``, and tiles are views of it.
+
+    With ``corrections`` (a ``CorrectionSet`` that has corrections), tiles are
+    always written into the reused buffer (of a float ``dest_dtype``) and
+    corrected in place before they are handed out: each tile for viewable
+    sources, each decoded block of full frames for the others.
     """
+    dest_dtype = np.dtype(dest_dtype)
+    if corrections is not None and not corrections.have_corrections():
+        corrections = None
+    if corrections is not None and not np.issubdtype(dest_dtype, np.floating):
+        raise TypeError(f"corrections need a float dest_dtype for the tiles, got {dest_dtype}")
     try:
-        yield from _iter_tiles(source, start, stop, scheme, np.dtype(dest_dtype), roi_part)
+        yield from _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part, corrections)
     finally:
         source.close()
 
 
-def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part):
-    convert = dest_dtype != source.dtype
+def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part, corrections=None):
+    convert = dest_dtype != source.dtype or corrections is not None
     if roi_part is None:
         selected = None
         n_selected = stop - start
@@ -192,16 +294,19 @@ def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part):
             for offset, a, b in runs:
                 source.fill(a, b, buffer[offset : offset + b - a])
             block = buffer[:n]
-            for sig in scheme.slices:
+            if corrections is not None:
+                frames = Shape((n, *scheme.sig_shape), sig_dims)
+                corrections.apply(block, Slice((block_start, *([0] * sig_dims)), frames))
+            for idx, sig in enumerate(scheme.slices):
                 tile_slice = Slice((block_start, *sig.origin), Shape((n, *sig.shape), sig_dims))
-                yield DataTile(block[(slice(None), *sig.get())], tile_slice)
+                yield DataTile(block[(slice(None), *sig.get())], tile_slice, idx, start)
             continue
         block = source.get(runs[0][1], runs[0][2]) if contiguous else None
-        for sig in scheme.slices:
+        for idx, sig in enumerate(scheme.slices):
             sig_index = sig.get()
             tile_slice = Slice((block_start, *sig.origin), Shape((n, *sig.shape), sig_dims))
             if contiguous and not convert:
-                yield DataTile(block[(slice(None), *sig_index)], tile_slice)
+                yield DataTile(block[(slice(None), *sig_index)], tile_slice, idx, start)
                 continue
             if buffer is None:
                 buffer = np.empty((depth, *scheme.sig_tile_shape), dtype=dest_dtype)
@@ -212,4 +317,6 @@ def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part):
                 for offset, a, b in runs:
                     part = source.get(a, b)[(slice(None), *sig_index)]
                     convert_into(out[offset : offset + b - a], part)
-            yield DataTile(out, tile_slice)
+            if corrections is not None:
+                corrections.apply(out, tile_slice)
+            yield DataTile(out, tile_slice, idx, start)

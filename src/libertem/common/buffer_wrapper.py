@@ -1,0 +1,560 @@
+"""The buffer of a UDF result: declaration, storage, views, valid-masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from libertem.common.bbox import get_bbox_slice, get_inner_slice
+from libertem.common.math import count_nonzero
+from libertem.common.shape import Shape
+from libertem.common.slice import Slice
+
+if TYPE_CHECKING:
+    from numpy import typing as nt
+
+    from libertem.common.buffers import AuxBufferWrapper
+
+BufferKind = Literal["nav", "sig", "single"]
+BufferLocation = Literal["device"] | None
+BufferUse = Literal["private", "result_only"]
+_KINDS = ("nav", "sig", "single")
+_USES = (None, "private", "result_only")
+_WHERES = (None, "device")
+
+
+def _fill_value(dtype: np.dtype):
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "O":
+        return None
+    return 0
+
+
+def to_numpy(a) -> np.ndarray:
+    """``a`` as a NumPy array: device arrays are copied to the host, NumPy arrays kept."""
+    if isinstance(a, np.ndarray) and type(a) is np.ndarray:
+        return a
+    get = getattr(a, "get", None)
+    if get is not None and not isinstance(a, dict):
+        return np.asarray(get())
+    return np.asarray(a)
+
+
+def _flat_roi(roi) -> np.ndarray | None:
+    return None if roi is None else np.asarray(roi, dtype=bool).reshape(-1)
+
+
+def _partition_range(partition) -> tuple[int, int]:
+    """Flat frame range ``[start, stop)`` of a partition (our partitions or LiberTEM-style)."""
+    start = getattr(partition, "start", None)
+    stop = getattr(partition, "stop", None)
+    if start is None or stop is None:
+        sl = partition.slice
+        start, stop = sl.origin[0], sl.origin[0] + sl.shape[0]
+    return int(start), int(stop)
+
+
+class InvalidMaskError(ValueError):
+    """A valid-mask (see :meth:`libertem.udf.UDF.with_mask`) that does not fit its result."""
+
+
+class BufferWrapper:
+    """A buffer declared by a UDF, plus its storage and current view.
+
+    Buffers are declared with :meth:`libertem.udf.UDF.buffer` and come back from
+    :meth:`libertem.api.Context.run_udf` as instances of this class.
+
+    Parameters
+    ----------
+    kind
+        ``'nav'``: one entry per frame; ``'sig'``: one entry per detector pixel;
+        ``'single'``: shaped by ``extra_shape`` alone.
+    extra_shape
+        Axes appended after the nav or sig axes.
+    dtype
+        Any numpy dtype, including ``object``.
+    where
+        ``None`` (host memory) or ``'device'`` (kept on the GPU when a CUDA
+        backend runs the UDF).
+    use
+        ``None``, ``'private'`` (merged, but not returned) or ``'result_only'``
+        (exists only on the main node and is filled by ``get_results``).
+
+    Notes
+    -----
+    For ``kind='nav'`` the storage is flat and compressed by the ROI:
+    :attr:`raw_data` has one entry per *selected* frame, while :attr:`data`
+    is shaped like the navigation axes with a fill value (NaN for floats)
+    outside the ROI. :attr:`valid_mask` tells which entries hold results.
+    """
+
+    def __init__(
+        self,
+        kind: BufferKind,
+        extra_shape: tuple[int, ...] = (),
+        dtype="float32",
+        where: Literal["device"] | None = None,
+        use: Literal["private", "result_only"] | None = None,
+    ) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"buffer kind must be one of {_KINDS}, got {kind!r}")
+        if use not in _USES:
+            raise ValueError(f"buffer use must be one of {_USES}, got {use!r}")
+        if where not in _WHERES:
+            raise ValueError(f"buffer where must be one of {_WHERES}, got {where!r}")
+        if isinstance(extra_shape, (int, np.integer)):
+            extra_shape = (int(extra_shape),)
+        self._kind = kind
+        self._extra_shape = tuple(int(s) for s in extra_shape)
+        self._dtype = np.dtype(dtype)
+        self._where = where
+        self._use = use
+        self._storage: np.ndarray | None = None
+        self._dataset_shape: Shape | None = None
+        self._roi: np.ndarray | None = None
+        self._view: np.ndarray | None = None
+        self._aux_source: np.ndarray | None = None
+        self._context: tuple[int, tuple[int, ...]] | None = None
+        self._partition_start: int | None = None
+        self._valid_mask: np.ndarray | None = None
+        self._valid_nav: np.ndarray | None = None
+        self._pending_flush: tuple[tuple, np.ndarray] | None = None
+        self._partitions: list | None = None
+
+    # declaration ------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``'nav'``, ``'sig'`` or ``'single'``."""
+        return self._kind
+
+    @property
+    def extra_shape(self) -> tuple[int, ...]:
+        """Axes appended to the nav or sig axes."""
+        return self._extra_shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the buffer."""
+        return self._dtype
+
+    @property
+    def where(self) -> str | None:
+        """``'device'`` for device buffers, else ``None``."""
+        return self._where
+
+    @property
+    def use(self) -> str | None:
+        """``None``, ``'private'`` or ``'result_only'``."""
+        return self._use
+
+    @property
+    def is_aux(self) -> bool:
+        """Whether this is auxiliary input data created by ``UDF.aux_data``."""
+        return self._aux_source is not None
+
+    # shapes and allocation ------------------------------------------------------
+    def storage_shape(self, nav_frames: int, sig_shape: Sequence[int]) -> tuple[int, ...]:
+        """Shape of the storage for ``nav_frames`` frames of signal shape ``sig_shape``."""
+        if self._kind == "nav":
+            return (nav_frames, *self._extra_shape)
+        if self._kind == "sig":
+            return (*tuple(sig_shape), *self._extra_shape)
+        return self._extra_shape or (1,)
+
+    def set_shape(self, nav_frames: int, sig_shape: Sequence[int]) -> None:
+        """Size the buffer for ``nav_frames`` (selected) frames of shape ``sig_shape``."""
+        self._context = (int(nav_frames), tuple(int(s) for s in sig_shape))
+
+    def set_roi(self, roi) -> None:
+        """Remember the ROI (boolean, nav-shaped or flat) used by the ``set_shape_*`` methods."""
+        self._roi = _flat_roi(roi)
+
+    def set_shape_partition(self, partition, roi=None) -> None:
+        """Size the buffer for the (selected) frames of ``partition``.
+
+        ``roi`` is the ROI of the whole dataset (nav-shaped or flat), or ``None``.
+        """
+        roi = _flat_roi(roi) if roi is not None else self._roi
+        start, stop = _partition_range(partition)
+        n = stop - start if roi is None else count_nonzero(roi[start:stop])
+        sig = tuple(partition.shape.sig) if hasattr(partition, "shape") else ()
+        self._partition_start = start
+        self.set_shape(n, sig)
+
+    def set_shape_ds(self, dataset_shape: Shape, roi=None) -> None:
+        """Size the buffer for the (selected) frames of a whole dataset of ``dataset_shape``."""
+        roi = _flat_roi(roi) if roi is not None else self._roi
+        n = dataset_shape.nav.size if roi is None else count_nonzero(roi)
+        self._partition_start = None
+        self.set_shape(n, tuple(dataset_shape.sig))
+        self.set_result_context(dataset_shape, roi)
+
+    def add_partitions(self, partitions) -> None:
+        """Tell a dataset-sized buffer how the dataset is partitioned.
+
+        :meth:`get_view_for_partition` then returns the part of the buffer that
+        belongs to a given partition.
+        """
+        self._partitions = list(partitions)
+
+    @property
+    def roi_is_zero(self) -> bool:
+        """Whether the ROI selects no frame for this buffer."""
+        return self._context is not None and self._context[0] == 0
+
+    def allocate(self, lib=None) -> None:
+        """Allocate zeroed storage for the shape set by a ``set_shape_*`` method.
+
+        ``lib`` is the array module (``numpy`` or ``cupy``) for ``where='device'``
+        buffers; all other buffers live in host memory. Object buffers hold ``None``.
+        """
+        if self._context is None:
+            raise RuntimeError(
+                "set the buffer's shape first (set_shape_partition or set_shape_ds)"
+            )
+        shape = self.storage_shape(*self._context)
+        if self._dtype.kind == "O":
+            storage = np.empty(shape, dtype=self._dtype)
+        elif self._where == "device" and lib is not None:
+            storage = lib.zeros(shape, dtype=self._dtype)
+        else:
+            storage = np.zeros(shape, dtype=self._dtype)
+        self.set_storage(storage)
+
+    def has_data(self) -> bool:
+        """Whether storage is allocated."""
+        return self._storage is not None
+
+    def set_storage(self, storage: np.ndarray) -> None:
+        """Use ``storage`` as the backing array (also the current view)."""
+        self._storage = storage
+        self._view = storage
+
+    def replace_array(self, data: nt.ArrayLike) -> None:
+        """Use ``data`` as the storage; it must have the storage's shape if one is known."""
+        if self._context is not None:
+            expected = self.storage_shape(*self._context)
+            if tuple(np.shape(data)) != expected:
+                raise ValueError(
+                    f"replace_array: shape {np.shape(data)} != buffer shape {expected}"
+                )
+        self.set_storage(data)
+
+    def export(self) -> None:
+        """Move device storage to host memory (before results travel or are merged)."""
+        if self._storage is not None:
+            self.set_storage(to_numpy(self._storage))
+
+    def set_result_context(self, dataset_shape: Shape, roi_flat: np.ndarray | None) -> None:
+        """Remember the dataset shape and ROI so that :attr:`data` can expand nav results."""
+        self._dataset_shape = dataset_shape
+        self._roi = _flat_roi(roi_flat)
+
+    def result_buffer_type(self) -> type[BufferWrapper]:
+        """The class of the buffers that carry this buffer's final results."""
+        return BufferWrapper
+
+    # results --------------------------------------------------------------------
+    @property
+    def raw_data(self) -> np.ndarray:
+        """The storage: for ``nav`` buffers flat and compressed to the selected frames."""
+        if self._storage is None:
+            raise RuntimeError("buffer has no storage yet")
+        return self._storage
+
+    def _nav_data_shape(self) -> tuple[int, ...] | None:
+        if self._kind != "nav" or self._dataset_shape is None:
+            return None
+        return tuple(self._dataset_shape.nav) + self._extra_shape
+
+    @property
+    def data(self) -> np.ndarray:
+        """The result shaped like the dataset: nav axes restored, fill value outside the ROI."""
+        storage = self.raw_data
+        shape = self._nav_data_shape()
+        if shape is None:
+            return storage
+        if self._roi is None:
+            return storage.reshape(shape)
+        full = np.empty((self._roi.size, *self._extra_shape), dtype=storage.dtype)
+        full[...] = _fill_value(storage.dtype)
+        full[self._roi] = to_numpy(storage)
+        return full.reshape(shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of :attr:`data`."""
+        shape = self._nav_data_shape()
+        if shape is not None:
+            return shape
+        if self._storage is not None:
+            return tuple(self._storage.shape)
+        if self._context is not None:
+            return self.storage_shape(*self._context)
+        raise RuntimeError("buffer has no shape yet")
+
+    def __array__(self, dtype=None, copy=None):
+        data = to_numpy(self.data)
+        if dtype is not None:
+            return data.astype(dtype, copy=bool(copy))
+        return data.copy() if copy else data
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} kind={self._kind} extra_shape={self._extra_shape} "
+            f"dtype={self._dtype} use={self._use}>"
+        )
+
+    # valid masks -------------------------------------------------------------------
+    def make_default_mask(
+        self, valid_nav_mask: np.ndarray, dataset_shape: Shape, roi: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The valid-mask of this buffer's :attr:`data` when frames ``valid_nav_mask`` are done.
+
+        ``valid_nav_mask`` marks processed frames, over the whole navigation space
+        or compressed to the ROI. For ``nav`` buffers an entry is valid if its frame
+        is processed and selected; ``sig`` and ``single`` buffers are valid as a
+        whole once any frame is processed.
+        """
+        nav_size = dataset_shape.nav.size
+        roi = _flat_roi(roi)
+        valid = np.asarray(valid_nav_mask, dtype=bool).reshape(-1)
+        if valid.size != nav_size:
+            if roi is None or valid.size != count_nonzero(roi):
+                raise InvalidMaskError(
+                    f"valid_nav_mask of {valid.size} entries fits neither the navigation "
+                    f"size {nav_size} nor the ROI"
+                )
+            full = np.zeros(nav_size, dtype=bool)
+            full[roi] = valid
+            valid = full
+        elif roi is not None:
+            valid = valid & roi
+        if self._kind == "nav":
+            shape = tuple(dataset_shape.nav) + self._extra_shape
+            per_frame = valid.reshape(tuple(dataset_shape.nav) + (1,) * len(self._extra_shape))
+            return np.broadcast_to(per_frame, shape).copy()
+        return np.full(self.shape, bool(valid.any()))
+
+    def set_valid_mask(self, mask) -> None:
+        """Set which entries are valid: a bool, or an array broadcastable to :attr:`data`
+        or shaped like :attr:`raw_data` (compressed by the ROI for ``nav`` buffers)."""
+        shape = self.shape
+        mask = np.asarray(mask, dtype=bool)
+        raw_shape = None if self._storage is None else tuple(self._storage.shape)
+        if self._nav_data_shape() is not None and mask.shape == raw_shape != shape:
+            if self._roi is not None:
+                full = np.zeros((self._roi.size, *self._extra_shape), dtype=bool)
+                full[self._roi] = mask
+                mask = full
+            mask = mask.reshape(shape)
+        try:
+            mask = np.broadcast_to(mask, shape).copy()
+        except ValueError as e:
+            raise InvalidMaskError(
+                f"valid mask of shape {mask.shape} does not fit a result of shape {shape}"
+            ) from e
+        self._valid_mask = mask
+
+    def set_valid_nav(self, valid_nav: np.ndarray) -> None:
+        """Derive :attr:`valid_mask` from the processed frames (flat, whole nav), on access."""
+        self._valid_nav = valid_nav
+        self._valid_mask = None
+
+    @property
+    def valid_mask(self) -> np.ndarray:
+        """Boolean array of the shape of :attr:`data`: which entries hold results."""
+        if self._valid_mask is not None:
+            return self._valid_mask
+        if self._valid_nav is not None and self._dataset_shape is not None:
+            self._valid_mask = self.make_default_mask(
+                self._valid_nav, self._dataset_shape, self._roi
+            )
+            return self._valid_mask
+        if self._kind == "nav" and self._roi is not None and self._dataset_shape is not None:
+            return self.make_default_mask(self._roi, self._dataset_shape, self._roi)
+        return np.ones(self.shape, dtype=bool)
+
+    @property
+    def masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`data` as a masked array that hides the invalid entries."""
+        return np.ma.array(to_numpy(self.data), mask=~self.valid_mask)
+
+    @property
+    def raw_masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`raw_data` as a masked array that hides the invalid entries."""
+        raw = to_numpy(self.raw_data)
+        mask = self.valid_mask
+        if self._nav_data_shape() is not None:
+            mask = mask.reshape((-1, *self._extra_shape))
+            if self._roi is not None:
+                mask = mask[self._roi]
+        return np.ma.array(raw, mask=~mask.reshape(raw.shape))
+
+    def get_valid_slice_inner(self, axis: int = 0) -> tuple[slice, ...]:
+        """Index into :attr:`data` of the first run of complete (all valid) planes on ``axis``."""
+        return get_inner_slice(self.valid_mask, axis=axis)
+
+    @property
+    def valid_slice_bounding(self) -> tuple[slice, ...]:
+        """Index into :attr:`data` of the bounding box of the valid entries."""
+        mask = self.valid_mask
+        if not mask.any():
+            return tuple(slice(0, 0) for _ in mask.shape)
+        return get_bbox_slice(mask)
+
+    # views (the engine's fast interface) ------------------------------------------
+    @property
+    def view(self) -> np.ndarray:
+        """The view for the data portion now processed (the whole storage otherwise)."""
+        return self._view
+
+    def set_view_nav_range(self, start: int, stop: int, sig_index: tuple | None = None) -> None:
+        """Point the view at storage frames ``[start, stop)`` (nav) or at ``sig_index`` (sig)."""
+        storage = self._storage
+        if self._kind == "nav":
+            self._view = storage[start:stop]
+        elif self._kind == "sig" and sig_index is not None:
+            self._view = storage[sig_index]
+        else:
+            self._view = storage
+
+    def set_view_frame(self, index: int) -> None:
+        """Point the view at one frame: an array of ``extra_shape`` (or shape ``(1,)``)."""
+        if self._kind == "nav":
+            if self._extra_shape:
+                self._view = self._storage[index]
+            else:
+                self._view = self._storage[index : index + 1]
+        else:
+            self._view = self._storage
+
+    def reset_view(self) -> None:
+        """Point the view at the whole storage."""
+        self._view = self._storage
+
+    def set_view(self, view) -> None:
+        """Use ``view`` (an array into the storage) as the current view."""
+        self._view = view
+
+    # views (LiberTEM's interface) ----------------------------------------------------
+    def get_view_for_dataset(self, dataset) -> np.ndarray:
+        """The view for the whole dataset (on the main node): the whole storage."""
+        return self._storage
+
+    def get_view_for_partition(self, partition) -> np.ndarray:
+        """The view for a whole partition.
+
+        For a dataset-sized ``nav`` buffer, the part of the partition's selected
+        frames; otherwise the whole storage.
+        """
+        if self._kind != "nav" or self._partition_start is not None:
+            return self._storage
+        start, stop = _partition_range(partition)
+        roi = self._roi
+        if roi is None:
+            return self._storage[start:stop]
+        begin = count_nonzero(roi[:start])
+        return self._storage[begin : begin + count_nonzero(roi[start:stop])]
+
+    @staticmethod
+    def _tile_slice(tile, partition=None) -> Slice:
+        """The tile's slice with frames counted among the partition's selected frames."""
+        local = getattr(tile, "slice", None)
+        if isinstance(local, Slice):
+            return local
+        sl = tile.tile_slice
+        if partition is None:
+            return sl
+        start, _ = _partition_range(partition)
+        return sl.shift_by((-start,) + (0,) * (len(sl.origin) - 1))
+
+    def get_view_for_tile(self, partition, tile) -> np.ndarray:
+        """The view for ``tile`` of ``partition``.
+
+        The tile's slice counts frames among the partition's selected frames (as
+        ``Partition.get_tiles`` hands them out).
+        """
+        sl = self._tile_slice(tile, partition)
+        if self._kind == "nav":
+            start = sl.origin[0]
+            return self._storage[start : start + sl.shape[0]]
+        if self._kind == "sig":
+            return self._storage[sl.get(sig_only=True)]
+        return self._storage
+
+    def get_contiguous_view_for_tile(self, partition, tile) -> np.ndarray:
+        """Like :meth:`get_view_for_tile`, always C-contiguous.
+
+        A ``sig`` view that is not contiguous is handed out as a copy, written
+        back by :meth:`flush`.
+        """
+        view = self.get_view_for_tile(partition, tile)
+        if self._kind != "sig" or view.flags.c_contiguous:
+            return view
+        self.flush()
+        copy = np.ascontiguousarray(view)
+        self._pending_flush = (self._tile_slice(tile, partition).get(sig_only=True), copy)
+        return copy
+
+    def get_view_for_frame(self, partition, tile, frame_idx: int) -> np.ndarray:
+        """The view for frame ``frame_idx`` of ``tile``: ``extra_shape`` (or ``(1,)``) for nav."""
+        sl = self._tile_slice(tile, partition)
+        if self._kind == "nav":
+            index = sl.origin[0] + frame_idx
+            if self._extra_shape:
+                return self._storage[index]
+            return self._storage[index : index + 1]
+        if self._kind == "sig":
+            return self._storage[sl.get(sig_only=True)]
+        return self._storage
+
+    def flush(self, debug: bool = False) -> None:
+        """Write back a contiguous copy handed out by :meth:`get_contiguous_view_for_tile`."""
+        if self._pending_flush is None:
+            return
+        index, copy = self._pending_flush
+        self._pending_flush = None
+        target = self._storage[index]
+        if debug and target.shape != copy.shape:
+            raise RuntimeError(f"flush: view of shape {copy.shape} for a region of {target.shape}")
+        target[...] = copy
+
+    # auxiliary data ----------------------------------------------------------------
+    @classmethod
+    def make_aux(cls, data, kind: BufferKind, extra_shape=(), dtype="float32") -> AuxBufferWrapper:
+        """Wrap per-frame (``nav``) or per-pixel (``sig``) input data; see ``UDF.aux_data``."""
+        from libertem.common.buffers import AuxBufferWrapper
+
+        buf = AuxBufferWrapper(kind=kind, extra_shape=extra_shape, dtype=dtype)
+        buf.set_buffer(data, is_global=True)
+        return buf
+
+    def bind_aux(self, nav_start: int, nav_stop: int, roi_flat: np.ndarray | None) -> None:
+        """Select the aux data of frames ``[nav_start, nav_stop)`` that the ROI keeps."""
+        source = self._aux_source
+        if self._kind == "nav":
+            part = source[nav_start:nav_stop]
+            if roi_flat is not None:
+                part = part[roi_flat[nav_start:nav_stop]]
+            self.set_storage(part)
+        else:
+            self.set_storage(source)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_view"] = None
+        state["_pending_flush"] = None
+        if self._aux_source is not None:
+            state["_storage"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._aux_source is not None:
+            self.set_storage(self._aux_source)
+        else:
+            self._view = self._storage

@@ -1,0 +1,94 @@
+"""Conversions between dense arrays, pydata.sparse arrays and scipy.sparse matrices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse
+import sparse
+
+if TYPE_CHECKING:
+    from libertem.common.shape import Shape
+
+
+def is_sparse(a) -> bool:
+    """Whether ``a`` is a sparse array: pydata.sparse, scipy.sparse or cupyx.scipy.sparse."""
+    if isinstance(a, sparse.SparseArray) or scipy.sparse.issparse(a):
+        return True
+    return type(a).__module__.startswith("cupyx.scipy.sparse")
+
+
+def assert_sparse(a) -> sparse.SparseArray:
+    """Return ``a`` if it is a pydata.sparse array.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is anything else (including scipy.sparse matrices).
+    """
+    if not isinstance(a, sparse.SparseArray):
+        raise TypeError(f"expected a pydata.sparse array, got {type(a).__name__}")
+    return a
+
+
+def _shape_tuple(shape) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(int(s) for s in shape)
+
+
+def sparse_to_coo(a, shape: Shape | tuple[int, ...] | None = None) -> sparse.COO:
+    """A sparse array (pydata.sparse or scipy.sparse) as `sparse.COO`, optionally reshaped.
+
+    Parameters
+    ----------
+    a
+        pydata.sparse array or scipy.sparse matrix/array.
+    shape
+        Reshape the result to this shape (same number of elements).
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is not sparse.
+    """
+    if isinstance(a, sparse.COO):
+        coo = a
+    elif isinstance(a, sparse.SparseArray):
+        coo = sparse.COO(a)
+    elif scipy.sparse.issparse(a):
+        coo = sparse.COO.from_scipy_sparse(a)
+    elif hasattr(a, "get") and is_sparse(a):  # cupyx.scipy.sparse: to host first
+        coo = sparse.COO.from_scipy_sparse(a.get())
+    else:
+        raise TypeError(f"expected a sparse array, got {type(a).__name__}")
+    shape = _shape_tuple(shape)
+    if shape is not None and coo.shape != shape:
+        coo = coo.reshape(shape)
+    return coo
+
+
+def to_dense(a) -> np.ndarray:
+    """Any dense or sparse array as a `numpy.ndarray` (CuPy arrays are copied to the host)."""
+    if isinstance(a, sparse.SparseArray):
+        return a.todense()
+    if scipy.sparse.issparse(a):
+        return a.toarray()
+    if is_sparse(a):  # cupyx.scipy.sparse
+        return a.get().toarray()
+    if not isinstance(a, np.ndarray) and hasattr(a, "get"):  # cupy.ndarray
+        return np.asarray(a.get())
+    return np.asarray(a)
+
+
+def to_sparse(a, shape: Shape | tuple[int, ...] | None = None) -> sparse.COO:
+    """Any dense or sparse array as `sparse.COO`, optionally reshaped to ``shape``."""
+    if is_sparse(a):
+        return sparse_to_coo(a, shape=shape)
+    coo = sparse.COO.from_numpy(to_dense(a))
+    shape = _shape_tuple(shape)
+    if shape is not None and coo.shape != shape:
+        coo = coo.reshape(shape)
+    return coo
+
+
+__all__ = ["is_sparse", "assert_sparse", "sparse_to_coo", "to_dense", "to_sparse"]

@@ -1,0 +1,155 @@
+"""Message queues between the main node and workers: headers plus optional binary payloads."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+from abc import ABC, abstractmethod
+from collections.abc import Generator
+from typing import Any
+
+
+class WorkerQueueEmpty(Exception):  # noqa: N818 - LiberTEM's name
+    """No message arrived within the timeout (or the queue is empty and not blocking)."""
+
+
+class WorkerQueue(ABC):
+    """A queue of messages: a picklable header and an optional binary payload each."""
+
+    @abstractmethod
+    def put(self, header: Any, payload: memoryview | None = None) -> None:
+        """Send a message; ``payload`` (bytes-like) is copied."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def put_nocopy(self, header: Any, size: int) -> Generator[memoryview, None, None]:
+        """Send a message whose payload of ``size`` bytes is written in place.
+
+        Use as ``with queue.put_nocopy(header, size) as buf: buf[:] = ...``; the
+        message is sent when the block ends without an exception.
+        """
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def get(
+        self, block: bool = True, timeout: float | None = None
+    ) -> Generator[tuple[Any, memoryview], None, None]:
+        """Receive a message as ``with queue.get() as (header, payload):``.
+
+        ``payload`` is a memoryview (``None`` without payload), valid inside the block.
+
+        Raises
+        ------
+        WorkerQueueEmpty
+            If no message arrives (``block=False``: none is waiting; else within
+            ``timeout`` seconds).
+        """
+
+    @abstractmethod
+    def size(self) -> int:
+        """Number of messages waiting."""
+
+    @abstractmethod
+    def close(self, drain: bool = True, force: bool = False) -> None:
+        """Stop using the queue; ``drain`` discards waiting messages first."""
+
+
+def _payload_bytes(payload) -> bytes | None:
+    if payload is None:
+        return None
+    return bytes(memoryview(payload))
+
+
+class SimpleWorkerQueue(WorkerQueue):
+    """A :class:`WorkerQueue` between threads of one process."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue = queue.Queue()
+
+    def put(self, header, payload: memoryview | None = None) -> None:
+        """Send ``header`` with a copy of ``payload``."""
+        self._q.put((header, _payload_bytes(payload)))
+
+    @contextlib.contextmanager
+    def put_nocopy(self, header: Any, size: int) -> Generator[memoryview, None, None]:
+        """Hand out a buffer of ``size`` bytes; send it with ``header`` at the end."""
+        buf = bytearray(size)
+        yield memoryview(buf)
+        self._q.put((header, buf))
+
+    @contextlib.contextmanager
+    def get(self, block: bool = True, timeout: float | None = None):
+        """Receive the next message; see :meth:`WorkerQueue.get`."""
+        try:
+            header, payload = self._q.get(block=block, timeout=timeout)
+        except queue.Empty:
+            raise WorkerQueueEmpty() from None
+        yield header, (None if payload is None else memoryview(payload))
+
+    def size(self) -> int:
+        """Number of messages waiting."""
+        return self._q.qsize()
+
+    def close(self, drain: bool = True, force: bool = False) -> None:
+        """Discard waiting messages if ``drain``."""
+        if drain:
+            while True:
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+
+
+class SimpleMPWorkerQueue(WorkerQueue):
+    """A :class:`WorkerQueue` between processes (a :class:`multiprocessing.Queue`).
+
+    Pass it to a child process when starting it (it cannot be pickled otherwise).
+    """
+
+    def __init__(self) -> None:
+        self._q = multiprocessing.get_context("spawn").Queue()
+
+    def put(self, header, payload: memoryview | None = None) -> None:
+        """Send ``header`` with a copy of ``payload``."""
+        self._q.put((header, _payload_bytes(payload)))
+
+    @contextlib.contextmanager
+    def put_nocopy(self, header: Any, size: int) -> Generator[memoryview, None, None]:
+        """Hand out a buffer of ``size`` bytes; send it with ``header`` at the end."""
+        buf = bytearray(size)
+        yield memoryview(buf)
+        self._q.put((header, buf))
+
+    @contextlib.contextmanager
+    def get(self, block: bool = True, timeout: float | None = None):
+        """Receive the next message; see :meth:`WorkerQueue.get`."""
+        try:
+            header, payload = self._q.get(block=block, timeout=timeout)
+        except queue.Empty:
+            raise WorkerQueueEmpty() from None
+        yield header, (None if payload is None else memoryview(payload))
+
+    def size(self) -> int:
+        """Number of messages waiting (approximate; 0 or 1 where the OS cannot count)."""
+        try:
+            return self._q.qsize()
+        except NotImplementedError:  # pragma: no cover - macOS
+            return 0 if self._q.empty() else 1
+
+    def close(self, drain: bool = True, force: bool = False) -> None:
+        """Discard waiting messages if ``drain``; ``force`` does not wait for the feeder."""
+        if drain:
+            while True:
+                try:
+                    self._q.get(timeout=0.01)
+                except (queue.Empty, OSError, ValueError):
+                    break
+        self._q.close()
+        if force:
+            self._q.cancel_join_thread()
+        else:
+            self._q.join_thread()
+
+
+__all__ = ["SimpleMPWorkerQueue", "SimpleWorkerQueue", "WorkerQueue", "WorkerQueueEmpty"]

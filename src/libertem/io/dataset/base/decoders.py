@@ -1,0 +1,123 @@
+"""Decoders: turn the stored bytes of a frame (part) into values of the tile buffer.
+
+A :class:`Decoder` hands out a *decode function*, compiled with numba, that is
+called once per read range (see :mod:`~libertem.io.dataset.base.readranges`)::
+
+    decode(inp, out, idx, native_dtype, rr, origin, shape, ds_shape)
+
+``inp``
+    The range's bytes (``uint8``).
+``out``
+    The tile buffer as ``(frames, pixels of the tile's signal slice)``.
+``idx``
+    The frame of the tile that ``inp`` belongs to: write ``out[idx]``.
+``native_dtype``
+    Dtype of the stored values, in native byte order.
+``rr``
+    The read range ``(file index, start, stop)``.
+``origin``, ``shape``, ``ds_shape``
+    The tile's origin and shape (frame axis first) and the dataset's shape, as arrays.
+
+Decoders that match a kernel of :mod:`~libertem.io.dataset.base.decode` also tell
+(:meth:`Decoder.layout_decoder`) how our frame sources can read the data directly,
+in blocks of frames, which is what datasets use for their tiles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True)
+def _swapped(inp, itemsize, n, native_dtype):
+    tmp = np.empty(n * itemsize, dtype=np.uint8)
+    for i in range(n):
+        for b in range(itemsize):
+            tmp[i * itemsize + b] = inp[i * itemsize + itemsize - 1 - b]
+    return tmp.view(native_dtype)
+
+
+@numba.njit(nogil=True, cache=True)
+def decode_swap_2(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+    """Decode byte-swapped 2-byte values (e.g. big-endian ``uint16``) into ``out[idx]``."""
+    n = out.shape[1]
+    vals = _swapped(inp, 2, n, native_dtype)
+    for i in range(n):
+        out[idx, i] = vals[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def decode_swap_4(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+    """Decode byte-swapped 4-byte values (e.g. big-endian ``uint32``, ``float32``)."""
+    n = out.shape[1]
+    vals = _swapped(inp, 4, n, native_dtype)
+    for i in range(n):
+        out[idx, i] = vals[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def decode_swap_8(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+    """Decode byte-swapped 8-byte values into ``out[idx]``."""
+    n = out.shape[1]
+    vals = _swapped(inp, 8, n, native_dtype)
+    for i in range(n):
+        out[idx, i] = vals[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def decode_convert(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+    """Convert native-order values into ``out[idx]`` (a plain dtype conversion)."""
+    n = out.shape[1]
+    vals = inp.view(native_dtype)
+    for i in range(n):
+        out[idx, i] = vals[i]
+
+
+_SWAP = {2: decode_swap_2, 4: decode_swap_4, 8: decode_swap_8}
+
+
+class Decoder:
+    """Base class of decoders; a subclass returns its decode function from :meth:`get_decode`."""
+
+    def get_decode(self, native_dtype, read_dtype):
+        """The decode function for stored ``native_dtype`` into ``read_dtype`` buffers."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_decode")
+
+    def get_native_dtype(self, inp_native_dtype, read_dtype):
+        """Dtype in which the stored bytes are read (before decoding)."""
+        return np.dtype(inp_native_dtype)
+
+    def do_clear(self) -> bool:
+        """Whether tile buffers must be zeroed before decoding into them."""
+        return False
+
+    def layout_decoder(self, native_dtype) -> tuple[str, str | None, tuple] | None:
+        """How frame sources read this data in blocks: ``(stored dtype, kernel name,
+        kernel args)``, or ``None`` if only the decode function can."""
+        return None
+
+
+class DtypeConversionDecoder(Decoder):
+    """Plain values, possibly of foreign byte order, converted to the read dtype."""
+
+    def get_decode(self, native_dtype, read_dtype):
+        native_dtype = np.dtype(native_dtype)
+        if native_dtype.isnative or native_dtype.itemsize == 1:
+            return decode_convert
+        try:
+            return _SWAP[native_dtype.itemsize]
+        except KeyError:
+            raise ValueError(f"cannot byte-swap values of {native_dtype}") from None
+
+    def get_native_dtype(self, inp_native_dtype, read_dtype):
+        return np.dtype(inp_native_dtype)
+
+    def layout_decoder(self, native_dtype):
+        return np.dtype(native_dtype).str, None, ()
+
+
+def native_order(dtype) -> np.dtype:
+    """``dtype`` in native byte order (what decode functions receive)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")

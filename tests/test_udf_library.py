@@ -1,0 +1,396 @@
+"""The built-in UDF library against numpy: sparse input, the stddev kernels, logsum, pick,
+FEM, crystallinity, NoOpUDF, ApplyMasksUDF's shifts and backends."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse
+import sparse
+
+from libertem.common.exceptions import UDFException
+from libertem.common.udf import UDFMethod
+from libertem.masks import circular, ring
+from libertem.udf.base import UDF
+from libertem.udf.crystallinity import CrystallinityUDF, run_analysis_crystall
+from libertem.udf.FEM import FEMUDF, run_fem
+from libertem.udf.logsum import LogsumUDF, run_logsum
+from libertem.udf.masks import ApplyMasksEngine, ApplyMasksUDF, rmatmul
+from libertem.udf.raw import PickUDF
+from libertem.udf.stddev import (
+    StdDevUDF,
+    consolidate_result,
+    merge,
+    merge_ndarray,
+    merge_single,
+    process_tile,
+    process_tile_ndarray,
+    run_stddev,
+)
+from libertem.udf.sum import SumUDF
+from libertem.udf.sumsigudf import SumSigUDF, run_sumsig
+
+NAV, SIG = (4, 5), (8, 9)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(21)
+    return (rng.random((*NAV, *SIG)) * 10).astype(np.float32)
+
+
+@pytest.fixture
+def ds(ctx, data):
+    return ctx.load("memory", data=data, num_partitions=3)
+
+
+def _roi(use_roi):
+    if not use_roi:
+        return None, np.ones(NAV, dtype=bool)
+    roi = np.zeros(NAV, dtype=bool)
+    roi[1:3, 1:] = True
+    roi[0, 0] = True
+    return roi, roi
+
+
+# --- sums on sparse input ---------------------------------------------------------
+
+
+def _sparse_data(kind):
+    rng = np.random.default_rng(22)
+    dense = ((rng.random((*NAV, *SIG)) > 0.7) * rng.integers(1, 9, (*NAV, *SIG))).astype(
+        np.float32
+    )
+    flat = dense.reshape((NAV[0] * NAV[1], -1))
+    made = {
+        "coo": lambda: sparse.COO.from_numpy(dense),
+        "gcxs": lambda: sparse.GCXS.from_numpy(flat),
+        "csr": lambda: scipy.sparse.csr_matrix(flat),
+        "csc": lambda: scipy.sparse.csc_matrix(flat),
+    }[kind]()
+    return dense, made
+
+
+@pytest.mark.parametrize("kind", ["coo", "gcxs", "csr", "csc"])
+@pytest.mark.parametrize("use_roi", [False, True])
+def test_sums_and_masks_on_sparse_input(ctx, kind, use_roi):
+    dense, data = _sparse_data(kind)
+    kw = {} if kind == "coo" else dict(nav_shape=NAV, sig_shape=SIG)
+    ds = ctx.load("memory", data=data, num_partitions=2, **kw)
+    roi, sel = _roi(use_roi)
+    masks = [lambda: np.arange(72.0).reshape(SIG), lambda: sparse.COO.from_numpy(np.eye(*SIG))]
+    udfs = [SumUDF(), SumSigUDF(), ApplyMasksUDF(masks), LogsumUDF()]
+    res = ctx.run_udf(ds, udfs, roi=roi)
+    assert np.allclose(res[0]["intensity"].data, dense[sel].sum(axis=0))
+    assert np.allclose(res[1]["intensity"].data[sel], dense[sel].sum(axis=(1, 2)))
+    weights = np.stack([np.arange(72.0).reshape(SIG), np.eye(*SIG)])
+    expected = np.einsum("nyx,myx->nm", dense[sel], weights)
+    assert np.allclose(res[2]["intensity"].data[sel], expected, rtol=1e-5)
+    frames = dense[sel]
+    logs = np.log1p(frames - frames.min(axis=(1, 2), keepdims=True)).sum(axis=0)
+    assert np.allclose(res[3]["logsum"].data, logs, rtol=1e-5)
+
+
+def test_declared_backends():
+    sparse_backends = {"sparse.COO", "sparse.GCXS", "scipy.sparse.csr_matrix"}
+    for udf in (SumUDF(), SumSigUDF(), ApplyMasksUDF([lambda: np.ones(SIG)])):
+        backends = set(udf.get_backends())
+        assert {"numpy", "cupy"} <= backends
+        assert sparse_backends <= backends
+    assert set(StdDevUDF().get_backends()) == {"numpy", "cupy"}
+    assert set(LogsumUDF().get_backends()) == {"numpy", "cupy"}
+
+
+def test_run_helpers(ctx, ds, data):
+    sumsig = run_sumsig(ctx, ds)
+    assert np.allclose(sumsig["intensity"].data, data.sum(axis=(2, 3)), rtol=1e-5)
+    roi, sel = _roi(True)
+    logsum = run_logsum(ctx, ds, roi=roi)
+    frames = data[sel].astype(np.float64)
+    ref = np.log(frames - frames.min(axis=(1, 2), keepdims=True) + 1).sum(axis=0)
+    assert np.allclose(logsum["logsum"].data, ref, rtol=1e-5)
+    udf = SumSigUDF(dtype=np.float64)
+    assert udf.get_preferred_input_dtype() == np.float64
+    assert udf.copy().params.dtype == np.float64
+
+
+def test_merge_all_functions():
+    parts = {i: types.SimpleNamespace(intensity=np.full((2, 3), i + 1.0)) for i in range(3)}
+    assert np.array_equal(SumUDF().merge_all(parts)["intensity"], np.full((2, 3), 6.0))
+    logs = {i: types.SimpleNamespace(logsum=np.full(4, 2.0**i)) for i in range(3)}
+    assert np.array_equal(LogsumUDF().merge_all(logs)["logsum"], np.full(4, 7.0))
+    picks = {
+        0: types.SimpleNamespace(intensity=np.array([[1, 2], [0, 0]])),
+        1: types.SimpleNamespace(intensity=np.array([[0, 0], [3, 4]])),
+    }
+    assert np.array_equal(PickUDF().merge_all(picks)["intensity"], [[1, 2], [3, 4]])
+    dest = types.SimpleNamespace(intensity=np.array([[1, 2], [0, 0]]))
+    PickUDF().merge(dest, picks[1])
+    assert np.array_equal(dest.intensity, [[1, 2], [3, 4]])
+
+
+# --- standard deviation -------------------------------------------------------------
+
+
+def _stats(x):
+    return len(x), x.sum(axis=0), ((x - x.mean(axis=0)) ** 2).sum(axis=0)
+
+
+def test_stddev_kernels_match_numpy():
+    rng = np.random.default_rng(23)
+    a, b = rng.normal(5, 2, size=(7, 10)), rng.normal(-3, 1, size=(4, 10))
+    n_a, s_a, v_a = _stats(a)
+    n_b, s_b, v_b = _stats(b)
+    n_all, s_all, v_all = _stats(np.concatenate([a, b]))
+    got_s, got_v = merge_single(n_all, n_a, s_a[0], v_a[0], n_b, s_b[0], v_b[0], s_b[0] / n_b)
+    assert np.isclose(got_s, s_all[0]) and np.isclose(got_v, v_all[0])
+    assert merge_single(4, 0, 0.0, 0.0, 4, 8.0, 2.0, 2.0) == (8.0, 2.0)
+    for func in (merge, merge_ndarray):
+        dest_n = np.full(10, n_a, dtype=np.int64)
+        dest_s, dest_v = s_a.copy(), v_a.copy()
+        args = (dest_n, dest_s, dest_v, np.full(10, n_b, dtype=np.int64), s_b, v_b, s_b / n_b)
+        func(*args) if func is merge else func(*args, forbuf=dest_s)
+        assert np.array_equal(dest_n, np.full(10, n_all))
+        assert np.allclose(dest_s, s_all) and np.allclose(dest_v, v_all)
+    for func in (process_tile, process_tile_ndarray):
+        s, v = s_a.copy(), v_a.copy()
+        func(b, n_a, s, v) if func is process_tile else func(b, n_a, s, v, forbuf=s)
+        assert np.allclose(s, s_all) and np.allclose(v, v_all)
+        s0, v0 = np.zeros(10), np.zeros(10)
+        func(a, 0, s0, v0) if func is process_tile else func(a, 0, s0, v0, forbuf=s0)
+        assert np.allclose(s0, s_a) and np.allclose(v0, v_a)
+
+
+class SmallTileStdDev(StdDevUDF):
+    """Tiles narrower than the frame, so that the views are not contiguous."""
+
+    def get_tiling_preferences(self):
+        return {"depth": 3, "total_size": 3 * 4 * 8}
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+@pytest.mark.parametrize("use_roi", [False, True])
+@pytest.mark.parametrize("cls", [StdDevUDF, SmallTileStdDev])
+def test_stddev_udf(ctx, ds, data, use_numba, use_roi, cls):
+    roi, sel = _roi(use_roi)
+    res = ctx.run_udf(ds, cls(use_numba=use_numba), roi=roi)
+    frames = data[sel].astype(np.float64)
+    assert np.allclose(res["mean"].data, frames.mean(axis=0))
+    assert np.allclose(res["var"].data, frames.var(axis=0))
+    assert np.allclose(res["std"].data, frames.std(axis=0))
+    assert np.allclose(res["sum"].data, frames.sum(axis=0))
+    assert np.allclose(res["varsum"].data, frames.var(axis=0) * len(frames))
+    assert np.array_equal(res["num_frames"].data, np.full(SIG, len(frames)))
+
+
+def test_stddev_complex_and_dtype(inline_ctx):
+    rng = np.random.default_rng(24)
+    data = (rng.normal(size=(3, 4, 5, 6)) + 1j * rng.normal(size=(3, 4, 5, 6))).astype(
+        np.complex64
+    )
+    ds = inline_ctx.load("memory", data=data)
+    res = inline_ctx.run_udf(ds, StdDevUDF())
+    assert np.allclose(res["mean"].data, data.mean(axis=(0, 1)), atol=1e-6)
+    assert np.allclose(res["var"].data, data.var(axis=(0, 1)), atol=1e-6)
+    assert res["var"].data.dtype.kind == "f"
+    real = inline_ctx.load("memory", data=data.real.copy())
+    res32 = inline_ctx.run_udf(real, StdDevUDF(dtype=np.float32))
+    assert res32["sum"].data.dtype == np.float64  # statistics in double precision
+    assert np.allclose(res32["std"].data, data.real.std(axis=(0, 1)), rtol=1e-5)
+
+
+def test_consolidate_and_run_stddev(ctx, ds, data):
+    roi, sel = _roi(True)
+    out = run_stddev(ctx, ds, roi=roi, use_numba=False)
+    frames = data[sel].astype(np.float64)
+    assert out["num_frames"] == len(frames) and isinstance(out["num_frames"], int)
+    for key in ("mean", "var", "std", "sum", "varsum"):
+        assert isinstance(out[key], np.ndarray)
+    assert np.allclose(out["std"], frames.std(axis=0))
+    # results of old runs without var/std/mean get them computed
+    old = {k: out[k] for k in ("sum", "varsum")}
+    old["num_frames"] = np.full(SIG, len(frames))
+    again = consolidate_result(old)
+    assert np.allclose(again["var"], frames.var(axis=0))
+    assert np.allclose(again["mean"], frames.mean(axis=0))
+
+
+def test_stddev_merge_all(data):
+    frames = data.reshape((-1, *SIG)).astype(np.float64)
+    parts = {}
+    for i, chunk in enumerate(np.array_split(frames, 3)):
+        n, s, v = _stats(chunk)
+        parts[i] = types.SimpleNamespace(num_frames=np.full(SIG, n), sum=s, varsum=v)
+    merged = StdDevUDF().merge_all(parts)
+    n, s, v = _stats(frames)
+    assert np.array_equal(merged["num_frames"], np.full(SIG, n))
+    assert np.allclose(merged["sum"], s) and np.allclose(merged["varsum"], v)
+
+
+def test_stddev_no_frames_is_nan(inline_ctx, ds):
+    res = inline_ctx.run_udf(ds, StdDevUDF(), roi=np.zeros(NAV, dtype=bool))
+    assert np.all(np.isnan(res["std"].data))
+
+
+# --- FEM and crystallinity ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_roi", [False, True])
+def test_fem(ctx, ds, data, use_roi):
+    roi, sel = _roi(use_roi)
+    res = run_fem(ctx, ds, center=(4, 5), rad_in=1, rad_out=3.5, roi=roi)
+    mask = ring(5, 4, SIG[1], SIG[0], 3.5, 1)
+    ref = np.array([frame[mask].std() for frame in data[sel]])
+    assert np.allclose(res["intensity"].data[sel], ref, rtol=1e-5)
+    if use_roi:
+        assert np.all(np.isnan(res["intensity"].data[~sel]))
+    with pytest.raises(ValueError, match="rad_in"):
+        FEMUDF(center=(4, 5), rad_in=3, rad_out=2)
+    with pytest.raises(ValueError, match="no pixel"):
+        ctx.run_udf(ds, FEMUDF(center=(100, 100), rad_in=1, rad_out=2))
+
+
+def _crystallinity_ref(frame, rad_in, rad_out, real_center, real_rad):
+    sy, sx = frame.shape
+    real = np.ones(frame.shape)
+    if real_rad:
+        real[circular(real_center[1], real_center[0], sx, sy, real_rad)] = 0
+    ky, kx = np.meshgrid(np.fft.fftfreq(sy) * sy, np.fft.rfftfreq(sx) * sx, indexing="ij")
+    k = np.hypot(ky, kx)
+    spectrum = np.abs(np.fft.rfft2((frame + abs(frame.min())) ** 0.1 * real))
+    return spectrum[(k > rad_in) & (k <= rad_out)].sum()
+
+
+def test_crystallinity(ctx, ds, data):
+    res = run_analysis_crystall(ctx, ds, rad_in=1, rad_out=3, real_center=(4, 4), real_rad=2)
+    ref = [_crystallinity_ref(f, 1, 3, (4, 4), 2) for f in data.reshape((-1, *SIG))]
+    assert np.allclose(res["intensity"].data.reshape(-1), ref, rtol=1e-4)
+    roi, sel = _roi(True)
+    plain = run_analysis_crystall(ctx, ds, rad_in=1, rad_out=3, roi=roi)
+    ref = [_crystallinity_ref(f, 1, 3, (0, 0), 0) for f in data[sel]]
+    assert np.allclose(plain["intensity"].data[sel], ref, rtol=1e-4)
+
+
+def test_crystallinity_prefers_periodic_frames(inline_ctx):
+    # a crystal diffracts into a lattice of spots; an amorphous region into a smooth ring
+    y, x = np.mgrid[0:32, 0:32]
+    lattice = ((y % 4 == 0) & (x % 4 == 0)).astype(np.float32) * 10
+    r = np.hypot(y - 16, x - 16)
+    amorphous = np.exp(-((r - 8) ** 2) / 8).astype(np.float32)
+    amorphous *= lattice.sum() / amorphous.sum()
+    ds = inline_ctx.load("memory", data=np.stack([lattice, amorphous])[np.newaxis])
+    udf = CrystallinityUDF(rad_in=6, rad_out=10, real_center=(16, 16), real_rad=0)
+    res = inline_ctx.run_udf(ds, udf)["intensity"].data
+    assert res[0, 0] > 2 * res[0, 1]
+
+
+# --- NoOpUDF ----------------------------------------------------------------------
+
+
+def test_noop_udf(ctx, ds):
+    from libertem.udf.base import NoOpUDF
+
+    seen = []
+
+    class Counting(NoOpUDF):
+        def process_tile(self, tile):
+            seen.append((tile.shape[0], tile.dtype))
+            super().process_tile(tile)
+
+    res = ctx.run_udf(ds, Counting())
+    assert res == {}
+    assert sum(n for n, _ in seen) >= NAV[0] * NAV[1]
+    assert all(dtype == np.float32 for _, dtype in seen)  # native: no conversion
+    assert NoOpUDF().get_preferred_input_dtype() is bool
+    assert NoOpUDF(preferred_input_dtype=np.float64).get_preferred_input_dtype() == np.float64
+
+
+# --- ApplyMasksUDF ------------------------------------------------------------------
+
+
+def _shifted_ref(frames, mask, shifts):
+    out = []
+    for frame, (dy, dx) in zip(frames, shifts):
+        total = 0.0
+        for (my, mx), w in np.ndenumerate(mask):
+            fy, fx = my + dy, mx + dx
+            if 0 <= fy < frame.shape[0] and 0 <= fx < frame.shape[1]:
+                total += w * frame[fy, fx]
+        out.append(total)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("use_sparse", [False, "scipy.sparse", "sparse.pydata"])
+def test_apply_masks_shifts(ctx, ds, data, use_sparse):
+    mask = circular(4, 3, SIG[1], SIG[0], 2.5).astype(np.float32)
+    udf = ApplyMasksUDF([lambda: mask], shifts=(1, -2), use_sparse=use_sparse)
+    assert udf.get_method() == UDFMethod.FRAME
+    res = ctx.run_udf(ds, udf)
+    frames = data.reshape((-1, *SIG))
+    ref = _shifted_ref(frames, mask, [(1, -2)] * len(frames))
+    assert np.allclose(res["intensity"].data.reshape(-1), ref, rtol=1e-5)
+    rng = np.random.default_rng(26)
+    per_frame = rng.integers(-3, 4, size=(*NAV, 2))
+    aux = UDF.aux_data(per_frame, kind="nav", extra_shape=(2,), dtype=np.int64)
+    roi, sel = _roi(True)
+    res = ctx.run_udf(
+        ds, ApplyMasksUDF([lambda: mask], shifts=aux, use_sparse=use_sparse), roi=roi
+    )
+    ref = _shifted_ref(data[sel], mask, per_frame[sel])
+    assert np.allclose(res["intensity"].data[sel][:, 0], ref, rtol=1e-5)
+
+
+def test_apply_masks_shift_out_of_frame(inline_ctx, ds):
+    udf = ApplyMasksUDF([lambda: np.ones(SIG)], shifts=(SIG[0], 0))
+    assert np.all(inline_ctx.run_udf(ds, udf)["intensity"].data == 0)
+
+
+def test_apply_masks_backends_and_counts(inline_ctx, ds, data):
+    factories = [lambda: np.ones(SIG, dtype=np.float64), lambda: np.eye(*SIG)]
+    udf = ApplyMasksUDF(factories, backends=("numpy",), mask_dtype=np.float64, use_torch=False)
+    assert udf.get_backends() == ("numpy",)
+    assert udf.get_mask_count() == 2
+    assert udf.get_mask_dtype() == np.float64
+    assert udf.get_method() == UDFMethod.TILE
+    res = inline_ctx.run_udf(ds, udf)
+    assert res["intensity"].data.dtype == np.float64
+    assert np.allclose(res["intensity"].data[..., 0], data.sum(axis=(2, 3)), rtol=1e-6)
+    stack = ApplyMasksUDF(lambda: np.ones((3, *SIG)), mask_count=3, preferred_dtype=np.float64)
+    assert stack.get_mask_count() == 3
+    assert stack.get_preferred_input_dtype() == np.float64
+    with pytest.raises(ValueError, match="not supported"):
+        ApplyMasksUDF(factories, backends=("cuda",))
+
+
+def test_apply_masks_engine_and_masks_property(inline_ctx, ds, data):
+    udf = ApplyMasksUDF([lambda: np.ones(SIG), lambda: np.eye(*SIG)])
+    inline_ctx.run_udf(ds, udf)  # gives the UDF its meta data
+    container = udf.masks
+    assert len(container) == 2
+    engine = ApplyMasksEngine(container, udf.meta, use_torch=True)
+    frame = data[0, 0]
+    got = engine.process_frame_shifted(frame, (0, 0))
+    assert np.allclose(got, [frame.sum(), np.trace(frame)], rtol=1e-5)
+
+
+def test_rmatmul():
+    rng = np.random.default_rng(27)
+    left = rng.random((5, 12))
+    right = scipy.sparse.random(12, 3, density=0.4, format="csr", random_state=1)
+    assert np.allclose(rmatmul(left, right), left @ right.toarray())
+    assert np.allclose(rmatmul(left, right.tocsc()), left @ right.toarray())
+    with pytest.raises(ValueError, match="dense"):
+        rmatmul(right, right)
+    with pytest.raises(ValueError, match="scipy.sparse"):
+        rmatmul(left, left)
+
+
+def test_udf_exceptions_before_work(inline_ctx, ds):
+    with pytest.raises(ValueError, match="rad_in"):
+        CrystallinityUDF(rad_in=5, rad_out=5, real_center=(0, 0), real_rad=0)
+    with pytest.raises((UDFException, ValueError)):
+        inline_ctx.run_udf(
+            ds, CrystallinityUDF(rad_in=90, rad_out=100, real_center=(0, 0), real_rad=0)
+        )
