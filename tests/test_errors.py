@@ -455,3 +455,29 @@ def test_udf_raises_async(ctx, iterate):
     with pytest.raises(MyError):
         asyncio.run(main())
     assert_ctx_works(ctx)
+
+
+def test_public_exceptions_are_the_common_ones():
+    """``libertem.exceptions`` exposes the same classes that the engine raises."""
+    import libertem.common.exceptions as common
+    import libertem.exceptions as public
+    from libertem.api import Context
+
+    for name in ("DataSetException", "UDFException", "UDFRunCancelled", "ExecutorSpecException"):
+        assert getattr(public, name) is getattr(common, name)
+    with pytest.raises(public.ExecutorSpecException):
+        Context.make_with("no-such-executor")
+
+
+def test_module_level_load(tmp_path):
+    """``libertem.api.load`` opens a dataset with a given executor, as ``Context.load`` does."""
+    from libertem.api import load
+    from libertem.executor.inline import InlineJobExecutor
+
+    data = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape((2, 3, 4, 5))
+    path = tmp_path / "d.npy"
+    np.save(path, data)
+    ds = load("npy", str(path), executor=InlineJobExecutor())
+    assert tuple(ds.shape) == data.shape
+    with pytest.raises(DataSetException, match="auto"):
+        load("auto", executor=InlineJobExecutor())

@@ -96,6 +96,27 @@ def test_untagged_workers_all_compute():
     assert Scheduler(WorkerSet([])).effective_worker_count() == 1
 
 
+class _Task:
+    def __init__(self, resources):
+        self._resources = resources
+
+    def get_resources(self):
+        return self._resources
+
+
+def test_scheduler_workers_for_task():
+    scheduler = Scheduler(_workers())
+    cpu = scheduler.workers_for_task(_Task({"CPU": 1, "compute": 1}))
+    assert cpu.names() == ["a-cpu-0", "b-cpu-0"]
+    assert scheduler.workers_for_task(_Task({"CUDA": 1})).names() == ["a-cuda-0"]
+    # no requirements: every compute worker, never the service worker
+    assert scheduler.workers_for_task(_Task({})).names() == ["a-cpu-0", "a-cuda-0", "b-cpu-0"]
+    untagged = WorkerSet([Worker("x", "h", {}, 1)])
+    assert Scheduler(untagged).workers_for_task(_Task({"CUDA": 1})).names() == ["x"]
+    with pytest.raises(ValueError, match="CUDA"):
+        Scheduler(_workers().has_cpu()).workers_for_task(_Task({"CUDA": 1}))
+
+
 # --- queues --------------------------------------------------------------------------------
 
 

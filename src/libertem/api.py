@@ -36,7 +36,7 @@ from libertem.common.roi import normalize_roi
 from libertem.common.sparse import sparse_to_coo, to_dense  # noqa: F401 - documented here too
 from libertem.corrections import CorrectionSet  # noqa: F401 - documented here too
 from libertem.executor.base import JobExecutor
-from libertem.io.dataset import load as load_dataset
+from libertem.io.dataset import load
 from libertem.io.dataset.base import DataSet
 from libertem.udf.auto import AutoUDF
 from libertem.udf.base import UDF
@@ -248,7 +248,7 @@ class Context(AnalysisMixin):
         """
         if io_backend is not None:
             kwargs["io_backend"] = io_backend
-        return load_dataset(filetype, *args, executor=self.executor, **kwargs)
+        return load(filetype, *args, executor=self.executor, **kwargs)
 
     # running UDFs ---------------------------------------------------------------
     def run_udf(

@@ -1,5 +1,10 @@
-"""Public exceptions for datasets."""
+"""Public exceptions: bad datasets, bad UDFs, cancelled runs, bad executor specs."""
 
-from libertem.common.exceptions import DataSetException
+from libertem.common.exceptions import (
+    DataSetException,
+    ExecutorSpecException,
+    UDFException,
+    UDFRunCancelled,
+)
 
-__all__ = ["DataSetException"]
+__all__ = ["DataSetException", "ExecutorSpecException", "UDFException", "UDFRunCancelled"]

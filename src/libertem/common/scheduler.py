@@ -172,5 +172,26 @@ class Scheduler:
         """
         return max(1, self.workers.compute_workers().concurrency())
 
+    def workers_for_task(self, task) -> WorkerSet:
+        """The workers that have every resource ``task.get_resources()`` asks for.
+
+        Tasks without resource requirements, and clusters without resource tags,
+        can use every compute worker.
+
+        Raises
+        ------
+        ValueError
+            If no worker offers what the task needs.
+        """
+        wanted = task.get_resources() or {}
+        if not wanted or not any(w.resources for w in self.workers):
+            return self.workers.compute_workers()
+        fitting = self.workers.filter(
+            lambda w: all(w.resources.get(name, 0) >= amount for name, amount in wanted.items())
+        )
+        if not fitting:
+            raise ValueError(f"no worker offers the resources {wanted} the task needs")
+        return fitting
+
 
 __all__ = ["ResourceDef", "Scheduler", "Worker", "WorkerSet"]
