@@ -25,6 +25,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 MIB = 1024 * 1024
+#: the growth (since the first 10 runs) the soak must stay within, per process
+LIMIT_MIB = 50
 
 
 def _rss() -> int:
@@ -117,11 +119,23 @@ def soak(runs: int = 1000, failing: int = 250) -> dict[str, float]:
 
     out = {"main": report(f"main after 10 -> {runs} runs", main0, main1, runs - 10)}
     out["main failing"] = report(f"main over {failing} failing runs", main1, main2, failing)
+    growth = {"main": (max(main1, main2) - main0) / MIB}
     for name in sorted(workers0):
         short = name.rsplit(":", 1)[-1]
-        report(f"worker :{short} 10 -> {runs} runs", workers0[name], workers1[name], runs - 10)
+        key = f"worker :{short}"
+        out[key] = report(f"{key} 10 -> {runs} runs", workers0[name], workers1[name], runs - 10)
         if name in workers2:
-            report(f"worker :{short} failing", workers1[name], workers2[name], failing)
+            out[f"{key} failing"] = report(
+                f"{key} failing", workers1[name], workers2[name], failing
+            )
+            growth[key] = (max(workers1[name], workers2[name]) - workers0[name]) / MIB
+    worst = max(growth, key=growth.get)
+    verdict = "within" if growth[worst] <= LIMIT_MIB else "NOT within"
+    print(
+        f"largest growth since the first 10 runs: {worst} {growth[worst]:+.1f} MiB "
+        f"({verdict} {LIMIT_MIB} MiB)",
+        flush=True,
+    )
     return out
 
 

@@ -18,8 +18,6 @@ import time
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 logging.getLogger("distributed").setLevel(logging.WARNING)
 
-import distributed  # noqa: E402
-
 from libertem.executor.dask import DaskJobExecutor, cluster_spec  # noqa: E402
 
 N_CPU_WORKERS = 2
@@ -45,18 +43,7 @@ def acquire_cluster() -> DaskJobExecutor:
     with _lock:
         if _shared is None:
             spec = cluster_spec(cpus=range(N_CPU_WORKERS), cudas=[], has_cupy=False)
-            scheduler = {
-                "cls": distributed.Scheduler,
-                "options": {
-                    "host": "127.0.0.1",
-                    "port": 0,
-                    "dashboard": False,
-                    "dashboard_address": ":0",
-                },
-            }
-            _shared = DaskJobExecutor.make_local(
-                spec=spec, cluster_kwargs={"scheduler": scheduler}
-            )
+            _shared = DaskJobExecutor.make_local(spec=spec)
         _users += 1
         return _shared
 
@@ -116,3 +103,113 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+# --- processes of a real cluster (dask scheduler, libertem-worker) ------------------------
+
+
+def subprocess_env() -> dict:
+    """Environment for scheduler and worker processes started by tests."""
+    env = dict(os.environ)
+    env["DASK_LOGGING__DISTRIBUTED"] = "warning"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def popen_logged(args, log):
+    """Start a process in its own process group (so it and its children can be killed),
+    its output going to the file ``log``."""
+    import subprocess
+
+    fh = open(log, "wb")  # noqa: SIM115 - closed in terminate
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+        start_new_session=True,
+    )
+    proc._log_handle = fh  # type: ignore[attr-defined]
+    return proc
+
+
+def terminate(procs) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after a grace period."""
+    import signal
+    import subprocess
+
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        # the group may hold children (worker processes) even if the leader exited
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        proc._log_handle.close()  # type: ignore[attr-defined]
+
+
+def logs_of(directory) -> str:
+    """The ends of the ``*.log`` files in ``directory``."""
+    from pathlib import Path
+
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+        for p in Path(directory).glob("*.log")
+    )
+
+
+def wait_for_processes(predicate, timeout, what, procs, log_dir):
+    """Poll ``predicate()`` until it returns something true; fail the test if one of
+    ``procs`` exits or ``timeout`` s pass (with the processes' logs)."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(f"{proc.args} exited with {proc.returncode}\n{logs_of(log_dir)}")
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}\n{logs_of(log_dir)}")
+
+
+def listening_addresses(pids) -> list[tuple[str, int, int]]:
+    """``(ip, port, pid)`` of every listening TCP socket of the processes ``pids`` and of
+    all their children."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            procs.append(proc)
+            procs.extend(proc.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    out = []
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for conn in conns:
+            if conn.status == psutil.CONN_LISTEN:
+                out.append((conn.laddr.ip, conn.laddr.port, proc.pid))
+    return out

@@ -15,7 +15,7 @@ import libertem.io.dataset.zarr as zarr_ds
 from libertem.corrections import CorrectionSet
 from libertem.exceptions import DataSetException
 from libertem.io.dataset import detect
-from libertem.io.dataset.zarr_grid import FlatChunkGrid, flat_slabs
+from libertem.io.dataset.base.chunked import FlatChunkGrid, flat_slabs
 from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF

@@ -9,7 +9,7 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libertem.io.dataset.zarr_grid import FlatChunkGrid
+from libertem.io.dataset.base.chunked import FlatChunkGrid
 from libertem.io.export import (
     export_chunks,
     export_zarr,

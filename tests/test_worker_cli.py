@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+from dask_shared import popen_logged as _popen
+from dask_shared import subprocess_env as _env
+from dask_shared import terminate as _terminate
+from dask_shared import wait_for_processes as _wait_for
 from libertem.api import Context
 from libertem.executor.dask import DaskJobExecutor
 from libertem.udf.masks import ApplyMasksUDF
@@ -25,73 +26,6 @@ BIN = Path(sys.executable).parent
 DASK = BIN / "dask"
 WORKER = BIN / "libertem-worker"
 START_TIMEOUT = 90
-
-
-def _env():
-    env = dict(os.environ)
-    env["DASK_LOGGING__DISTRIBUTED"] = "warning"
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def _popen(args, log: Path) -> subprocess.Popen:
-    """Start a process in its own process group (so it and its children can be killed)."""
-    fh = open(log, "wb")  # noqa: SIM115 - closed in _terminate
-    proc = subprocess.Popen(
-        [str(a) for a in args],
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        env=_env(),
-        start_new_session=True,
-    )
-    proc._log_handle = fh  # type: ignore[attr-defined]
-    return proc
-
-
-def _terminate(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after a grace period."""
-    for proc in procs:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in procs:
-        # the group may hold children (worker processes) even if the leader exited
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        proc._log_handle.close()  # type: ignore[attr-defined]
-
-
-def _logs(tmp_path: Path) -> str:
-    return "\n".join(
-        f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in tmp_path.glob("*.log")
-    )
-
-
-def _wait_for(predicate, timeout, what, procs, tmp_path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        for proc in procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{proc.args} exited with {proc.returncode}\n{_logs(tmp_path)}")
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}\n{_logs(tmp_path)}")
 
 
 def test_worker_help():

@@ -7,22 +7,6 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # documented names, for type checkers only
-    from libertem.viz.base import Live2DPlot  # noqa: F401
-
-from libertem.analysis import (  # noqa: F401 - documented here too
-    Analysis,
-    AnalysisResultSet,
-    BaseAnalysis,
-    COMAnalysis,
-    DiskMaskAnalysis,
-    MasksAnalysis,
-    PickFrameAnalysis,
-    PointMaskAnalysis,
-    RadialFourierAnalysis,
-    RingMaskAnalysis,
-    SumAnalysis,
-)
 from libertem.analysis.context_mixin import AnalysisMixin
 from libertem.common.async_utils import (  # noqa: F401 - documented here too
     async_generator,
@@ -31,13 +15,10 @@ from libertem.common.async_utils import (  # noqa: F401 - documented here too
 )
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import ExecutorSpecException
+from libertem.common.lazy import lazy_names
 from libertem.common.progress import ProgressReporter
 from libertem.common.roi import normalize_roi
-from libertem.common.sparse import sparse_to_coo, to_dense  # noqa: F401 - documented here too
-from libertem.corrections import CorrectionSet  # noqa: F401 - documented here too
 from libertem.executor.base import JobExecutor
-from libertem.io.dataset import load
-from libertem.io.dataset.base import DataSet
 from libertem.udf.auto import AutoUDF
 from libertem.udf.base import UDF
 from libertem.udf.result_generator import (  # noqa: F401 - documented here too
@@ -49,7 +30,10 @@ from libertem.udf.result_generator import (  # noqa: F401 - documented here too
     RunUDFGenTypeL,
 )
 from libertem.udf.results import UDFResults  # noqa: F401 - documented here too
-from libertem.udf.runner import UDFRunner
+
+if TYPE_CHECKING:  # documented names, for type checkers only
+    from libertem.io.dataset.base import DataSet
+    from libertem.viz.base import Live2DPlot  # noqa: F401
 
 _EXECUTOR_SPECS = (
     "inline",
@@ -246,6 +230,8 @@ class Context(AnalysisMixin):
         DataSetException
             For an unknown filetype or data that cannot be read as described.
         """
+        from libertem.io.dataset import load
+
         if io_backend is not None:
             kwargs["io_backend"] = io_backend
         return load(filetype, *args, executor=self.executor, **kwargs)
@@ -305,6 +291,8 @@ class Context(AnalysisMixin):
             )
 
         def run():
+            from libertem.udf.runner import UDFRunner
+
             results = UDFRunner(udfs).run_for_dataset(
                 dataset,
                 self.executor,
@@ -341,6 +329,8 @@ class Context(AnalysisMixin):
         """
         udfs, _ = self._udf_list(udf)
         roi = normalize_roi(roi, dataset.shape.nav)
+        from libertem.udf.runner import UDFRunner
+
         plot_objects = self._prepare_plots(plots, dataset, udfs, roi)
         runner = UDFRunner(udfs)
         gen = runner.run_for_dataset_sync(
@@ -403,8 +393,10 @@ class Context(AnalysisMixin):
         return [udf], True
 
 
-# executor names LiberTEM documents here; imported on first use (Dask is slow to import)
-_EXECUTOR_NAMES = {
+# Names LiberTEM documents here that load on first use: executors (Dask is slow to
+# import), datasets (numba), analyses, corrections and the sparse helpers (scipy.sparse
+# and pydata.sparse).
+_LAZY_NAMES = {
     "ConcurrentJobExecutor": "libertem.executor.concurrent",
     "DaskJobExecutor": "libertem.executor.dask",
     "DelayedJobExecutor": "libertem.executor.delayed",
@@ -413,13 +405,29 @@ _EXECUTOR_NAMES = {
     "cluster_spec": "libertem.executor.dask",
     "get_dask_integration_executor": "libertem.executor.integration",
     "make_canonical": "libertem.executor.base",
+    "DataSet": "libertem.io.dataset.base",
+    "load": "libertem.io.dataset",
+    "UDFRunner": "libertem.udf.runner",
+    "CorrectionSet": "libertem.corrections",
+    "sparse_to_coo": "libertem.common.sparse",
+    "to_dense": "libertem.common.sparse",
+    **{
+        name: "libertem.analysis"
+        for name in (
+            "Analysis",
+            "AnalysisResultSet",
+            "BaseAnalysis",
+            "COMAnalysis",
+            "DiskMaskAnalysis",
+            "MasksAnalysis",
+            "PickFrameAnalysis",
+            "PointMaskAnalysis",
+            "RadialFourierAnalysis",
+            "RingMaskAnalysis",
+            "SumAnalysis",
+        )
+    },
 }
 
 
-def __getattr__(name: str):
-    module = _EXECUTOR_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY_NAMES)

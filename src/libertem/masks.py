@@ -46,10 +46,17 @@ __all__ = [
 ]
 
 
+def _squared_radius_map(
+    centerX: float, centerY: float, imageSizeX: int, imageSizeY: int
+) -> np.ndarray:
+    """Squared distance of each pixel center from ``(centerX, centerY)``."""
+    y, x = np.ogrid[0:imageSizeY, 0:imageSizeX]
+    return (x - centerX) ** 2 + (y - centerY) ** 2
+
+
 def _radius_map(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int) -> np.ndarray:
     """Distance of each pixel center from ``(centerX, centerY)``."""
-    y, x = np.ogrid[0:imageSizeY, 0:imageSizeX]
-    return np.sqrt((x - centerX) ** 2 + (y - centerY) ** 2)
+    return np.sqrt(_squared_radius_map(centerX, centerY, imageSizeX, imageSizeY))
 
 
 def circular(
@@ -84,7 +91,8 @@ def circular(
         return radial_bins(
             centerX, centerY, imageSizeX, imageSizeY, radius=radius, n_bins=1, use_sparse=False
         )[0]
-    return _radius_map(centerX, centerY, imageSizeX, imageSizeY) <= radius
+    # squared distances: the boundary does not depend on the rounding of a square root
+    return _squared_radius_map(centerX, centerY, imageSizeX, imageSizeY) <= radius * radius
 
 
 def ring(
@@ -135,8 +143,8 @@ def ring(
             n_bins=1,
             use_sparse=False,
         )[0]
-    r = _radius_map(centerX, centerY, imageSizeX, imageSizeY)
-    return (r <= radius) & ~(r <= radius_inner)
+    r2 = _squared_radius_map(centerX, centerY, imageSizeX, imageSizeY)
+    return (r2 <= radius * radius) & ~(r2 <= radius_inner * radius_inner)
 
 
 def rectangular(X, Y, Width, Height, imageSizeX: int, imageSizeY: int) -> np.ndarray:

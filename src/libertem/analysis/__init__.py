@@ -1,28 +1,29 @@
 """Analyses: ready-made UDF runs (masks, disk, ring, point, sum, COM, pick, radial
 Fourier) with named, visualizable results; created with ``Context.create_*_analysis``
-and run with ``Context.run``."""
+and run with ``Context.run``.
 
-from libertem.analysis.base import Analysis, AnalysisResult, AnalysisResultSet, BaseAnalysis
-from libertem.analysis.com import COMAnalysis
-from libertem.analysis.disk import DiskMaskAnalysis
-from libertem.analysis.masks import MasksAnalysis
-from libertem.analysis.point import PointMaskAnalysis
-from libertem.analysis.radialfourier import RadialFourierAnalysis
-from libertem.analysis.raw import PickFrameAnalysis
-from libertem.analysis.ring import RingMaskAnalysis
-from libertem.analysis.sum import SumAnalysis
+The classes load on first access, so that importing :mod:`libertem.api` (whose
+``Context`` creates them) stays quick.
+"""
 
-__all__ = [
-    "Analysis",
-    "AnalysisResult",
-    "AnalysisResultSet",
-    "BaseAnalysis",
-    "COMAnalysis",
-    "DiskMaskAnalysis",
-    "MasksAnalysis",
-    "PointMaskAnalysis",
-    "RingMaskAnalysis",
-    "PickFrameAnalysis",
-    "RadialFourierAnalysis",
-    "SumAnalysis",
-]
+from libertem.common.lazy import lazy_names
+
+_WHERE = {
+    "Analysis": "libertem.analysis.base",
+    "AnalysisResult": "libertem.analysis.base",
+    "AnalysisResultSet": "libertem.analysis.base",
+    "BaseAnalysis": "libertem.analysis.base",
+    "COMAnalysis": "libertem.analysis.com",
+    "DiskMaskAnalysis": "libertem.analysis.disk",
+    "MasksAnalysis": "libertem.analysis.masks",
+    "PointMaskAnalysis": "libertem.analysis.point",
+    "RingMaskAnalysis": "libertem.analysis.ring",
+    "PickFrameAnalysis": "libertem.analysis.raw",
+    "RadialFourierAnalysis": "libertem.analysis.radialfourier",
+    "SumAnalysis": "libertem.analysis.sum",
+}
+
+__all__ = list(_WHERE)
+
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

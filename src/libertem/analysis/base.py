@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -175,14 +176,16 @@ class Analysis:
         results = [
             AnalysisResult(
                 raw_data=magnitude if data.dtype.kind == "c" else data,
-                visualized=_deferred(visualize_simple, magnitude, damage=damage),
+                visualized=functools.partial(visualize_simple, magnitude, damage=damage),
                 key=lin_key,
                 title=f"{title} [magn]" if data.dtype.kind == "c" else title,
                 desc=f"{desc} [magn]" if data.dtype.kind == "c" else desc,
             ),
             AnalysisResult(
                 raw_data=magnitude if data.dtype.kind == "c" else data,
-                visualized=_deferred(visualize_simple, magnitude, logarithmic=True, damage=damage),
+                visualized=functools.partial(
+                    visualize_simple, magnitude, logarithmic=True, damage=damage
+                ),
                 key=log_key,
                 title=f"{title} [log]",
                 desc=f"{desc} [log]",
@@ -194,7 +197,7 @@ class Analysis:
             results.append(
                 AnalysisResult(
                     raw_data=part,
-                    visualized=_deferred(visualize_simple, part, damage=damage),
+                    visualized=functools.partial(visualize_simple, part, damage=damage),
                     key=f"{key_prefix}_{suffix}",
                     title=f"{title} [{suffix}]",
                     desc=f"{desc} [{suffix}]",
@@ -203,7 +206,7 @@ class Analysis:
         results.append(
             AnalysisResult(
                 raw_data=data,
-                visualized=_deferred(rgb_from_2dvector, data.imag, data.real),
+                visualized=functools.partial(rgb_from_2dvector, data.imag, data.real),
                 key=f"{key_prefix}_complex",
                 title=f"{title} [complex]",
                 desc=f"{desc} [complex: hue is the phase, brightness the magnitude]",
@@ -273,15 +276,6 @@ class Analysis:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.parameters}>"
-
-
-def _deferred(func, *args, **kwargs):
-    """A callable that makes an image when a result's ``visualized`` is first read."""
-
-    def make():
-        return func(*args, **kwargs)
-
-    return make
 
 
 class BaseAnalysis(Analysis):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from libertem import masks
 from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
 from libertem.analysis.helper import GeneratorHelper
 from libertem.analysis.masks import BaseMasksAnalysis, given, sig_center, with_roi
@@ -21,8 +19,10 @@ from libertem.udf.com_fields import (
     coordinate_check,
     curl_2d,
     divergence,
+    divergence_and_curl,
     guess_corrections,
     magnitude,
+    selection_factory,
 )
 
 if TYPE_CHECKING:
@@ -190,10 +190,7 @@ class COMAnalysis(BaseMasksAnalysis):
             raise ValueError(f"COM needs 2D frames, the dataset has signal shape {self.sig_shape}")
         sy, sx = self.sig_shape
         p = self.parameters
-        if p["ri"]:
-            base = functools.partial(masks.ring, p["cx"], p["cy"], sx, sy, p["r"], p["ri"])
-        else:
-            base = functools.partial(masks.circular, p["cx"], p["cy"], sx, sy, p["r"])
+        base = selection_factory(p["cy"], p["cx"], sy, sx, p["r"], p["ri"])
         return com_masks_generic(sy, sx, base)
 
     def get_use_sparse(self):
@@ -208,10 +205,7 @@ class COMAnalysis(BaseMasksAnalysis):
         p = self.parameters
         raw_y, raw_x = center_shifts(img_sum, img_y, img_x, p["cy"], p["cx"])
         y, x = apply_correction(raw_y, raw_x, p["scan_rotation"], p["flip_y"])
-        if y.ndim == 2:
-            div, curl = divergence(y, x), curl_2d(y, x)
-        else:
-            div, curl = np.zeros(y.shape), np.zeros(y.shape)
+        div, curl = divergence_and_curl(y, x)
         mag = magnitude(y, x)
         if damage is not None and damage is not True:
             damage = np.asarray(damage, dtype=bool).reshape(y.shape)

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from libertem.analysis.base import Analysis, AnalysisResultSet
-from libertem.analysis.com import COMAnalysis
-from libertem.analysis.disk import DiskMaskAnalysis
-from libertem.analysis.export import export_dataset as _export_dataset
-from libertem.analysis.masks import MasksAnalysis
-from libertem.analysis.point import PointMaskAnalysis
-from libertem.analysis.radialfourier import RadialFourierAnalysis
-from libertem.analysis.raw import PickFrameAnalysis
-from libertem.analysis.ring import RingMaskAnalysis
-from libertem.analysis.sum import SumAnalysis
+from libertem.common.roi import normalize_roi
+
+# The analyses (and what they import: masks, sparse arrays, the UDF library) load
+# on first use, so that importing libertem.api stays quick.
+if TYPE_CHECKING:
+    from libertem.analysis.base import Analysis, AnalysisResultSet
+    from libertem.analysis.com import COMAnalysis
+    from libertem.analysis.disk import DiskMaskAnalysis
+    from libertem.analysis.masks import MasksAnalysis
+    from libertem.analysis.point import PointMaskAnalysis
+    from libertem.analysis.radialfourier import RadialFourierAnalysis
+    from libertem.analysis.raw import PickFrameAnalysis
+    from libertem.analysis.ring import RingMaskAnalysis
+    from libertem.analysis.sum import SumAnalysis
 
 __all__ = ["AnalysisMixin"]
 
@@ -28,25 +33,10 @@ def _given(**kwargs) -> dict:
 
 
 def _dense_roi(roi, nav_shape: tuple[int, ...]) -> np.ndarray | None:
-    """A navigation-shaped boolean mask from the ROI forms ``run_udf`` accepts: a
-    (dense or sparse) mask, the coordinates of one frame, or ``(coordinates,
-    selected)`` pairs."""
-    from libertem.common.sparse import is_sparse, to_dense
-
-    if roi is None:
-        return None
-    if is_sparse(roi):
-        return to_dense(roi).astype(bool).reshape(nav_shape)
-    if isinstance(roi, tuple) and all(isinstance(c, (int, np.integer)) for c in roi):
-        mask = np.zeros(nav_shape, dtype=bool)
-        mask[roi] = True
-        return mask
-    if isinstance(roi, (list, tuple)) and roi and isinstance(roi[0], (list, tuple)):
-        mask = np.zeros(nav_shape, dtype=bool)
-        for coords, selected in roi:
-            mask[tuple(coords)] = bool(selected)
-        return mask
-    return np.asarray(roi).astype(bool).reshape(nav_shape)
+    """A navigation-shaped boolean mask from the ROI forms ``run_udf`` accepts (see
+    :func:`~libertem.common.roi.normalize_roi`), or ``None``."""
+    flat = normalize_roi(roi, nav_shape)
+    return None if flat is None else flat.reshape(nav_shape)
 
 
 class AnalysisMixin:
@@ -166,6 +156,8 @@ class AnalysisMixin:
         dtype
             Preferred input dtype.
         """
+        from libertem.analysis.masks import MasksAnalysis
+
         return MasksAnalysis(
             dataset=dataset,
             parameters={
@@ -184,6 +176,8 @@ class AnalysisMixin:
     ) -> DiskMaskAnalysis:
         """Sum each frame within a disk of radius ``r`` around ``(cx, cy)``; result
         ``intensity``. Defaults: the detector centre and a quarter of its smaller side."""
+        from libertem.analysis.disk import DiskMaskAnalysis
+
         return DiskMaskAnalysis(dataset=dataset, parameters=_given(cx=cx, cy=cy, r=r))
 
     def create_ring_analysis(
@@ -197,6 +191,8 @@ class AnalysisMixin:
         """Sum each frame within the ring ``ri < r <= ro`` around ``(cx, cy)``; result
         ``intensity``. Defaults: the detector centre, ``ro`` half its smaller side,
         ``ri = 0.8 * ro``."""
+        from libertem.analysis.ring import RingMaskAnalysis
+
         return RingMaskAnalysis(dataset=dataset, parameters=_given(cx=cx, cy=cy, ri=ri, ro=ro))
 
     def create_point_analysis(
@@ -204,10 +200,14 @@ class AnalysisMixin:
     ) -> PointMaskAnalysis:
         """The value of detector pixel (column ``x``, row ``y``) in each frame; result
         ``intensity``. Default: the detector centre."""
+        from libertem.analysis.point import PointMaskAnalysis
+
         return PointMaskAnalysis(dataset=dataset, parameters=_given(x=x, y=y))
 
     def create_sum_analysis(self, dataset) -> SumAnalysis:
         """Sum of all frames; result ``intensity`` (signal-shaped)."""
+        from libertem.analysis.sum import SumAnalysis
+
         return SumAnalysis(dataset=dataset, parameters={})
 
     def create_com_analysis(
@@ -226,6 +226,8 @@ class AnalysisMixin:
         :class:`~libertem.analysis.com.COMAnalysis`. ``mask_radius_inner`` makes
         the mask a ring; ``scan_rotation`` is in degrees.
         """
+        from libertem.analysis.com import COMAnalysis
+
         parameters = _given(cx=cx, cy=cy, r=mask_radius, ri=mask_radius_inner)
         parameters.update(flip_y=flip_y, scan_rotation=scan_rotation)
         return COMAnalysis(dataset=dataset, parameters=parameters)
@@ -235,6 +237,8 @@ class AnalysisMixin:
     ) -> PickFrameAnalysis:
         """The frame at scan position (column ``x``, row ``y``; ``z`` for a 3D scan);
         result ``intensity``."""
+        from libertem.analysis.raw import PickFrameAnalysis
+
         return PickFrameAnalysis(dataset=dataset, parameters=_given(x=x, y=y, z=z))
 
     def create_radial_fourier_analysis(
@@ -250,6 +254,8 @@ class AnalysisMixin:
     ) -> RadialFourierAnalysis:
         """Angular Fourier coefficients on ``n_bins`` rings between ``ri`` and ``ro``;
         see :class:`~libertem.analysis.radialfourier.RadialFourierAnalysis`."""
+        from libertem.analysis.radialfourier import RadialFourierAnalysis
+
         parameters = _given(
             cx=cx, cy=cy, ri=ri, ro=ro, n_bins=n_bins, max_order=max_order, use_sparse=use_sparse
         )
@@ -276,6 +282,8 @@ class AnalysisMixin:
             Results by key, with attribute and item access
             (``result.intensity.raw_data``, ``result['intensity'].visualized``).
         """
+        from libertem.analysis.base import Analysis
+
         if not isinstance(job, Analysis):
             raise TypeError(f"run() expects an analysis, got {type(job).__name__}")
         if job.TYPE != "UDF":
@@ -332,8 +340,10 @@ class AnalysisMixin:
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
+        from libertem.analysis.export import export_dataset
+
         if path is None:
             raise TypeError("export_dataset() needs a path")
-        return _export_dataset(
+        return export_dataset(
             self, dataset, path, roi=roi, progress=progress, overwrite=overwrite, format=format
         )

@@ -6,28 +6,31 @@ import os
 
 import numpy as np
 
+from libertem.common.math import prod
+from libertem.common.roi import normalize_roi
 from libertem.udf.base import UDF
+from libertem.udf.record import RecordUDF
 
 __all__ = ["export_dataset", "ExportUDF"]
 
 
 class ExportUDF(UDF):
-    """Write each tile into a file laid out as C-ordered frames (internal helper).
+    """Write each tile into a raw binary file of C-ordered frames (internal helper).
+
+    The ``.npy`` counterpart is :class:`~libertem.udf.record.RecordUDF`.
 
     Parameters
     ----------
     path
         The file, already created at its full size.
-    offset
-        Bytes before the first frame (the ``.npy`` header).
     dtype
         Dtype of the file.
     n_frames
         Number of frames in the file (selected frames with a ROI).
     """
 
-    def __init__(self, path: str, offset: int, dtype: str, n_frames: int):
-        super().__init__(path=path, offset=offset, dtype=dtype, n_frames=n_frames)
+    def __init__(self, path: str, dtype: str, n_frames: int):
+        super().__init__(path=path, dtype=dtype, n_frames=n_frames)
 
     def get_preferred_input_dtype(self):
         return self.USE_NATIVE_DTYPE
@@ -38,18 +41,11 @@ class ExportUDF(UDF):
     def get_task_data(self):
         p = self.params
         shape = (p.n_frames, *tuple(self.meta.dataset_shape.sig))
-        return {
-            "out": np.memmap(
-                p.path, mode="r+", dtype=np.dtype(p.dtype), offset=p.offset, shape=shape
-            )
-        }
+        return {"out": np.memmap(p.path, mode="r+", dtype=np.dtype(p.dtype), shape=shape)}
 
     def process_tile(self, tile):
         """Write the tile into its place in the output file."""
-        s = self.meta.slice
-        start = s.origin[0]
-        index = (slice(start, start + s.shape[0]), *s.get(sig_only=True))
-        self.task_data.out[index] = tile
+        self.task_data.out[self.meta.slice.get()] = tile
 
     def postprocess(self):
         """Flush the partition's writes to the file."""
@@ -77,25 +73,17 @@ def export_dataset(
         raise ValueError(f"format must be 'npy', 'raw' or 'zarr', got {format!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    shape = dataset.shape
-    dtype = np.dtype(dataset.dtype)
-    sig = tuple(shape.sig)
-    if roi is None:
-        n_frames = shape.nav.size
-        file_shape = tuple(shape)
-    else:
-        roi = np.asarray(roi, dtype=bool)
-        n_frames = int(np.count_nonzero(roi))
-        file_shape = (n_frames, *sig)
+    roi = normalize_roi(roi, dataset.shape.nav)
     if format == "npy":
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=file_shape)
-        offset = int(out.offset)
-        del out
-    else:
-        with open(path, "wb") as f:
-            f.truncate(n_frames * int(np.prod(sig, dtype=np.int64)) * dtype.itemsize)
-        offset = 0
+        # RecordUDF creates the file (with its header) before the run starts
+        ctx.run_udf(dataset=dataset, udf=RecordUDF(path), roi=roi, progress=progress)
+        return path
+    dtype = np.dtype(dataset.dtype)
+    sig = tuple(dataset.shape.sig)
+    n_frames = dataset.shape.nav.size if roi is None else int(np.count_nonzero(roi))
+    with open(path, "wb") as f:
+        f.truncate(n_frames * prod(sig) * dtype.itemsize)
     if n_frames:
-        udf = ExportUDF(path=path, offset=offset, dtype=dtype.str, n_frames=n_frames)
+        udf = ExportUDF(path=path, dtype=dtype.str, n_frames=n_frames)
         ctx.run_udf(dataset=dataset, udf=udf, roi=roi, progress=progress)
     return path

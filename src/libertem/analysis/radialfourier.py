@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import sparse
 
 from libertem import masks
 from libertem.analysis.base import AnalysisResult, AnalysisResultSet
@@ -56,10 +55,9 @@ def radial_fourier_masks(
     _, phi = masks.polar_map(cx, cy, imageSizeX, imageSizeY)
     orders = np.arange(max_order + 1)
     waves = np.exp(-1j * orders[:, None, None] * phi[None]).astype(np.complex64)
-    if isinstance(bins, sparse.SparseArray):
-        stack = bins[:, None] * waves[None]
-        return stack.reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
-    return (bins[:, None] * waves[None]).reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
+    # broadcasting keeps sparse bins sparse
+    stack = bins[:, None] * waves[None]
+    return stack.reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
 
 
 class RadialFourierResultSet(AnalysisResultSet):

@@ -47,9 +47,15 @@ def get_device_class() -> str:
     return "cpu" if _state["cuda"] is None else "cuda"
 
 
+def is_cupy_backend(backend: str | None) -> bool:
+    """Whether data of array backend ``backend`` lives in CuPy arrays (``'cupy'``,
+    ``'cupyx.scipy.sparse...'``); ``'cuda'`` is NumPy data on a CUDA worker."""
+    return backend is not None and (backend == "cupy" or backend.startswith("cupyx."))
+
+
 def get_array_module(backend: str):
     """The array module of an array backend: ``cupy`` for CuPy's backends, else ``numpy``."""
-    if backend == "cupy" or backend.startswith("cupyx."):
+    if is_cupy_backend(backend):
         import cupy
 
         return cupy
@@ -75,15 +81,3 @@ def set_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):  # pragma: no cover - a restricted environment
             pass
-
-
-def to_host(array):
-    """A NumPy array with the content of ``array`` (a no-op for NumPy arrays)."""
-    import numpy
-
-    if isinstance(array, numpy.ndarray):
-        return array
-    get = getattr(array, "get", None)
-    if get is not None:
-        return get()
-    return numpy.asarray(array)

@@ -533,17 +533,6 @@ class BufferWrapper:
         buf.set_buffer(data, is_global=True)
         return buf
 
-    def bind_aux(self, nav_start: int, nav_stop: int, roi_flat: np.ndarray | None) -> None:
-        """Select the aux data of frames ``[nav_start, nav_stop)`` that the ROI keeps."""
-        source = self._aux_source
-        if self._kind == "nav":
-            part = source[nav_start:nav_stop]
-            if roi_flat is not None:
-                part = part[roi_flat[nav_start:nav_stop]]
-            self.set_storage(part)
-        else:
-            self.set_storage(source)
-
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_view"] = None

@@ -109,22 +109,31 @@ class AuxBufferWrapper(BufferWrapper):
             self._aux_source = source
         self.set_storage(source)
 
+    def _frames(self, start: int, stop: int, roi_flat: np.ndarray | None) -> np.ndarray:
+        """The data of frames ``[start, stop)`` that ``roi_flat`` selects (``nav``), or
+        all data (``sig``, ``single``)."""
+        source = self._aux_source
+        if self.kind != "nav":
+            return source
+        part = source[start:stop]
+        if roi_flat is not None:
+            part = part[roi_flat[start:stop]]
+        return part
+
     def new_for_partition(self, partition, roi) -> AuxBufferWrapper:
         """A copy holding only the data of ``partition``'s frames that ``roi`` selects."""
         new = AuxBufferWrapper(self.kind, self.extra_shape, self.dtype)
-        source = self._aux_source
         if self.kind == "nav":
-            start, stop = _partition_range(partition)
-            part = source[start:stop]
-            roi = _flat_roi(roi)
-            if roi is not None:
-                part = part[roi[start:stop]]
-            new._aux_source = part
-            new.set_storage(part)
+            part = self._frames(*_partition_range(partition), _flat_roi(roi))
         else:
-            new._aux_source = source
-            new.set_storage(source)
+            part = self._aux_source
+        new._aux_source = part
+        new.set_storage(part)
         return new
+
+    def bind_aux(self, nav_start: int, nav_stop: int, roi_flat: np.ndarray | None) -> None:
+        """Make the view the data of frames ``[nav_start, nav_stop)`` that the ROI keeps."""
+        self.set_storage(self._frames(nav_start, nav_stop, roi_flat))
 
     def get_view_for_dataset(self, dataset) -> np.ndarray:
         """All data of the frames that the current ROI selects (for the main node)."""

@@ -9,6 +9,8 @@ import numpy as np
 import scipy.sparse
 import sparse
 
+from libertem.common.backend import is_cupy_backend
+from libertem.common.lazy import lazy_names
 from libertem.common.slice import Slice
 from libertem.common.sparse import is_sparse, to_dense, to_sparse
 
@@ -44,7 +46,7 @@ def _device_of(backend: str | None) -> str:
     """``'cupy'`` for the CuPy array backends, ``'numpy'`` for all others."""
     if backend is None:
         return NUMPY
-    if backend == "cupy" or backend.startswith("cupyx."):
+    if is_cupy_backend(backend):
         return "cupy"
     from sparseconverter import BACKENDS
 
@@ -421,10 +423,5 @@ def _to_device(arr, device: str):
     return cupy.asarray(arr)
 
 
-def __getattr__(name: str):
-    # documented here as well; lives with the datasets
-    if name == "TilingScheme":
-        from libertem.io.dataset.base import TilingScheme
-
-        return TilingScheme
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# documented here as well; lives with the datasets
+__getattr__, __dir__ = lazy_names(__name__, {"TilingScheme": "libertem.io.dataset.base"})

@@ -50,6 +50,14 @@ class JobCancelledError(UDFRunCancelled):
     """The run was cancelled (see ``cancel(cancel_id)``) before all its tasks finished."""
 
 
+class WorkerLostError(UDFRunCancelled):
+    """A worker process died while it ran a task of the run, so the run was cancelled.
+
+    The message names the worker and the partition. The executor stays usable: the
+    next run goes to the workers that are left (and to restarted ones).
+    """
+
+
 class ResourceError(ExecutorError):
     """No worker offers the resources (``CPU``, ``CUDA``, ...) a task needs."""
 
@@ -499,6 +507,7 @@ __all__ = [
     "TaskProtocol",
     "Worker",
     "WorkerContext",
+    "WorkerLostError",
     "WorkerQueue",
     "WorkerQueueEmpty",
     "WorkerSet",

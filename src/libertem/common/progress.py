@@ -15,13 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-try:
-    from libertem.common.executor import WorkerQueueEmpty
-except ImportError:  # pragma: no cover - until libertem.common.executor exists
-
-    class WorkerQueueEmpty(Exception):  # noqa: N818 - LiberTEM's name
-        """Raised by a worker queue that has no message (within the timeout)."""
-
+from libertem.common.executor import WorkerQueueEmpty
 
 if TYPE_CHECKING:
     from libertem.common.executor import TaskCommHandler, WorkerQueue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse
@@ -80,6 +80,22 @@ def to_dense(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def densify(a) -> Any:
+    """The result of a dense or sparse computation as a dense array on the same device.
+
+    pydata.sparse, scipy.sparse and cupyx.scipy.sparse arrays become NumPy resp.
+    CuPy arrays, ``numpy.matrix`` a plain ``numpy.ndarray``; dense arrays are
+    returned as they are.
+    """
+    if isinstance(a, sparse.SparseArray):
+        return a.todense()
+    if is_sparse(a):
+        return a.toarray()
+    if isinstance(a, np.matrix):
+        return np.asarray(a)
+    return a
+
+
 def to_sparse(a, shape: Shape | tuple[int, ...] | None = None) -> sparse.COO:
     """Any dense or sparse array as `sparse.COO`, optionally reshaped to ``shape``."""
     if is_sparse(a):
@@ -91,4 +107,4 @@ def to_sparse(a, shape: Shape | tuple[int, ...] | None = None) -> sparse.COO:
     return coo
 
 
-__all__ = ["is_sparse", "assert_sparse", "sparse_to_coo", "to_dense", "to_sparse"]
+__all__ = ["is_sparse", "assert_sparse", "densify", "sparse_to_coo", "to_dense", "to_sparse"]

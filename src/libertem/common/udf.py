@@ -1,7 +1,9 @@
 """The UDF interface as a protocol: array backends, tiling preferences, processing methods.
 
 The backend names are those of :mod:`sparseconverter`, the library that converts
-tiles between them.
+tiles between them. They are spelled out here, so that defining a UDF does not
+import sparseconverter (and with it scipy.sparse and pydata.sparse); the sets of
+names are taken from sparseconverter on first access.
 """
 
 from __future__ import annotations
@@ -9,23 +11,34 @@ from __future__ import annotations
 import enum
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
-import sparseconverter
+NUMPY = "numpy"
+CUPY = "cupy"
+CUDA = "cuda"
+SPARSE_COO = "sparse.COO"
+SPARSE_GCXS = "sparse.GCXS"
+SPARSE_DOK = "sparse.DOK"
+SCIPY_COO = "scipy.sparse.coo_matrix"
+SCIPY_CSR = "scipy.sparse.csr_matrix"
+SCIPY_CSC = "scipy.sparse.csc_matrix"
+SCIPY_COO_ARRAY = "scipy.sparse.coo_array"
+SCIPY_CSR_ARRAY = "scipy.sparse.csr_array"
+SCIPY_CSC_ARRAY = "scipy.sparse.csc_array"
+CUPY_SCIPY_COO = "cupyx.scipy.sparse.coo_matrix"
+CUPY_SCIPY_CSR = "cupyx.scipy.sparse.csr_matrix"
+CUPY_SCIPY_CSC = "cupyx.scipy.sparse.csc_matrix"
 
-NUMPY = sparseconverter.NUMPY
-CUPY = sparseconverter.CUPY
-CUDA = sparseconverter.CUDA
-SPARSE_COO = sparseconverter.SPARSE_COO
-SPARSE_GCXS = sparseconverter.SPARSE_GCXS
-SPARSE_DOK = sparseconverter.SPARSE_DOK
-SCIPY_COO = sparseconverter.SCIPY_COO
-SCIPY_CSR = sparseconverter.SCIPY_CSR
-SCIPY_CSC = sparseconverter.SCIPY_CSC
-SCIPY_COO_ARRAY = sparseconverter.SCIPY_COO_ARRAY
-SCIPY_CSR_ARRAY = sparseconverter.SCIPY_CSR_ARRAY
-SCIPY_CSC_ARRAY = sparseconverter.SCIPY_CSC_ARRAY
-CUPY_SCIPY_COO = sparseconverter.CUPY_SCIPY_COO
-CUPY_SCIPY_CSR = sparseconverter.CUPY_SCIPY_CSR
-CUPY_SCIPY_CSC = sparseconverter.CUPY_SCIPY_CSC
+
+class _BackendSet:
+    """A set of backend names of :mod:`sparseconverter` (``BACKENDS``, ``CPU_BACKENDS``, ...),
+    read from it on first access."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __get__(self, obj, owner=None) -> frozenset[str]:
+        import sparseconverter
+
+        return getattr(sparseconverter, self._name)
 
 
 class TileSizeEnum(enum.Enum):
@@ -90,14 +103,14 @@ class UDFProtocol(Protocol):
     BACKEND_CUPY_SCIPY_CSR = CUPY_SCIPY_CSR
     BACKEND_CUPY_SCIPY_CSC = CUPY_SCIPY_CSC
 
-    BACKEND_ALL = sparseconverter.BACKENDS
-    CPU_BACKENDS = sparseconverter.CPU_BACKENDS
-    CUDA_BACKENDS = sparseconverter.CUDA_BACKENDS
-    CUPY_BACKENDS = sparseconverter.CUPY_BACKENDS
-    SPARSE_BACKENDS = sparseconverter.SPARSE_BACKENDS
-    DENSE_BACKENDS = sparseconverter.DENSE_BACKENDS
-    D2_BACKENDS = sparseconverter.D2_BACKENDS
-    ND_BACKENDS = sparseconverter.ND_BACKENDS
+    BACKEND_ALL = _BackendSet("BACKENDS")
+    CPU_BACKENDS = _BackendSet("CPU_BACKENDS")
+    CUDA_BACKENDS = _BackendSet("CUDA_BACKENDS")
+    CUPY_BACKENDS = _BackendSet("CUPY_BACKENDS")
+    SPARSE_BACKENDS = _BackendSet("SPARSE_BACKENDS")
+    DENSE_BACKENDS = _BackendSet("DENSE_BACKENDS")
+    D2_BACKENDS = _BackendSet("D2_BACKENDS")
+    ND_BACKENDS = _BackendSet("ND_BACKENDS")
 
     def get_method(self) -> UDFMethod:
         """Which of ``process_tile``, ``process_frame``, ``process_partition`` runs."""

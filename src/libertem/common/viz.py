@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
 
 __all__ = ["encode_image", "make_colormap", "rgb_from_2dvector", "visualize_simple"]
 
 
-def make_colormap():
+def make_colormap() -> Colormap:
     """The default colour map of :func:`visualize_simple`.
 
     Returns

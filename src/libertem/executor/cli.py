@@ -1,4 +1,10 @@
-"""``libertem-worker``: start LiberTEM workers on this node and join a Dask scheduler."""
+"""``libertem-worker``: start LiberTEM workers on this node and join a Dask scheduler.
+
+The workers listen on one interface: ``--host``, by default the loopback interface
+when the scheduler runs on this machine, else the interface through which the
+scheduler is reached. Whoever can connect to a Dask worker can run any code on it:
+on a shared network, secure the cluster with TLS (``--tls-*``) or a firewall.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,13 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from libertem.executor.utils.dask_cluster import LOOPBACK, prepare_worker_spec
 from libertem.executor.utils.dask_setup import (
     cluster_spec,
     set_worker_log_level,
@@ -35,6 +43,54 @@ class WorkerOptions:
     memory_limit: int | str = 0
     local_directory: str | None = None
     preload: tuple[str, ...] = ()
+    host: str | None = None
+    log_level: str | int = "WARNING"
+    tls_ca_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def _scheduler_host(scheduler: str) -> str:
+    """The host part of a scheduler address such as ``tls://10.0.0.1:8786``."""
+    rest = scheduler.split("://", 1)[-1]
+    if rest.startswith("["):  # [ipv6]:port
+        return rest[1:].split("]", 1)[0]
+    return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+
+
+def default_host(scheduler: str) -> str:
+    """The interface the workers of ``scheduler`` listen on when ``--host`` is not given.
+
+    Loopback (``127.0.0.1``) for a scheduler on this machine; else the address of
+    the interface through which the scheduler is reached (never all interfaces).
+    """
+    from distributed.utils import get_ip
+
+    host = _scheduler_host(scheduler)
+    try:
+        resolved = socket.gethostbyname(host) if host else LOOPBACK
+    except OSError:
+        resolved = host
+    if resolved.startswith("127.") or resolved in ("::1", "localhost"):
+        return LOOPBACK
+    return get_ip(resolved)
+
+
+def worker_security(args):
+    """A :class:`distributed.security.Security` from the ``--tls-*`` options, or ``None``."""
+    ca, cert, key = (getattr(args, n, None) for n in ("tls_ca_file", "tls_cert", "tls_key"))
+    if not (ca or cert or key):
+        return None
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=ca,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        require_encryption=True,
+    )
 
 
 def _ids(text) -> list[int] | None:
@@ -72,6 +128,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--preload", action="append", default=[], help="module each worker imports at start"
     )
     parser.add_argument("--log-level", default="WARNING", help="log level of the workers")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="interface the workers listen on (default: loopback if the scheduler is on "
+        "this machine, else the interface that reaches it). Anyone who can connect to a "
+        "worker can run code on it: expose workers only on trusted networks, or use TLS",
+    )
+    parser.add_argument("--tls-ca-file", default=None, help="CA certificate(s) for TLS (PEM)")
+    parser.add_argument("--tls-cert", default=None, help="certificate of the workers (PEM)")
+    parser.add_argument("--tls-key", default=None, help="private key of the workers (PEM)")
     return parser.parse_args(argv)
 
 
@@ -80,7 +146,6 @@ async def run_workers(args: WorkerOptions | argparse.Namespace) -> None:
 
     Signals are handled when this runs in the main thread.
     """
-    import socket
 
     from libertem.utils.devices import detect
 
@@ -90,6 +155,9 @@ async def run_workers(args: WorkerOptions | argparse.Namespace) -> None:
     options = {"memory_limit": getattr(args, "memory_limit", 0)}
     if getattr(args, "local_directory", None):
         options["local_directory"] = args.local_directory
+    security = worker_security(args)
+    if security is not None:
+        options["security"] = security
     spec = cluster_spec(
         cpus=devices["cpus"] if cpus is None else cpus,
         cudas=devices["cudas"] if cudas is None else cudas,
@@ -99,6 +167,8 @@ async def run_workers(args: WorkerOptions | argparse.Namespace) -> None:
         options=options,
         preload=tuple(getattr(args, "preload", ()) or ()),
     )
+    host = getattr(args, "host", None) or default_host(args.scheduler)
+    spec = prepare_worker_spec(spec, host, getattr(args, "log_level", "WARNING"))
     with worker_environment():
         nannies = [entry["cls"](args.scheduler, **entry["options"]) for entry in spec.values()]
         await asyncio.gather(*nannies)
@@ -130,6 +200,7 @@ def cli_worker(scheduler, local_directory, cpus, cudas, has_cupy, name, log_leve
         name=name,
         local_directory=local_directory,
         preload=tuple(preload or ()),
+        log_level=log_level or logging.WARNING,
     )
     asyncio.run(run_workers(options))
 

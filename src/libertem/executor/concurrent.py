@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import socket
 from typing import Any
-
-from threadpoolctl import threadpool_limits
 
 from libertem.common.backend import get_use_cuda
 from libertem.common.executor import (
@@ -17,7 +16,6 @@ from libertem.common.executor import (
     TaskProtocol,
     WorkerContext,
     WorkerQueue,
-    mitigations,
     resolve_params,
 )
 from libertem.common.scheduler import Worker, WorkerSet
@@ -31,6 +29,7 @@ from libertem.executor.base import (
     make_canonical,
     sync_to_async,
 )
+from libertem.executor.utils.environment import limit_thread_pools
 from libertem.utils.devices import detect
 
 
@@ -124,11 +123,10 @@ class ConcurrentJobExecutor(BaseJobExecutor):
             with env.enter():
                 return task(resolve_params(params_handle), env)
 
-        limits = None
-        if self._n_threads > 1:
-            with mitigations():
-                limits = threadpool_limits(1)
         futures: dict = {}
+        limits = contextlib.ExitStack()
+        if self._n_threads > 1:
+            limits.enter_context(limit_thread_pools(1))
         try:
             with MessagePump(handler, msg_queue):
                 futures = {self.client.submit(run_one, task): task for task in tasks}
@@ -142,8 +140,7 @@ class ConcurrentJobExecutor(BaseJobExecutor):
                 future.cancel()
             concurrent.futures.wait(futures)
             self._end_run(cancel_id)
-            if limits is not None:
-                limits.restore_original_limits()
+            limits.close()
 
     def run_function(self, fn, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` on the pool and return its result."""

@@ -16,12 +16,14 @@ from distributed import Client, SpecCluster
 from libertem.common.backend import get_use_cuda
 from libertem.common.executor import (
     Environment,
+    ExecutorError,
     JobCancelledError,
     ResourceError,
     SubscriptionManager,
     TaskCommHandler,
     TaskProtocol,
     WorkerContext,
+    WorkerLostError,
 )
 from libertem.common.scheduler import Worker, WorkerSet
 from libertem.executor.base import (
@@ -34,8 +36,22 @@ from libertem.executor.base import (
     sync_to_async,
 )
 from libertem.executor.cli import cli_worker
+from libertem.executor.utils.dask_cluster import (
+    LOOPBACK,
+    LocalDaskCluster,
+    prepare_worker_spec,
+)
+from libertem.executor.utils.dask_common import (
+    CommonDaskMixin,
+    can_place,
+    check_tls,
+    locations_of,
+    loopback_scheduler,
+    lost_message,
+    resources_of,
+)
+from libertem.executor.utils.dask_dispatch import WORKER_WAIT_S, DaskParams, DirectRun
 from libertem.executor.utils.dask_setup import (
-    CPU_RESOURCES,
     assign_cudas,
     cluster_spec,
     set_num_threads_env,
@@ -49,71 +65,19 @@ from libertem.executor.utils.dask_setup import (
 from libertem.executor.utils.dask_workers import (
     PARAMS_CACHE_SIZE,
     DaskWorkerContext,
-    Params,
-    mark_cancelled,
-    patch_params,
-    run_on_worker,
-    set_override,
+    LiberTEMWorkerPlugin,
+    pack,
+    unpack,
 )
+from libertem.executor.utils.pickling import dumps
 from libertem.executor.utils.snooze import SnoozeManager, keep_alive, keep_alive_context
 
-WORKER_INFO_TTL_S = 1.0
 #: seconds to wait for workers to go away or come back when snoozing and waking up
 SNOOZE_WAIT_S = 60.0
 
 
-def _can_place(workers: WorkerSet, resources: dict) -> bool:
-    return any(all(w.resources.get(k, 0) >= v for k, v in resources.items()) for w in workers)
-
-
-class CommonDaskMixin:
-    """What the Dask executors share: the workers as the scheduler sees them.
-
-    Needs a ``client`` attribute (a :class:`distributed.Client`).
-    """
-
-    def get_available_workers(self) -> WorkerSet:
-        """The cluster's workers (asked from the scheduler at most once a second)."""
-        now = time.monotonic()
-        cached = self.__dict__.get("_workers_cache")
-        if cached is not None and now - cached[0] < WORKER_INFO_TTL_S:
-            return cached[1]
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
-        workers = WorkerSet(
-            Worker(
-                name=addr,
-                host=w.get("host", ""),
-                resources=dict(w.get("resources", {})),
-                nthreads=int(w.get("nthreads", 1)),
-            )
-            for addr, w in info.items()
-        )
-        self.__dict__["_workers_cache"] = (now, workers)
-        return workers
-
-    def has_libertem_resources(self) -> bool:
-        """Whether the workers carry LiberTEM's resource tags (``compute`` and others)."""
-        return any("compute" in w.resources for w in self.get_available_workers())
-
-    def get_resource_details(self) -> list[dict[str, Any]]:
-        """Per host: ``{'host': ..., 'cpu': n, 'cuda': n, 'service': n}`` worker counts."""
-        details: dict[str, dict[str, Any]] = {}
-        tagged = self.has_libertem_resources()
-        for worker in self.get_available_workers():
-            entry = details.setdefault(
-                worker.host, {"host": worker.host, "cpu": 0, "cuda": 0, "service": 0}
-            )
-            if worker.resources.get("CUDA", 0):
-                entry["cuda"] += 1
-            elif worker.resources.get("CPU", 0) or not tagged:
-                entry["cpu"] += 1
-            else:
-                entry["service"] += 1
-        return list(details.values())
-
-
 class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
-    """Runs tasks as Dask futures on a Dask.distributed cluster.
+    """Runs tasks on the worker processes of a Dask.distributed cluster.
 
     Parameters
     ----------
@@ -141,9 +105,14 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         self._owns_client = is_local
         self._lt_resources = lt_resources
         self._cluster: SpecCluster | None = None
-        self._params_cache: dict[str, distributed.Future] = {}
-        self._params_ids: dict[str, str] = {}
-        self._run_futures: dict[Any, list] = {}
+        self._params_cache: dict[str, DaskParams] = {}
+        # worker address -> {params uid: version} the worker holds
+        self._known_params: dict[str, dict[str, int]] = {}
+        self._direct_runs: dict[Any, DirectRun] = {}
+        self._plugin_registered = False
+        self._topic = f"libertem-comms-{uuid.uuid4().hex}"
+        self._comm_handlers: dict[Any, TaskCommHandler] = {}
+        self._subscribed = False
         self._snooze: SnoozeManager | None = None
         self._snoozed_spec: dict = {}
 
@@ -160,13 +129,19 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     ) -> DaskJobExecutor:
         """Start a local cluster (default: one worker process per CPU core) and connect.
 
+        Everything of the cluster listens on the loopback interface (127.0.0.1)
+        only, unless ``spec`` or ``cluster_kwargs['scheduler']`` say otherwise.
+        Dask logs warnings and errors only: pass ``cluster_kwargs={'silence_logs':
+        logging.INFO}`` (or ``False``, for Dask's configuration) for more.
+
         Parameters
         ----------
         spec
             Worker specs, e.g. from :func:`cluster_spec`; by default from
             :func:`libertem.utils.devices.detect`.
         cluster_kwargs
-            Extra arguments for :class:`distributed.SpecCluster`.
+            Extra arguments for :class:`distributed.SpecCluster`; ``silence_logs``
+            is the log level of the cluster (default ``logging.WARNING``).
         client_kwargs
             Extra arguments for :class:`distributed.Client`; ``{'set_as_default': True}``
             makes this cluster Dask's default scheduler.
@@ -188,21 +163,11 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
                 for key, entry in spec.items()
             }
         cluster_kwargs = dict(cluster_kwargs or {})
-        scheduler = cluster_kwargs.pop(
-            "scheduler",
-            {
-                "cls": distributed.Scheduler,
-                "options": {
-                    "host": "127.0.0.1",
-                    "port": 0,
-                    "dashboard": False,
-                    "dashboard_address": "127.0.0.1:0",
-                },
-            },
-        )
+        scheduler = loopback_scheduler(cluster_kwargs.pop("scheduler", None))
         cluster_kwargs.setdefault("silence_logs", logging.WARNING)
+        spec = prepare_worker_spec(spec, LOOPBACK, cluster_kwargs["silence_logs"])
         with worker_environment():
-            cluster = SpecCluster(workers=spec, scheduler=scheduler, **cluster_kwargs)
+            cluster = LocalDaskCluster(workers=spec, scheduler=scheduler, **cluster_kwargs)
         try:
             client = Client(cluster, **{"set_as_default": False, **(client_kwargs or {})})
         except BaseException:
@@ -227,13 +192,18 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
 
         ``*args, **kwargs`` go to the constructor (``lt_resources``, ``main_process_gpu``).
 
+        A scheduler that talks TLS (``'tls://...'``) needs
+        ``client_kwargs={'security': distributed.security.Security(...)}`` with the
+        CA and a client certificate (or Dask's TLS configuration).
+
         Raises
         ------
         ConnectionError
             If the scheduler cannot be reached within ``client_kwargs['timeout']``
-            (default 10 s).
+            (default 10 s), or it talks TLS and no certificates were given.
         """
         ckwargs = {"set_as_default": False, "timeout": 10, **(client_kwargs or {})}
+        check_tls(scheduler_uri, ckwargs)
         try:
             client = Client(scheduler_uri, **ckwargs)
         except (OSError, TimeoutError) as e:
@@ -265,9 +235,6 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     def _scale_down(self) -> None:
         cluster = self._cluster
         self._snoozed_spec = dict(cluster.worker_spec)
-        for future in self._params_cache.values():
-            future.release()
-        self._params_cache.clear()
         cluster.scale(0)
         self._wait_for_worker_count(0)
 
@@ -280,56 +247,75 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
 
     # parameters --------------------------------------------------------------------------
     @keep_alive
-    def scatter(self, obj):
-        """Send ``obj`` to every worker once; tasks get it through the returned future.
+    def scatter(self, obj) -> DaskParams:
+        """Pickle ``obj`` once for the tasks of a run; each worker gets it with its first task.
 
-        Runs with identical parameters (same pickled bytes) reuse what was sent before.
+        Runs with identical parameters (same pickled bytes) reuse the handle, and the
+        workers what they unpickled before.
         """
-        payload = cloudpickle.dumps(obj)
+        payload = dumps(obj)
         digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
-        future = self._params_cache.pop(digest, None)
-        if future is None or future.status != "finished":
-            params = Params(digest, payload, uuid.uuid4().hex)
-            future = self.client.scatter(params, broadcast=True, hash=False)
-            self._params_ids[future.key] = params.uid
-        self._params_cache[digest] = future
+        handle = self._params_cache.pop(digest, None) or DaskParams(payload)
+        self._params_cache[digest] = handle
         while len(self._params_cache) > PARAMS_CACHE_SIZE:
-            old = self._params_cache.pop(next(iter(self._params_cache)))
-            self._params_ids.pop(old.key, None)
-            old.release()
-        return future
-
-    def _uid_of(self, handle) -> str:
-        uid = self._params_ids.get(getattr(handle, "key", None))
-        if uid is None:
-            raise TypeError(f"not a handle returned by this executor's scatter: {handle!r}")
-        return uid
+            self._params_cache.pop(next(iter(self._params_cache)))
+        return handle
 
     def _forget_cached(self, handle) -> None:
         """Later scatters of the original parameters must not reuse the updated handle."""
-        for digest, future in list(self._params_cache.items()):
-            if future.key == handle.key:
+        if not isinstance(handle, DaskParams):
+            raise TypeError(f"not a handle returned by this executor's scatter: {handle!r}")
+        for digest, cached in list(self._params_cache.items()):
+            if cached is handle:
                 del self._params_cache[digest]
 
     def scatter_update(self, handle, obj) -> None:
-        """Tasks of ``handle`` that start from now on get ``obj`` (sent to every worker)."""
-        uid = self._uid_of(handle)
-        with self._keep_alive():
-            self._forget_cached(handle)
-            self.client.run(set_override, uid, cloudpickle.dumps(obj))
+        """Tasks of ``handle`` that start from now on get ``obj``."""
+        self._forget_cached(handle)
+        handle.update(dumps(obj))
 
     def scatter_update_patch(self, handle, patch) -> None:
-        """Apply ``patch`` (``obj.patch(patch)``) to the parameters on every worker."""
-        uid = self._uid_of(handle)
-        with self._keep_alive():
-            self._forget_cached(handle)
-            self.client.run(patch_params, uid, handle.key, patch)
+        """Apply ``patch`` (``obj.patch(patch)``) to the parameters of later tasks."""
+        self._forget_cached(handle)
+        obj = cloudpickle.loads(handle.state[1])
+        obj.patch(patch)
+        handle.update(dumps(obj))
 
     # tasks -------------------------------------------------------------------------------
     def _use_resources(self, workers: WorkerSet) -> bool:
         if self._lt_resources is not None:
             return bool(self._lt_resources)
         return any(w.resources for w in workers)
+
+    def _wait_for_workers(self) -> WorkerSet:
+        deadline = time.monotonic() + WORKER_WAIT_S
+        while True:
+            self.__dict__.pop("_workers_cache", None)
+            workers = self.get_available_workers()
+            if workers:
+                return workers
+            if time.monotonic() > deadline:
+                raise ResourceError(f"the Dask cluster has had no workers for {WORKER_WAIT_S} s")
+            time.sleep(0.1)
+
+    def _ensure_plugin(self) -> None:
+        if not self._plugin_registered:
+            self.client.register_plugin(LiberTEMWorkerPlugin())
+            self._plugin_registered = True
+
+    def _on_event(self, event) -> None:
+        message = event[1]
+        handler = self._comm_handlers.get(message.get("run"))
+        if handler is not None:
+            handler.dispatch(message["topic"], message["message"])
+
+    def _listen(self, cancel_id, handler: TaskCommHandler) -> str:
+        """The event topic for the messages of the tasks; they go to ``handler``."""
+        self._comm_handlers[cancel_id] = handler
+        if not self._subscribed:
+            self.client.subscribe_topic(self._topic, self._on_event)
+            self._subscribed = True
+        return self._topic
 
     @keep_alive_context
     def run_tasks(
@@ -339,9 +325,11 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         cancel_id: Any,
         task_comm_handler: TaskCommHandler | None = None,
     ):
-        """Submit ``tasks``; yield ``(result, task)`` pairs as they complete.
+        """Send ``tasks`` to the workers; yield ``(result, task)`` pairs as they complete.
 
-        Progress messages of the tasks travel as Dask events to ``task_comm_handler``.
+        Each task goes straight to a worker that offers the resources it needs (one
+        request, answered with the result). Progress messages of the tasks travel
+        as Dask events to ``task_comm_handler``.
 
         Raises
         ------
@@ -349,62 +337,74 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
             If no worker offers the resources a task needs.
         JobCancelledError
             If the run was cancelled with :meth:`cancel`.
+        WorkerLostError
+            If a worker process died while it ran a task of the run.
         """
         handler = as_comm_handler(task_comm_handler)
         tasks = list(tasks)
         workers = self.get_available_workers()
+        if tasks and not workers:  # e.g. all restarting after they died: wait for them
+            workers = self._wait_for_workers()
         use_resources = self._use_resources(workers)
+        needs = []
         for task in tasks:
-            resources = _resources_of(task)
-            if use_resources and not _can_place(workers, resources):
+            resources = resources_of(task)
+            if use_resources and not can_place(workers, resources):
                 raise ResourceError(
                     f"no worker of this cluster offers the resources {resources} the task needs"
                 )
+            needs.append(resources if use_resources else {"threads": 1})
+        params = params_handle
+        if not isinstance(params, DaskParams):
+            params = DaskParams(dumps(params_handle))
+        packed = [pack(task) for task in tasks]
         cancelled = self._start_run(cancel_id)
-        topic = f"libertem-comms-{cancel_id}" if handler.subscriptions else None
-        futures = {}
+        topic = self._listen(cancel_id, handler) if handler.subscriptions else None
+        run = None
         handler.start()
         try:
-            if topic is not None:
-                self.client.subscribe_topic(
-                    topic, lambda event: handler.dispatch(event[1]["topic"], event[1]["message"])
-                )
-            for task in tasks:
-                key = f"libertem-task-{cancel_id}-{getattr(task, 'task_id', uuid.uuid4().hex)}"
-                resources = _resources_of(task)
-                future = self.client.submit(
-                    run_on_worker,
-                    task,
-                    params_handle,
-                    topic,
-                    cancel_id,
-                    key=key,
-                    resources=resources if use_resources else None,
-                    pure=False,
-                )
-                futures[future] = task
-            self._run_futures[cancel_id] = list(futures)
             if cancelled.is_set():
                 raise JobCancelledError(f"run {cancel_id!r} was cancelled")
-            completed = distributed.as_completed(futures, loop=self.client.loop, with_results=True)
-            try:
-                for future, result in completed:
+            if tasks:
+                self._ensure_plugin()
+                run = DirectRun(
+                    self.client,
+                    packed,
+                    needs,
+                    params,
+                    self._known_params,
+                    workers,
+                    use_resources,
+                    topic,
+                    cancel_id,
+                )
+                self._direct_runs[cancel_id] = run
+                run.start()
+                finished = 0
+                for event in run.events():
                     if cancelled.is_set():
                         break
-                    yield result, futures[future]
-            except distributed.client.FutureCancelledError:
-                if not cancelled.is_set():
-                    raise
+                    if event[0] == "result":
+                        finished += 1
+                        yield unpack(*event[2]), tasks[event[1]]
+                    elif event[0] == "error":
+                        raise unpack(event[2]["exception"], event[2]["buffers"])
+                    elif event[0] == "lost":
+                        self.__dict__.pop("_workers_cache", None)
+                        raise WorkerLostError(lost_message(tasks[event[1]], event[2]))
+                    elif event[0] == "failed":
+                        raise event[1]
+                if not cancelled.is_set() and finished < len(tasks):
+                    raise ExecutorError(f"the run ended after {finished} of {len(tasks)} tasks")
             if cancelled.is_set():
                 raise JobCancelledError(f"run {cancel_id!r} was cancelled")
         finally:
-            unfinished = [f for f in futures if not f.done()]
-            self.client.cancel(list(futures))
-            if unfinished:  # stopped early: running tasks stop at their next tile
-                self.client.run(mark_cancelled, cancel_id, on_error="ignore")
-            self._run_futures.pop(cancel_id, None)
-            if topic is not None:
-                self.client.unsubscribe_topic(topic)
+            if run is not None:
+                run.stop()
+                if run.gone:
+                    self.__dict__.pop("_workers_cache", None)
+            self._direct_runs.pop(cancel_id, None)
+            self._comm_handlers.pop(cancel_id, None)
             handler.done()
             self._end_run(cancel_id)
 
@@ -412,10 +412,10 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         """Cancel the run ``cancel_id``: pending tasks are dropped, running ones stop at
         their next tile, ``run_tasks`` raises :class:`JobCancelledError`."""
         super().cancel(cancel_id)
-        futures = self._run_futures.get(cancel_id)
-        if futures:
-            self.client.run(mark_cancelled, cancel_id, on_error="ignore")
-            self.client.cancel(futures)
+        run = self._direct_runs.get(cancel_id)
+        if run is not None:
+            run.stop()
+            run.wake()
 
     # functions ---------------------------------------------------------------------------
     def run_function(self, fn, *args, **kwargs):
@@ -456,7 +456,7 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         """
         futures = []
         for partition in partitions:
-            locations = None if all_nodes else _locations_of(partition)
+            locations = None if all_nodes else locations_of(partition)
             futures.append(self.client.submit(fn, partition, workers=locations, pure=False))
         try:
             for _future, result in distributed.as_completed(
@@ -475,22 +475,14 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         """Close the client and stop the cluster, if this executor started them."""
         if self._snooze is not None:
             self._snooze.close()
+        if self._subscribed and self.client.status == "running":
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(self._topic)
+            self._subscribed = False
         if self._owns_client:
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
-
-
-def _resources_of(task) -> dict:
-    get = getattr(task, "get_resources", None)
-    resources = get() if get is not None else getattr(task, "resources", None)
-    return dict(resources or CPU_RESOURCES)
-
-
-def _locations_of(partition) -> list[str] | None:
-    get = getattr(partition, "get_locations", None)
-    locations = get() if get is not None else None
-    return list(locations) if locations else None
 
 
 class AsyncDaskJobExecutor(AsyncAdapter):
@@ -555,6 +547,7 @@ __all__ = [
     "TaskProtocol",
     "Worker",
     "WorkerContext",
+    "WorkerLostError",
     "WorkerSet",
     "adjust_event_loop_policy",
     "assign_cudas",

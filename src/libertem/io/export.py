@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from libertem.io.dataset.base.chunked import FlatChunkGrid, flat_slabs
 from libertem.io.dataset.zarr import is_zarr_store
-from libertem.io.dataset.zarr_grid import FlatChunkGrid, flat_slabs
 from libertem.udf.base import UDF
 
 __all__ = [

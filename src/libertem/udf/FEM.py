@@ -50,7 +50,7 @@ class FEMUDF(UDF):
         self.results.intensity[:] = np.std(frame[self.task_data.mask])
 
 
-def run_fem(ctx, dataset, center, rad_in, rad_out, roi=None):
+def run_fem(ctx, dataset, center, rad_in, rad_out, roi=None) -> dict:
     """Run :class:`FEMUDF` on ``dataset``.
 
     Returns

@@ -60,10 +60,3 @@ class AutoUDF(UDF):
         dest.result[:] = src.result
         if self.params.monitor:
             dest.monitor[:] = src.monitor
-
-    def get_results(self):
-        """The per-frame results (and the monitor frame)."""
-        results = {"result": self.results.get_buffer("result").raw_data}
-        if self.params.monitor:
-            results["monitor"] = self.results.get_buffer("monitor").raw_data
-        return results

@@ -12,6 +12,7 @@ once per backend that some UDF needs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import sparseconverter
@@ -194,7 +195,7 @@ def backend_of(arr) -> str | None:
         return None
 
 
-def convert_like(arr, target):
+def convert_like(arr, target) -> Any:
     """``arr`` converted to the backend (and, where sizes agree, the shape) of ``target``."""
     target_backend = backend_of(target)
     if target_backend is None or backend_of(arr) == target_backend:

@@ -8,8 +8,7 @@ they live on first access.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from libertem.common.buffers import (
     PlaceholderBufferWrapper,
 )
 from libertem.common.exceptions import UDFException, UDFRunCancelled
+from libertem.common.lazy import lazy_names
 from libertem.common.math import count_nonzero, prod
 from libertem.common.progress import (
     PartitionProgressTracker,
@@ -490,60 +490,41 @@ def check_cast(fromvar, tovar) -> None:
 
 # Names documented under libertem.udf.base that live elsewhere, looked up on first
 # access (some modules import this one, and some are written by other layers).
-_ELSEWHERE: dict[str, tuple[str, ...]] = {
-    "UDFRunner": ("libertem.udf.runner",),
-    "UDFResults": ("libertem.udf.results",),
-    "UDFResultsLazy": ("libertem.udf.results",),
-    "ResultsForDataSet": ("libertem.udf.results",),
-    "UDFParams": ("libertem.udf.partition_runner",),
-    "UDFTask": ("libertem.udf.partition_runner",),
-    "UDFPartRunner": ("libertem.udf.partition_runner",),
-    "TileConverter": ("libertem.udf.partition_runner",),
-    "get_resources_for_backends": ("libertem.udf.backends",),
-    "NoOpUDF": ("libertem.udf.noop",),
-    "CorrectionSet": ("libertem.corrections", "libertem.io.corrections"),
-    "DataSet": ("libertem.io.dataset.base",),
-    "DataSetMeta": ("libertem.io.dataset.base",),
-    "DataTile": ("libertem.io.dataset.base",),
-    "Partition": ("libertem.io.dataset.base",),
-    "Negotiator": ("libertem.io.dataset.base",),
-    "TilingScheme": ("libertem.io.dataset.base",),
-    "get_coordinates": ("libertem.io.dataset.base",),
-    "roi_for_partition": ("libertem.common.roi",),
-    "Environment": ("libertem.common.executor",),
-    "GenericTask": ("libertem.common.executor",),
-    "GenericTaskProtocol": ("libertem.common.executor",),
-    "JobCancelledError": ("libertem.common.executor",),
-    "JobExecutor": ("libertem.common.executor", "libertem.executor.base"),
-    "NoopCommHandler": ("libertem.common.executor",),
-    "TaskCommHandler": ("libertem.common.executor",),
-    "TaskProtocol": ("libertem.common.executor",),
-    "InlineJobExecutor": ("libertem.executor.inline",),
-    "attach_to_parent": ("libertem.common.tracing",),
-    "TracedThreadPoolExecutor": ("libertem.common.tracing",),
-    "async_generator_eager": ("libertem.common.async_utils",),
+_ELSEWHERE: dict[str, str] = {
+    "UDFRunner": "libertem.udf.runner",
+    "UDFResults": "libertem.udf.results",
+    "UDFResultsLazy": "libertem.udf.results",
+    "ResultsForDataSet": "libertem.udf.results",
+    "UDFParams": "libertem.udf.partition_runner",
+    "UDFTask": "libertem.udf.partition_runner",
+    "UDFPartRunner": "libertem.udf.partition_runner",
+    "TileConverter": "libertem.udf.partition_runner",
+    "get_resources_for_backends": "libertem.udf.backends",
+    "NoOpUDF": "libertem.udf.noop",
+    "CorrectionSet": "libertem.corrections",
+    "DataSet": "libertem.io.dataset.base",
+    "DataSetMeta": "libertem.io.dataset.base",
+    "DataTile": "libertem.io.dataset.base",
+    "Partition": "libertem.io.dataset.base",
+    "Negotiator": "libertem.io.dataset.base",
+    "TilingScheme": "libertem.io.dataset.base",
+    "get_coordinates": "libertem.io.dataset.base",
+    "roi_for_partition": "libertem.common.roi",
+    "Environment": "libertem.common.executor",
+    "GenericTask": "libertem.common.executor",
+    "GenericTaskProtocol": "libertem.common.executor",
+    "JobCancelledError": "libertem.common.executor",
+    "JobExecutor": "libertem.common.executor",
+    "NoopCommHandler": "libertem.common.executor",
+    "TaskCommHandler": "libertem.common.executor",
+    "TaskProtocol": "libertem.common.executor",
+    "InlineJobExecutor": "libertem.executor.inline",
+    "attach_to_parent": "libertem.common.tracing",
+    "TracedThreadPoolExecutor": "libertem.common.tracing",
+    "async_generator_eager": "libertem.common.async_utils",
 }
 
-
-def lookup_elsewhere(name: str, table: dict[str, tuple[str, ...]], module: str):
-    """Resolve ``name`` from the first module in ``table[name]`` that defines it."""
-    for source in table.get(name, ()):
-        try:
-            mod = importlib.import_module(source)
-        except ImportError:
-            continue
-        if hasattr(mod, name):
-            return getattr(mod, name)
-    raise AttributeError(f"module {module!r} has no attribute {name!r}")
-
-
-def __getattr__(name: str):
-    return lookup_elsewhere(name, _ELSEWHERE, __name__)
-
-
-def __dir__() -> Iterable[str]:
-    return sorted(set(globals()) | set(_ELSEWHERE))
-
+__getattr__, __dir__ = lazy_names(__name__, _ELSEWHERE)
 
 __all__ = [
     "ArrayWithMask",

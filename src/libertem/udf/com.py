@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import enum
-import functools
 from typing import Literal, NamedTuple
 
 import numpy as np
 
-from libertem import masks
+from libertem.common.backend import is_cupy_backend
 from libertem.common.container import MaskContainer
 from libertem.common.exceptions import UDFException
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
@@ -22,8 +21,10 @@ from libertem.udf.com_fields import (
     coordinate_check,
     curl_2d,
     divergence,
+    divergence_and_curl,
     guess_corrections,
     magnitude,
+    selection_factory,
 )
 from libertem.udf.masks import _DEFAULT_BACKENDS, ApplyMasksEngine
 
@@ -93,12 +94,6 @@ class CoMParams(NamedTuple):
 
 
 _DEFAULT_PARAMS = CoMParams()
-
-
-def _selection_mask(cy, cx, detector_y, detector_x, r, ri):
-    if ri:
-        return masks.ring(cx, cy, detector_x, detector_y, r, ri)
-    return masks.circular(cx, cy, detector_x, detector_y, r)
 
 
 class CoMUDF(UDF):
@@ -200,10 +195,9 @@ class CoMUDF(UDF):
     def get_task_data(self):
         p = self.get_params()
         sy, sx = self._sig_shape()
-        base = functools.partial(_selection_mask, p.cy, p.cx, sy, sx, p.r, p.ri)
+        base = selection_factory(p.cy, p.cx, sy, sx, p.r, p.ri)
         dtype = np.result_type(self.meta.input_dtype, np.float32)
-        backend = getattr(self.meta, "array_backend", None) or "numpy"
-        on_cupy = backend == "cupy" or backend.startswith("cupyx")
+        on_cupy = is_cupy_backend(getattr(self.meta, "array_backend", None))
         container = MaskContainer(
             com_masks_generic(sy, sx, base),
             dtype=dtype,
@@ -300,12 +294,7 @@ class CoMUDF(UDF):
     def get_field_results(self, field_y: np.ndarray, field_x: np.ndarray) -> dict:
         """``field``, its components, ``magnitude``, ``divergence`` and ``curl`` of a
         nav-shaped field (NaN where invalid)."""
-        if field_y.ndim == 2:
-            div = divergence(field_y, field_x)
-            curl = curl_2d(field_y, field_x)
-        else:
-            div = np.zeros(field_y.shape)
-            curl = np.zeros(field_y.shape)
+        div, curl = divergence_and_curl(field_y, field_x)
         return {
             "field": np.stack([field_y, field_x], axis=-1),
             "field_y": field_y,

@@ -25,8 +25,10 @@ __all__ = [
     "coordinate_check",
     "curl_2d",
     "divergence",
+    "divergence_and_curl",
     "guess_corrections",
     "magnitude",
+    "selection_factory",
     "transformation_matrix",
 ]
 
@@ -146,10 +148,29 @@ def com_masks_generic(detector_y: int, detector_x: int, base_mask_factory) -> li
     ]
 
 
-def _disk_or_ring(cx, cy, detector_x, detector_y, r, ri):
+def selection_factory(cy, cx, detector_y: int, detector_x: int, r: float, ri: float = 0.0):
+    """The factory of the selection mask of the centre of mass: a disk or a ring.
+
+    Parameters
+    ----------
+    cy, cx
+        Centre on the detector (row, column).
+    detector_y, detector_x
+        Signal shape.
+    r
+        Outer radius.
+    ri
+        Inner radius; pixels at most ``ri`` from the centre are left out (a ring).
+        0 or ``None``: a disk.
+
+    Returns
+    -------
+    callable
+        Returns the mask: :func:`libertem.masks.ring` or :func:`libertem.masks.circular`.
+    """
     if ri:
-        return masks.ring(cx, cy, detector_x, detector_y, r, ri)
-    return masks.circular(cx, cy, detector_x, detector_y, r)
+        return functools.partial(masks.ring, cx, cy, detector_x, detector_y, r, ri)
+    return functools.partial(masks.circular, cx, cy, detector_x, detector_y, r)
 
 
 def com_masks_factory(detector_y: int, detector_x: int, cy: float, cx: float, r: float) -> list:
@@ -158,7 +179,7 @@ def com_masks_factory(detector_y: int, detector_x: int, cy: float, cx: float, r:
     See :func:`com_masks_generic`; the selection is
     :func:`libertem.masks.circular` around ``(cy, cx)``.
     """
-    base = functools.partial(_disk_or_ring, cx, cy, detector_x, detector_y, r, 0)
+    base = selection_factory(cy, cx, detector_y, detector_x, r)
     return com_masks_generic(detector_y, detector_x, base)
 
 
@@ -170,6 +191,18 @@ def divergence(y_centers, x_centers) -> np.ndarray:
 def curl_2d(y_centers, x_centers) -> np.ndarray:
     """``d(y)/dx - d(x)/dy`` of a field on a 2D grid, by :func:`numpy.gradient`."""
     return np.gradient(y_centers, axis=1) - np.gradient(x_centers, axis=0)
+
+
+def divergence_and_curl(y_centers, x_centers) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`divergence` and :func:`curl_2d` of a field on a 2D scan; zeros for other scans.
+
+    A line scan (or a scan of more than two axes) has no 2D derivatives; its
+    divergence and curl are reported as zero.
+    """
+    y = np.asarray(y_centers)
+    if y.ndim != 2:
+        return np.zeros(y.shape), np.zeros(y.shape)
+    return divergence(y_centers, x_centers), curl_2d(y_centers, x_centers)
 
 
 def magnitude(y_centers, x_centers) -> np.ndarray:

@@ -69,7 +69,7 @@ class CrystallinityUDF(UDF):
 
 def run_analysis_crystall(
     ctx, dataset, rad_in, rad_out, real_center=None, real_rad=None, roi=None, progress=False
-):
+) -> dict:
     """Crystallinity map of ``dataset`` with :class:`CrystallinityUDF`.
 
     Parameters

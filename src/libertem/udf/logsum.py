@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libertem.udf.base import UDF
+from libertem.udf.sum import sum_partials
 
 __all__ = ["LogsumUDF", "run_logsum"]
 
@@ -33,15 +34,11 @@ class LogsumUDF(UDF):
         dest.logsum[:] += src.logsum
 
     def merge_all(self, ordered_results):
-        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
-        parts = iter(ordered_results.values())
-        total = next(parts).logsum
-        for part in parts:
-            total = total + part.logsum
-        return {"logsum": total}
+        """Add up the partitions' sums."""
+        return sum_partials(ordered_results, "logsum")
 
 
-def run_logsum(ctx, dataset, roi=None):
+def run_logsum(ctx, dataset, roi=None) -> dict:
     """Sum of the log-scaled (selected) frames: ``ctx.run_udf`` with :class:`LogsumUDF`.
 
     Returns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from libertem.io.dataset.base import TilingRequest, make_tiling_scheme
 from libertem.io.dataset.base.tiling import DEFAULT_TILE_BYTES, LARGE_TILE_BYTES
 from libertem.udf.base import UDF, overrides
 from libertem.udf.data import MergeAttrMapping, UDFData
+
+if TYPE_CHECKING:
+    from libertem.io.dataset.base import TilingScheme
 
 
 class MainUDF:
@@ -172,7 +176,15 @@ def tiling_request(udfs: Sequence[UDF], methods: Sequence[str]) -> TilingRequest
     )
 
 
-def negotiate_scheme(udfs, methods, dataset, partitions, input_dtypes, sig_shape, corrections):
+def negotiate_scheme(
+    udfs: Sequence[UDF],
+    methods: Sequence[str],
+    dataset,
+    partitions: Sequence,
+    input_dtypes: Sequence[np.dtype],
+    sig_shape: tuple[int, ...],
+    corrections,
+) -> TilingScheme:
     """The tiling scheme of a run: the UDFs' wishes, the dataset's blocks, the corrections."""
     max_depth = max((p.stop - p.start for p in partitions), default=1)
     have = getattr(corrections, "have_corrections", None)

@@ -8,12 +8,13 @@ import numpy as np
 import scipy.sparse
 import sparse
 
+from libertem.common.backend import is_cupy_backend
 from libertem.common.buffers import AuxBufferWrapper
 from libertem.common.container import MaskContainer
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
-from libertem.common.sparse import is_sparse
+from libertem.common.sparse import densify, is_sparse
 from libertem.common.udf import UDFMethod
 from libertem.udf.base import UDF
 from libertem.udf.meta import UDFMeta
@@ -26,7 +27,7 @@ _CONTAINER_CACHE: dict[tuple, tuple[object, MaskContainer]] = {}
 _CONTAINER_CACHE_SIZE = 8
 
 
-def rmatmul(left_dense, right_sparse):
+def rmatmul(left_dense, right_sparse) -> np.ndarray:
     """``left_dense @ right_sparse`` for a dense left and a ``scipy.sparse`` right operand.
 
     Computed as ``(right_sparse.T @ left_dense.T).T``, so that scipy's fast
@@ -63,16 +64,6 @@ def _flat(tile):
     return tile.reshape((tile.shape[0], -1))
 
 
-def _densify(result):
-    if isinstance(result, sparse.SparseArray):
-        return result.todense()
-    if is_sparse(result):
-        return result.toarray()
-    if isinstance(result, np.matrix):
-        return np.asarray(result)
-    return result
-
-
 def _dot(flat, masks):
     """``flat @ masks`` for any combination of dense and sparse operands, dense result."""
     if isinstance(flat, sparse.SparseArray) or isinstance(masks, sparse.SparseArray):
@@ -80,10 +71,10 @@ def _dot(flat, masks):
             flat = sparse.COO.from_scipy_sparse(flat)
         if scipy.sparse.issparse(masks):
             masks = sparse.COO.from_scipy_sparse(masks)
-        return _densify(sparse.dot(flat, masks))
+        return densify(sparse.dot(flat, masks))
     if is_sparse(masks) and not is_sparse(flat):
-        return _densify(rmatmul(flat, masks))
-    return _densify(flat @ masks)
+        return densify(rmatmul(flat, masks))
+    return densify(flat @ masks)
 
 
 class ApplyMasksEngine:
@@ -260,8 +251,7 @@ class ApplyMasksUDF(UDF):
         )
 
     def _on_cupy(self) -> bool:
-        backend = getattr(self.meta, "array_backend", None) or "numpy"
-        return backend == "cupy" or backend.startswith("cupyx")
+        return is_cupy_backend(getattr(self.meta, "array_backend", None))
 
     def _mask_dtype(self, native) -> np.dtype:
         """The masks' dtype: as asked, else the input's precision (complex if needed)."""

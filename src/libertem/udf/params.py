@@ -10,6 +10,7 @@ import cloudpickle
 import numpy as np
 
 from libertem.common.shape import Shape
+from libertem.executor.utils.pickling import dumps as dumps_keeping_filenames
 
 
 def _user_modules(classes: Iterable[type]) -> set[str]:
@@ -42,7 +43,8 @@ def dumps_by_value(obj, classes: Iterable[type]) -> bytes:
         except ValueError:
             pass
     try:
-        return cloudpickle.dumps(obj)
+        # keeps the file names of code by value: worker tracebacks show the user's lines
+        return dumps_keeping_filenames(obj)
     finally:
         for name in registered:
             cloudpickle.unregister_pickle_by_value(sys.modules[name])

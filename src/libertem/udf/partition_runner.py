@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from libertem.common.backend import get_device_class
-from libertem.common.buffers import BufferWrapper, PlaceholderBufferWrapper
-from libertem.common.progress import TOPIC_TILE, PartitionProgressTracker
+from libertem.common.backend import get_device_class, is_cupy_backend
+from libertem.common.buffers import AuxBufferWrapper, BufferWrapper, PlaceholderBufferWrapper
+from libertem.common.progress import PartitionProgressTracker
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.udf.backends import (
@@ -166,9 +166,9 @@ class UDFTask:
         return f"<UDFTask {self.task_id} {self.partition!r}>"
 
 
-def aux_buffers(udf: UDF) -> list[BufferWrapper]:
+def aux_buffers(udf: UDF) -> list[AuxBufferWrapper]:
     """The auxiliary-data buffers among a UDF's parameters."""
-    return [v for v in udf.params._data.values() if isinstance(v, BufferWrapper) and v.is_aux]
+    return [v for v in udf.params._data.values() if isinstance(v, AuxBufferWrapper)]
 
 
 class TileConverter:
@@ -280,7 +280,7 @@ class UDFPartRunner:
                 )
             else:
                 backend = backend_choice[i]
-                dev = "cuda" if backend.startswith("cup") or backend == "cuda" else "cpu"
+                dev = "cuda" if is_cupy_backend(backend) or backend == "cuda" else "cpu"
                 choices.append((dev, backend, next(iter(sources))))
         read_backend = choose_read_backend(sources, [c[1] for c in choices])
         threads = threads_per_worker_of(env)
@@ -374,11 +374,16 @@ class UDFPartRunner:
             if scheme_idx is None:
                 scheme_idx = count % n_slices
             converter = None if all_plain else TileConverter(tile)
+            cast: dict[np.dtype, np.ndarray] = {}  # this tile in other dtypes, once each
             for state in states:
                 if state.plain:
                     data = tile.data
                     if state.input_dtype != data.dtype:
-                        data = _convert(converted, data, state.input_dtype, scheme)
+                        data = cast.get(state.input_dtype)
+                        if data is None:
+                            data = cast[state.input_dtype] = _convert(
+                                converted, tile.data, state.input_dtype, scheme
+                            )
                 else:
                     data = converter.get(state.target, state.input_dtype, state.udf.xp)
                 state.udf.meta._tiling_index = scheme_idx
@@ -390,19 +395,12 @@ class UDFPartRunner:
 
 
 def _progress_sender(env, task_id):
-    """``send(topic, message)`` for the progress tracker, through the task environment."""
-    report = getattr(env, "report_progress", None)
-    if report is not None:
-
-        def send(topic, message):
-            if topic == TOPIC_TILE:
-                report(task_id, message["frames"])
-
-        return send
+    """``send(topic, message)`` for the progress tracker: the environment's worker
+    context signals the main node (``None``: nobody listens)."""
     context = getattr(env, "worker_context", None)
-    if context is not None:
-        return lambda topic, message: context.signal(task_id, topic, message)
-    return None
+    if context is None:
+        return None
+    return lambda topic, message: context.signal(task_id, topic, message)
 
 
 def _convert(cache: dict, data: np.ndarray, dtype: np.dtype, scheme) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from libertem.common.math import count_nonzero, prod
 from libertem.udf.base import UDF
+from libertem.udf.sum import sum_partials
 
 __all__ = ["PickUDF"]
 
@@ -50,9 +51,5 @@ class PickUDF(UDF):
         dest.intensity[:] += src.intensity
 
     def merge_all(self, ordered_results):
-        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
-        parts = iter(ordered_results.values())
-        total = next(parts).intensity
-        for part in parts:
-            total = total + part.intensity
-        return {"intensity": total}
+        """Add up the partitions' parts (each holds zeros outside its own frames)."""
+        return sum_partials(ordered_results, "intensity")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from libertem.udf.partition_runner import (
 )
 from libertem.udf.results import ResultsForDataSet, UDFResults, damage_buffer
 from libertem.udf.validation import check_clean_copy, required_resources
+
+if TYPE_CHECKING:
+    from libertem.corrections import CorrectionSet
 
 # partial results held back to merge in partition order, at most (bytes)
 MAX_WAITING_BYTES = 512 * 1024 * 1024
@@ -65,8 +69,9 @@ class RunPlan:
 
     def all_done(self) -> BufferWrapper:
         """A damage buffer with every selected frame done."""
-        done = np.ones(self.dataset_shape.nav.size, dtype=bool)
-        if self.roi is not None:
+        if self.roi is None:
+            done = np.ones(self.dataset_shape.nav.size, dtype=bool)
+        else:
             done = self.roi.copy()
         return damage_buffer(done, self.dataset_shape)
 
@@ -95,16 +100,17 @@ def executor_threads_per_worker(executor) -> int:
     )
 
 
-def resolve_reporter(progress) -> ProgressReporter | None:
-    """``run_udf(progress=...)``: ``True`` -> a tqdm bar, a reporter as given, else none."""
+def resolve_reporter(progress, default: ProgressReporter | None = None) -> ProgressReporter | None:
+    """``run_udf(progress=...)``: a reporter as given; ``True``: ``default`` or a tqdm bar;
+    false: none."""
     if isinstance(progress, ProgressReporter):
         return progress
-    if progress is True or (progress and not isinstance(progress, ProgressReporter)):
-        return TQDMProgressReporter()
+    if progress:
+        return default or TQDMProgressReporter()
     return None
 
 
-def resolve_corrections(dataset, corrections):
+def resolve_corrections(dataset, corrections: CorrectionSet | None) -> CorrectionSet | None:
     """The corrections of a run: as given, else the dataset's own (if it has any)."""
     if corrections is None:
         get = getattr(dataset, "get_correction_data", None)
@@ -320,8 +326,7 @@ class UDFRunner:
                 plan.release()
             yield UDFResults(buffers=buffers, damage=plan.all_done())
             return
-        reporter = self._progress_reporter if progress is True else None
-        reporter = reporter or resolve_reporter(progress)
+        reporter = resolve_reporter(progress, self._progress_reporter)
         yield from self._execute(plan, executor, reporter, iterate)
 
     async def run_for_dataset_async(

@@ -99,7 +99,9 @@ def _combined(n_a, sum_a, varsum_a, n_b, sum_b, varsum_b, mean_b, xp):
     return n, xp.where(has_a, sum_a + sum_b, sum_b), varsum
 
 
-def merge_ndarray(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean, forbuf):
+def merge_ndarray(
+    dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean, forbuf
+) -> None:
     """Vectorized :func:`merge`, for NumPy or CuPy arrays of any (equal) shape.
 
     Parameters
@@ -150,7 +152,7 @@ def process_tile(tile, n_0, sum_inout, varsum_inout):
         )
 
 
-def process_tile_ndarray(tile, n_0, sum_inout, varsum_inout, forbuf):
+def process_tile_ndarray(tile, n_0: int, sum_inout, varsum_inout, forbuf) -> None:
     """Vectorized :func:`process_tile` for NumPy or CuPy (and complex) data.
 
     Parameters
@@ -207,12 +209,14 @@ class StdDevUDF(UDF):
         return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
 
     def get_task_data(self):
+        """Whether the numba kernels apply, and the frame counter per signal region."""
         numba_ok = (
             self.params.use_numba
             and self.meta.array_backend == self.BACKEND_NUMPY
             and self.meta.input_dtype.kind == "f"
         )
-        return {"use_numba": numba_ok}
+        # tiling scheme index -> [frames seen, index of the region in a frame]
+        return {"use_numba": numba_ok, "regions": {}}
 
     def get_result_buffers(self):
         dtype = np.result_type(self.meta.input_dtype, np.float64)
@@ -229,14 +233,26 @@ class StdDevUDF(UDF):
     def process_tile(self, tile):
         """Add the tile's frames to the statistics of its signal region."""
         r = self.results
-        count = r.num_frames
-        n_0 = int(count.reshape(-1)[0])
+        regions = self.task_data.regions
+        region = regions.get(self.meta.tiling_scheme_idx)
+        if region is None:
+            region = regions[self.meta.tiling_scheme_idx] = [0, self.meta.sig_slice.get()]
+        n_0 = region[0]
         flat_sum, flat_varsum = _flat_view(r.sum), _flat_view(r.varsum)
         if self.task_data.use_numba and flat_sum is not None and flat_varsum is not None:
             process_tile(tile.reshape((tile.shape[0], -1)), n_0, flat_sum, flat_varsum)
         else:
             process_tile_ndarray(tile, n_0, r.sum, r.varsum, forbuf=r.sum)
-        count[...] = n_0 + tile.shape[0]
+        region[0] = n_0 + tile.shape[0]
+
+    def postprocess(self):
+        """Write the frames counted per signal region into ``num_frames``, pixel by pixel.
+
+        Counting per region instead of per pixel keeps the work per tile small.
+        """
+        count = self.results.num_frames
+        for frames, index in self.task_data.regions.values():
+            count[index] = frames
 
     def merge(self, dest, src):
         src_n = np.asarray(src.num_frames)
@@ -256,7 +272,8 @@ class StdDevUDF(UDF):
             merge_ndarray(*args, forbuf=dest.sum)
 
     def merge_all(self, ordered_results):
-        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
+        """Combine the partitions' statistics in order, pairwise (not in place, so that
+        the parts may be Dask arrays)."""
         parts = iter(ordered_results.values())
         first = next(parts)
         n, total, varsum = first.num_frames, first.sum, first.varsum

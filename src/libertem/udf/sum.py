@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+import operator
+from collections.abc import Mapping
+from typing import Any
+
 import sparse
 from sparseconverter import BACKENDS, CUDA
 
-from libertem.common.sparse import is_sparse
+from libertem.common.sparse import densify, is_sparse
 from libertem.udf.base import UDF
 
-__all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum"]
+__all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum", "sum_partials"]
 
 # Streaming reductions do so little per byte that Python's per-tile overhead shows at
 # 1 MiB tiles; 4 MiB tiles still sit in the L3 cache and halve that overhead's share.
@@ -18,17 +22,6 @@ STREAMING_TILE_BYTES = 4 * 1024 * 1024
 # Every array backend: the sums below accept dense, pydata.sparse and scipy.sparse tiles
 # (on the CPU or, through CuPy, on a GPU). 'cuda' is a CUDA worker fed NumPy arrays.
 ALL_BACKENDS = tuple(sorted(BACKENDS - {CUDA})) + (CUDA,)
-
-
-def _dense(result):
-    """A dense array (NumPy or CuPy) for the result of a sparse or dense reduction."""
-    if isinstance(result, sparse.SparseArray):
-        return result.todense()
-    if is_sparse(result):
-        return result.toarray()
-    if isinstance(result, np.matrix):
-        return np.asarray(result)
-    return result
 
 
 def _is_2d_sparse(tile) -> bool:
@@ -46,15 +39,34 @@ def frame_sum(tile, shape: tuple[int, ...]):
     shape
         Shape of the result.
     """
-    return _dense(tile.sum(axis=0)).reshape(shape)
+    return densify(tile.sum(axis=0)).reshape(shape)
 
 
-def signal_sum(tile):
+def signal_sum(tile) -> Any:
     """Sum of each frame of a dense or sparse tile, as a dense 1D array."""
     if _is_2d_sparse(tile):
-        return _dense(tile.sum(axis=1)).reshape(-1)
+        return densify(tile.sum(axis=1)).reshape(-1)
     flat = tile.reshape((tile.shape[0], -1))
-    return _dense(flat.sum(axis=1))
+    return densify(flat.sum(axis=1))
+
+
+def sum_partials(ordered_results: Mapping, *names: str) -> dict:
+    """``merge_all`` of sums: each named buffer added up over all partial results.
+
+    Not in place, so that the parts may be Dask arrays (``DelayedJobExecutor``).
+
+    Parameters
+    ----------
+    ordered_results
+        What ``merge_all`` receives: partial results by partition slice.
+    *names
+        The buffers to add up.
+    """
+    parts = list(ordered_results.values())
+    return {
+        name: functools.reduce(operator.add, (getattr(part, name) for part in parts))
+        for name in names
+    }
 
 
 class StreamingSumUDF(UDF):
@@ -105,9 +117,5 @@ class SumUDF(StreamingSumUDF):
         dest.intensity[:] += src.intensity
 
     def merge_all(self, ordered_results):
-        # not in place: the parts may be Dask arrays (DelayedJobExecutor)
-        parts = iter(ordered_results.values())
-        total = next(parts).intensity
-        for part in parts:
-            total = total + part.intensity
-        return {"intensity": total}
+        """Add up the partitions' sums."""
+        return sum_partials(ordered_results, "intensity")

@@ -56,7 +56,7 @@ class SumSigUDF(StreamingSumUDF):
             out[:] += signal_sum(tile)
 
 
-def run_sumsig(ctx, dataset):
+def run_sumsig(ctx, dataset) -> dict:
     """Sum of each frame of ``dataset``: ``ctx.run_udf`` with :class:`SumSigUDF`.
 
     Returns

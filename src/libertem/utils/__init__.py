@@ -58,7 +58,7 @@ def make_polar(cartesian: np.ndarray) -> np.ndarray:
     return np.stack([np.hypot(y, x), np.arctan2(y, x)], axis=-1)
 
 
-def rotate_precalc(y, x, cos_angle, sin_angle):
+def rotate_precalc(y, x, cos_angle, sin_angle) -> tuple:
     """Rotate ``(y, x)`` by the angle whose cosine and sine are given.
 
     The rotation turns the x axis towards the y axis (clockwise on screen), so
@@ -79,12 +79,12 @@ def rotate_precalc(y, x, cos_angle, sin_angle):
     return (y * cos_angle + x * sin_angle, x * cos_angle - y * sin_angle)
 
 
-def rotate_rad(y, x, radians):
+def rotate_rad(y, x, radians) -> tuple:
     """Rotate ``(y, x)`` by ``radians``; see :func:`rotate_precalc`."""
     return rotate_precalc(y, x, np.cos(radians), np.sin(radians))
 
 
-def rotate_deg(y, x, degrees):
+def rotate_deg(y, x, degrees) -> tuple:
     """Rotate ``(y, x)`` by ``degrees``; see :func:`rotate_precalc`."""
     return rotate_rad(y, x, np.deg2rad(degrees))
 

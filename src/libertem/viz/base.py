@@ -33,7 +33,12 @@ def declared_buffers(dataset, udf: UDF, roi=None) -> dict[str, BufferWrapper]:
     return UDFRunner.inspect_udf(udf, dataset, roi)
 
 
-def _result_shape(buf: BufferWrapper, nav_shape, sig_shape) -> tuple[int, ...]:
+def result_shape(buf: BufferWrapper, nav_shape, sig_shape) -> tuple[int, ...]:
+    """The shape of the result of buffer ``buf`` on a dataset of ``nav_shape`` and ``sig_shape``.
+
+    ``nav`` results are navigation-shaped, ``sig`` results signal-shaped, each plus
+    the ``extra_shape``; ``single`` results have the ``extra_shape`` (at least ``(1,)``).
+    """
     if buf.kind == "nav":
         return (*tuple(nav_shape), *buf.extra_shape)
     if buf.kind == "sig":
@@ -96,7 +101,7 @@ def get_plottable_channels(dataset, udf: UDF, roi=None) -> list[str]:
         name
         for name, buf in declared_buffers(dataset, udf, roi).items()
         if buf.use != "private"
-        and len(_squeeze_shape(_result_shape(buf, shape.nav, shape.sig))) in (1, 2)
+        and len(_squeeze_shape(result_shape(buf, shape.nav, shape.sig))) in (1, 2)
     ]
 
 
@@ -200,7 +205,7 @@ class Live2DPlot:
         shape = dataset.shape
         empty = {}
         for name, buf in buffers.items():
-            res = _result_shape(buf, shape.nav, shape.sig)
+            res = result_shape(buf, shape.nav, shape.sig)
             dtype = np.float64 if buf.dtype.kind == "c" else buf.dtype
             empty[name] = _Placeholder(np.zeros(res, dtype=dtype), buf.kind)
         return empty

@@ -38,15 +38,7 @@ class BQLive2DPlot(Live2DPlot):
         min_delta: float = 1 / 60,
         udfresult=None,
     ):
-        super().__init__(
-            dataset,
-            udf,
-            roi=roi,
-            channel=channel,
-            title=title,
-            min_delta=min_delta,
-            udfresult=udfresult,
-        )
+        super().__init__(dataset, udf, roi, channel, title, min_delta, udfresult)
         self.scheme = "viridis"
         self.figure = None
         self.mark = None

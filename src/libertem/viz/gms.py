@@ -49,15 +49,7 @@ class GMSLive2DPlot(Live2DPlot):
         min_delta: float = 0.2,
         udfresult=None,
     ):
-        super().__init__(
-            dataset,
-            udf,
-            roi=roi,
-            channel=channel,
-            title=title,
-            min_delta=min_delta,
-            udfresult=udfresult,
-        )
+        super().__init__(dataset, udf, roi, channel, title, min_delta, udfresult)
         self.image = None
 
     def _frame(self) -> np.ndarray:

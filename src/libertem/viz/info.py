@@ -6,6 +6,8 @@ import html
 
 import numpy as np
 
+from libertem.viz.base import result_shape
+
 __all__ = ["UDFInfo"]
 
 
@@ -33,18 +35,11 @@ class UDFInfo:
         self.udf_name = udf_name
         self.rows = []
         for name, buf in buffers.items():
-            extra = tuple(buf.extra_shape)
-            if buf.kind == "nav":
-                shape = (*tuple(nav_shape), *extra)
-            elif buf.kind == "sig":
-                shape = (*tuple(sig_shape), *extra)
-            else:
-                shape = extra or (1,)
             self.rows.append(
                 {
                     "name": name,
                     "kind": buf.kind,
-                    "shape": shape,
+                    "shape": result_shape(buf, nav_shape, sig_shape),
                     "dtype": np.dtype(buf.dtype),
                     "use": buf.use or "result",
                 }

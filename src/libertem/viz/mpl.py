@@ -69,15 +69,7 @@ class MPLLive2DPlot(Live2DPlot):
         udfresult=None,
         **kwargs: Any,
     ):
-        super().__init__(
-            dataset,
-            udf,
-            roi=roi,
-            channel=channel,
-            title=title,
-            min_delta=min_delta,
-            udfresult=udfresult,
-        )
+        super().__init__(dataset, udf, roi, channel, title, min_delta, udfresult)
         self.kwargs = kwargs
         self.fig = None
         self.axes = None

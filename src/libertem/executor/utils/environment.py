@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -30,6 +31,44 @@ def mitigations() -> Iterator[None]:
         yield
 
 
+_CONTROLLER: dict = {"controller": None, "modules": -1}
+
+
+def thread_controller():
+    """The :class:`threadpoolctl.ThreadpoolController` of this process, made once.
+
+    Finding the thread pools means reading the list of loaded libraries, which
+    takes milliseconds; it is done again only when modules were imported since.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    n_modules = len(sys.modules)
+    if _CONTROLLER["controller"] is None or _CONTROLLER["modules"] != n_modules:
+        with mitigations():
+            _CONTROLLER["controller"] = ThreadpoolController()
+        _CONTROLLER["modules"] = n_modules
+    return _CONTROLLER["controller"]
+
+
+@contextlib.contextmanager
+def limit_thread_pools(n: int) -> Iterator[None]:
+    """Limit the BLAS/OpenMP thread pools (threadpoolctl) to ``n`` threads in the block.
+
+    Only the pools whose limit differs are touched, and set back afterwards.
+    """
+    changed = []
+    for lib in thread_controller().lib_controllers:
+        current = lib.num_threads
+        if current != n:
+            lib.set_num_threads(n)
+            changed.append((lib, current))
+    try:
+        yield
+    finally:
+        for lib, current in reversed(changed):
+            lib.set_num_threads(current)
+
+
 @contextlib.contextmanager
 def set_num_threads(n: int | None) -> Iterator[None]:
     """Limit BLAS/OpenMP (threadpoolctl) and numba to ``n`` threads in the block.
@@ -41,18 +80,15 @@ def set_num_threads(n: int | None) -> Iterator[None]:
         yield
         return
     import numba
-    from threadpoolctl import threadpool_limits
 
     n = max(1, int(n))
     previous = numba.get_num_threads()
-    with mitigations():
-        limits = threadpool_limits(n)
-    try:
+    with limit_thread_pools(n):
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        yield
-    finally:
-        numba.set_num_threads(previous)
-        limits.restore_original_limits()
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -175,4 +211,11 @@ def _numba_threads(n: int | None) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-__all__ = ["Environment", "mitigations", "set_num_threads", "use_gpu"]
+__all__ = [
+    "Environment",
+    "limit_thread_pools",
+    "mitigations",
+    "set_num_threads",
+    "thread_controller",
+    "use_gpu",
+]

@@ -18,6 +18,7 @@ from libertem.io.corrections.detector import (
     CorrectError,
     RepairDescriptor,
     apply_prepared,
+    check_real,
     correct,
     excluded_coords,
 )
@@ -106,9 +107,7 @@ def _check_frame(a, what: str):
     arr = np.asarray(a)
     if arr.ndim == 0:
         raise CorrectError(f"{what} must be an array of the signal shape, got a scalar")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise CorrectError(f"{what} must hold real numbers, got dtype {arr.dtype}")
-    return arr
+    return check_real(arr, what)
 
 
 def _to_coo(excluded_pixels) -> sparse.COO | None:

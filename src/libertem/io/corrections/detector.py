@@ -285,6 +285,19 @@ class RepairDescriptor:
         return f"<RepairDescriptor sig_shape={self.sig_shape} excluded={self.n_excluded}>"
 
 
+def check_real(arr: np.ndarray, what: str) -> np.ndarray:
+    """``arr`` if it holds real numbers (a dark frame, a gain map).
+
+    Raises
+    ------
+    CorrectError
+        For a complex or non-numeric dtype.
+    """
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise CorrectError(f"{what} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def _frame_array(a, sig_shape: tuple[int, ...], what: str) -> np.ndarray | None:
     """A dark frame or gain map as an array of ``sig_shape`` (a flat one is reshaped)."""
     if a is None:
@@ -294,9 +307,7 @@ def _frame_array(a, sig_shape: tuple[int, ...], what: str) -> np.ndarray | None:
         if arr.size != prod(sig_shape) or arr.ndim != 1:
             raise CorrectError(f"{what} has shape {arr.shape}, the signal shape is {sig_shape}")
         arr = arr.reshape(sig_shape)
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise CorrectError(f"{what} must hold real numbers, got dtype {arr.dtype}")
-    return arr
+    return check_real(arr, what)
 
 
 def _infer_sig_shape(buffer, sig_shape, dark_image, gain_map, repair_descriptor):
@@ -332,15 +343,15 @@ def apply_prepared(data, sig_ndim, dark, gain, descriptor) -> None:
 
 
 def correct(
-    buffer,
-    dark_image=None,
-    gain_map=None,
+    buffer: np.ndarray,
+    dark_image: np.ndarray | None = None,
+    gain_map: np.ndarray | None = None,
     excluded_pixels=None,
-    repair_descriptor=None,
-    inplace=False,
-    sig_shape=None,
-    allow_empty=False,
-):
+    repair_descriptor: RepairDescriptor | None = None,
+    inplace: bool = False,
+    sig_shape: Sequence[int] | None = None,
+    allow_empty: bool = False,
+) -> np.ndarray:
     """Correct detector frames: ``(buffer - dark_image) * gain_map``, then patch excluded pixels.
 
     Parameters
@@ -440,7 +451,9 @@ def repair_matrix(descriptor: RepairDescriptor) -> scipy.sparse.csr_array:
     )
 
 
-def correct_dot_masks(masks, gain_map, excluded_pixels=None, allow_empty=False):
+def correct_dot_masks(
+    masks, gain_map: np.ndarray | None, excluded_pixels=None, allow_empty: bool = False
+):
     """Fold a gain map and excluded pixels into a mask stack.
 
     Returns masks ``m'`` so that ``m' . raw`` equals ``m . corrected`` for every

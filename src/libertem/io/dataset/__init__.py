@@ -17,6 +17,7 @@ from libertem.common.async_utils import sync_to_async
 from libertem.common.exceptions import DataSetException
 from libertem.common.scheduler import Scheduler
 from libertem.io.dataset.base import DataSet
+from libertem.io.dataset.base.checks import check_dataset
 
 _FORMATS: dict[str, str] = {
     "memory": "libertem.io.dataset.memory:MemoryDataSet",
@@ -205,6 +206,7 @@ def load(filetype: str, *args, enable_async: bool = False, executor, **kwargs):
         workers = executor.get_available_workers().compute_workers()
         dataset.set_num_cores(max(1, len(workers)))
     dataset = dataset.initialize(executor)
+    check_dataset(dataset, getattr(dataset, "path", None) or name)
     dataset.check_valid()
     return dataset
 

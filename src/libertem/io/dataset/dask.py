@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
 from libertem.common.messageconverter import MessageConverter
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
@@ -21,6 +22,7 @@ from libertem.io.dataset.base import (
     MMapFileBase,
 )
 from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES
+from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.dask_chunks import (
     array_mult,
     findall,
@@ -260,13 +262,13 @@ class DaskDataSet(DataSet):
     def get_slices(self):
         """``(partition_slice, start, stop)`` of each partition (flat frames)."""
         rows_per_frame = int(
-            np.prod(self._array.shape[1 : len(self._array.shape) - self._shape.sig_dims])
+            prod(self._array.shape[1 : len(self._array.shape) - self._shape.sig_dims])
         )
         sig = tuple(self._shape.sig)
         bounds = self._row_bounds()
         for a, b in zip(bounds[:-1], bounds[1:]):
             start, stop = a * rows_per_frame, b * rows_per_frame
-            part = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+            part = frames_slice(start, stop, sig)
             yield part, start, stop
 
     @property

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from libertem.common.math import prod
+
 
 def array_mult(*arrays, dtype=np.float64) -> np.ndarray:
     """The outer product of 1D ``arrays`` (one axis each), as ``dtype``."""
@@ -75,7 +77,7 @@ def modify_chunking(chunking, dim: int, merge_idxs: Sequence[int]) -> tuple:
 def merged_chunking(array, target, min_chunks=0) -> tuple:
     """The chunking :func:`merge_until_target` rechunks ``array`` to."""
     chunking = (array.chunks[0], *((s,) for s in array.shape[1:]))
-    row_bytes = int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize
+    row_bytes = prod(array.shape[1:]) * np.dtype(array.dtype).itemsize
     while len(chunking[0]) > max(1, int(min_chunks)):
         sizes = [c * row_bytes for c in chunking[0]]
         idx, other = min_with_min_neighbor(sizes)

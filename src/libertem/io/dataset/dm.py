@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 
@@ -23,7 +22,6 @@ from libertem.common.messageconverter import (
     shape_schema,
 )
 from libertem.common.shape import Shape
-from libertem.common.slice import Slice
 from libertem.io.dataset.base import (
     BasePartition,
     DataSet,
@@ -34,7 +32,9 @@ from libertem.io.dataset.base import (
     OffsetsSizes,
     dataset_shape,
 )
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.dm_tags import DMImage, read_dm_header, read_dm_image
 
 __all__ = [
@@ -291,7 +291,7 @@ class StackedDMDataSet(DMDataSet):
 
     def _frame_of(self, path: str) -> DMImage:
         image = read_dm_image(path)
-        if len(image.dims) > 2 and int(np.prod(image.dims[2:])) > 1:
+        if len(image.dims) > 2 and prod(image.dims[2:]) > 1:
             raise DataSetException(
                 f"{path}: holds a stack of dimensions {image.dims}; a stacked DM dataset "
                 "takes one frame per file (open it with path=... instead of a list of files)"
@@ -359,19 +359,12 @@ class StackedDMDataSet(DMDataSet):
 
     def get_cache_key(self) -> str:
         """A key identifying the data read: files, shape and sync offset."""
-        return json.dumps(
-            {
-                "files": [os.path.abspath(f) for f in self._files],
-                "shape": list(self.shape),
-                "sync_offset": self.sync_offset,
-            }
-        )
+        return files_cache_key(self, self._files)
 
     def make_partition(self, start: int, stop: int) -> BasePartition:
         if self._fileset is None:
             raise DataSetException(f"{self._where}: dataset is not initialized")
-        sig = tuple(self._shape.sig)
-        part_slice = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+        part_slice = frames_slice(start, stop, self._shape.sig)
         n = len(self._fileset)
         # the files holding the partition's frames; the nearest one if it holds none
         first = min(max(start + self.sync_offset, 0), n - 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -10,7 +9,6 @@ import numpy as np
 from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
 from libertem.common.shape import Shape
-from libertem.common.slice import Slice
 from libertem.io.dataset.base import (
     BasePartition,
     DataSet,
@@ -22,7 +20,9 @@ from libertem.io.dataset.base import (
     dataset_shape,
     iter_tiles,
 )
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.dm import DMDataSet, DMFileSet, SingleDMDatasetParams
 from libertem.io.dataset.dm_tags import DMImage, read_dm_image
 
@@ -297,21 +297,14 @@ class SingleDMDataSet(DMDataSet):
 
     def get_cache_key(self) -> str:
         """A key identifying the data read: file, image, order, shape and sync offset."""
-        return json.dumps(
-            {
-                "path": os.path.abspath(self._path),
-                "dataset_index": self._dataset_index,
-                "force_c_order": self._force_c_order,
-                "shape": list(self.shape),
-                "sync_offset": self.sync_offset,
-            }
+        return files_cache_key(
+            self, [self._path], dataset_index=self._dataset_index, c_order=self._force_c_order
         )
 
     def make_partition(self, start: int, stop: int) -> DMPartition:
         if self._fileset is None:
             raise DataSetException(f"{self._path}: dataset is not initialized")
-        sig = tuple(self._shape.sig)
-        part_slice = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+        part_slice = frames_slice(start, stop, self._shape.sig)
         return DMPartition(
             self.meta,
             part_slice,

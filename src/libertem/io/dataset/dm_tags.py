@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
 
 # simple type codes -> numpy type char (byte order added later)
 SIMPLE_TYPES = {
@@ -317,7 +318,7 @@ class DMImage:
     @property
     def size(self) -> int:
         """Number of values."""
-        return int(np.prod(self.dims, dtype=np.int64))
+        return prod(self.dims)
 
 
 def _image_info(tags: DMTags, index: int, image: TagGroup) -> DMImage | None:
@@ -336,7 +337,7 @@ def _image_info(tags: DMTags, index: int, image: TagGroup) -> DMImage | None:
     if code not in DM_IMAGE_TYPES:
         raise DataSetException(f"{path}: unsupported DM image data type {code!r}")
     dtype = np.dtype(tags.byteorder + DM_IMAGE_TYPES[code])
-    nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    nbytes = prod(dims) * dtype.itemsize
     if nbytes != data.count * data.dtype.itemsize:
         raise DataSetException(
             f"{path}: image of dimensions {dims} x {dtype} needs {nbytes} bytes, "

@@ -249,11 +249,11 @@ class EMPADDataSet(RecordStackDataSet):
                 f"{where}: truncated or not EMPAD data: {size} bytes is not a whole number "
                 f"of 130 x 128 float32 records ({EMPAD_RECORD_BYTES} bytes each)"
             )
-        if nav is not None and int(np.prod(nav)) != n_records:
+        if nav is not None and prod(nav) != n_records:
             if self._nav_shape is None or self._path.lower().endswith(".xml"):
                 raise DataSetException(
-                    f"{where}: the scan {nav} needs {int(np.prod(nav))} frames, the raw file "
-                    f"holds {n_records} ({'truncated' if n_records < np.prod(nav) else 'extra'})"
+                    f"{where}: the scan {nav} needs {prod(nav)} frames, the raw file "
+                    f"holds {n_records} ({'truncated' if n_records < prod(nav) else 'extra'})"
                 )
             nav = None  # a .raw with an explicit nav_shape: the name is only a hint
         return RecordLayout(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
 from libertem.io.dataset.base import ArrayPartition
 from libertem.io.dataset.base.files import open_memmap
 
@@ -54,7 +55,7 @@ class FrameList:
         self.sig_shape = tuple(int(s) for s in sig_shape)
         self.shape = (int(self.offsets.size), *self.sig_shape)
         self.ndim = len(self.shape)
-        self._frame_bytes = int(np.prod(self.sig_shape)) * self.dtype.itemsize
+        self._frame_bytes = prod(self.sig_shape) * self.dtype.itemsize
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -112,14 +113,12 @@ def strided_frames(
     With ``flip_rows``, frames are stored bottom row first and are handed out flipped.
     """
     dtype = np.dtype(dtype)
-    frame_bytes = int(np.prod(sig_shape)) * dtype.itemsize
+    frame_bytes = prod(sig_shape) * dtype.itemsize
     end = first + (count - 1) * stride + frame_bytes
     if count < 1 or first < 0 or stride < frame_bytes or end > file_size:
         raise DataSetException(f"{path}: frames do not fit in the file ({file_size} bytes)")
     mm = open_memmap(path, np.uint8, 0, (file_size,))
-    sig_strides = tuple(
-        int(np.prod(sig_shape[i + 1 :])) * dtype.itemsize for i in range(len(sig_shape))
-    )
+    sig_strides = tuple(prod(sig_shape[i + 1 :]) * dtype.itemsize for i in range(len(sig_shape)))
     if flip_rows:
         first += (sig_shape[0] - 1) * sig_strides[0]
         sig_strides = (-sig_strides[0], *sig_strides[1:])
@@ -173,7 +172,7 @@ class OffsetsPartition(ArrayPartition):
             steps = np.diff(self.offsets)
             stride = int(steps[0]) if n > 1 else 1 << 30
             if n == 1 or np.all(steps == stride):
-                frame_bytes = int(np.prod(self.sig_shape)) * self.dtype.itemsize
+                frame_bytes = prod(self.sig_shape) * self.dtype.itemsize
                 if stride >= frame_bytes or n == 1:
                     return strided_frames(
                         self.paths,

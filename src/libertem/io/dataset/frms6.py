@@ -29,13 +29,15 @@ from libertem.io.corrections.corrset import CorrectionSet
 from libertem.io.dataset.base import DataSet, TilingScheme
 from libertem.io.dataset.base.backend import IOBackend
 from libertem.io.dataset.base.basepartition import BasePartition
-from libertem.io.dataset.base.dataset import dataset_shape
+from libertem.io.dataset.base.checks import check_scan_size, dataset_shape
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.decoders import Decoder
 from libertem.io.dataset.base.file import File
+from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.filesource import FileFrameSource, FileSpan, FrameLayout
 from libertem.io.dataset.base.meta import DataSetMeta
-from libertem.io.dataset.base.readranges import compute_read_ranges, make_get_read_ranges
+from libertem.io.dataset.base.readranges import make_get_read_ranges
 from libertem.io.dataset.frms6_files import (
     DECODERS,
     FRMS6FileHeader,
@@ -137,27 +139,15 @@ class FRMS6FileSet(FileSet):
         self.global_header = global_header
         self.binning = hdr_binning(global_header, "FRMS6 .hdr")
 
-    def get_read_ranges(
-        self,
-        start_at_frame: int,
-        stop_before_frame: int,
-        dtype,
-        tiling_scheme,
-        sync_offset: int = 0,
-        roi=None,
-    ):
-        """Read ranges of whole stored frames (see :data:`frms6_get_read_ranges`)."""
-        return compute_read_ranges(
-            self,
-            start_at_frame,
-            stop_before_frame,
-            16,
-            tiling_scheme,
-            sync_offset,
-            roi,
-            frms6_get_read_ranges,
-            extra=self.binning,
-        )
+    # read ranges of whole stored frames (see :data:`frms6_get_read_ranges`)
+    def _bits_per_pixel(self, dtype) -> int:
+        return 16
+
+    def _get_read_ranges_fn(self):
+        return frms6_get_read_ranges
+
+    def _read_ranges_extra(self):
+        return self.binning
 
 
 class FRMS6Decoder(Decoder):
@@ -239,7 +229,7 @@ class FRMS6DatasetParams(DatasetParamsConverter):
 # --- the dataset ----------------------------------------------------------------------------
 
 
-class FRMS6DataSet(DataSet):
+class FRMS6DataSet(FileSetDataSet):
     """A pnCCD acquisition in FRMS6 files.
 
     Parameters
@@ -295,8 +285,6 @@ class FRMS6DataSet(DataSet):
             )
         self._nav_shape = None if nav_shape is None else tuple(nav_shape)
         self._sig_shape = None if sig_shape is None else tuple(sig_shape)
-        self._shape = None
-        self._fileset = None
         self._dark_file = None
         self._header = None
         self._binning = None
@@ -367,11 +355,7 @@ class FRMS6DataSet(DataSet):
             raise DataSetException(f"{self._path}: the signal files hold no frames")
         scan = hdr_scan_shape(hdr, hdr_path)
         if self._nav_shape is None and scan is not None:
-            if prod(scan) > n_frames + abs(self._sync_offset):
-                raise DataSetException(
-                    f"{hdr_path}: scan size {scan} needs {prod(scan)} frames, the data has "
-                    f"{n_frames}; pass nav_shape"
-                )
+            check_scan_size(scan, n_frames, self._sync_offset, hdr_path)
         nav = self._nav_shape or scan or (n_frames,)
         shape = dataset_shape(
             nav,
@@ -385,31 +369,14 @@ class FRMS6DataSet(DataSet):
         gain = None
         if self._gain_map_path is not None:
             gain = read_gain_map(self._gain_map_path, native_sig).reshape(tuple(shape.sig))
-        self._shape = shape
-        self._image_count = n_frames
         self._binning = binning
         self._header = headers[1]
         self._dark_file = (files[0], first)
         self._gain = gain
         self._fileset = FRMS6FileSet(hdr, data)
-        self._meta = DataSetMeta(
-            shape=shape,
-            image_count=n_frames,
-            raw_dtype=np.uint16,
-            dtype=self._dest_dtype,
-            metadata={"binning": binning, "hdr": hdr},
-            sync_offset=self._sync_offset,
-        )
+        meta = self._set_meta(shape, np.uint16, n_frames, {"binning": binning, "hdr": hdr})
+        meta.dtype = self._dest_dtype
         return self
-
-    def _require(self):
-        if self._fileset is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-
-    @property
-    def shape(self) -> Shape:
-        self._require()
-        return self._shape
 
     @property
     def dtype(self) -> np.dtype:
@@ -417,33 +384,23 @@ class FRMS6DataSet(DataSet):
 
     def check_valid(self) -> bool:
         """Re-read the file headers; raise ``DataSetException`` if they no longer fit."""
-        self._require()
-        for f in self._fileset:
+        for f in self._need_fileset():
             if read_file_header(f.path).num_frames < f.num_frames:
                 raise DataSetException(f"{f.path}: fewer frames than when it was opened")
         return True
 
     def get_cache_key(self) -> str:
-        self._require()
-        stats = []
-        for path in [self._dark_file[0], *(f.path for f in self._fileset)]:
-            st = os.stat(path)
-            stats.append((path, st.st_size, st.st_mtime_ns))
-        return repr(
-            (
-                "frms6",
-                stats,
-                tuple(self._shape),
-                self._sync_offset,
-                self._enable_offset_correction,
-                self._gain_map_path,
-                str(self._dest_dtype),
-            )
+        return files_cache_key(
+            self,
+            [self._dark_file[0], *(f.path for f in self._need_fileset())],
+            offset_correction=self._enable_offset_correction,
+            gain_map=self._gain_map_path,
+            dtype=str(self._dest_dtype),
         )
 
     def get_diagnostics(self) -> list[dict]:
         """Facts about the acquisition: binning, dark and signal frames."""
-        self._require()
+        self._need_fileset()
         return [
             {"name": "Binning", "value": str(self._binning)},
             {"name": "Dark frames", "value": str(self._dark_file[1].num_frames)},
@@ -457,7 +414,7 @@ class FRMS6DataSet(DataSet):
 
     def dark_frame(self) -> np.ndarray:
         """The mean of the dark frames (file ``_000``), ``float32`` of the signal shape."""
-        self._require()
+        self._need_fileset()
         if self._dark is None:
             path, h = self._dark_file
             native = sig_shape_of(h, self._binning)
@@ -481,29 +438,14 @@ class FRMS6DataSet(DataSet):
                     acc += buf[: b - a].sum(axis=0, dtype=np.float64)
             finally:
                 source.close()
-            self._dark = (acc / h.num_frames).astype(np.float32).reshape(tuple(self._shape.sig))
+            self._dark = (acc / h.num_frames).astype(np.float32).reshape(tuple(self.shape.sig))
         return self._dark
 
     def get_correction_data(self) -> CorrectionSet:
         """The dark frame (with ``enable_offset_correction``) and the gain map, if given."""
-        self._require()
+        self._need_fileset()
         dark = self.dark_frame() if self._enable_offset_correction else None
         return CorrectionSet(dark=dark, gain=self._gain)
 
     def make_partition(self, start: int, stop: int) -> FRMS6Partition:
-        self._require()
-        sig = tuple(self._shape.sig)
-        part_slice = Slice(
-            (start, *([0] * len(sig))), Shape((stop - start, *sig), sig_dims=len(sig))
-        )
-        return FRMS6Partition(
-            self._binning,
-            self._header,
-            self._meta,
-            part_slice,
-            self._fileset,
-            start + self._sync_offset,
-            stop - start,
-            self.get_io_backend(),
-            self.get_decoder(),
-        )
+        return FRMS6Partition(self._binning, self._header, *self._partition_args(start, stop))

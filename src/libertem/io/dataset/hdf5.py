@@ -9,7 +9,6 @@ boundaries along the navigation axes where possible.
 
 from __future__ import annotations
 
-import json
 import os
 from math import ceil
 
@@ -40,7 +39,10 @@ from libertem.io.dataset.base import (
     dataset_shape,
     single_file_layout,
 )
+from libertem.io.dataset.base.checks import check_stored
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.filebased import ignored_tileshape
+from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.hdf5_read import (
     BLOCK_BYTES,
     HDF5_SIGNATURE,
@@ -73,6 +75,29 @@ class HDF5DatasetParams(DatasetParamsConverter):
             "min_num_partitions": {"type": "integer", "minimum": 1},
         },
     )
+
+
+def _stored_bytes(ds, path: str) -> int:
+    """Bytes the file(s) hold for dataset ``ds``: its allocated storage; for virtual
+    datasets the sizes of the source files, for external storage of the external files."""
+    if ds.is_virtual:
+        folder = os.path.dirname(os.path.abspath(path))
+        names = {
+            os.path.abspath(path) if s.file_name == "." else os.path.join(folder, s.file_name)
+            for s in ds.virtual_sources()
+        }
+        return sum(os.path.getsize(n) for n in names if os.path.isfile(n))
+    if ds.external:
+        folder = os.path.dirname(os.path.abspath(path))
+        names = {os.path.join(folder, os.fsdecode(e[0])) for e in ds.external}
+        return sum(os.path.getsize(n) for n in names if os.path.isfile(n))
+    return int(ds.id.get_storage_size())
+
+
+def _check_stored(ds, path: str, where: str) -> None:
+    """Reject a dataset that claims far more data than the file stores for it."""
+    claimed = prod(ds.shape) * np.dtype(ds.dtype).itemsize
+    check_stored(claimed, lambda: _stored_bytes(ds, path), where)
 
 
 class H5DataSet(DataSet):
@@ -174,6 +199,7 @@ class H5DataSet(DataSet):
     def _init_from(self, ds) -> None:
         where = f"{self._path}:{self._ds_path}"
         native = tuple(ds.shape)
+        _check_stored(ds, self._path, where)
         if len(native) <= self._sig_dims:
             raise DataSetException(
                 f"{where}: shape {native} has no navigation axes for sig_dims={self._sig_dims}"
@@ -192,7 +218,7 @@ class H5DataSet(DataSet):
             )
         n_file = prod(self._nav_native)
         self._shape = dataset_shape(
-            self._nav_shape, sig_shape, native, sig_dims, n_file, self.sync_offset, where
+            self._nav_shape, sig_shape, native, sig_dims, n_file, self.sync_offset, where, stored
         )
         sig = tuple(self._shape.sig)
         self._n_file = n_file
@@ -287,18 +313,7 @@ class H5DataSet(DataSet):
         return H5Reader(self._path, self._ds_path)
 
     def get_cache_key(self) -> str:
-        st = os.stat(self._path)
-        return json.dumps(
-            {
-                "cls": "H5DataSet",
-                "path": os.path.abspath(self._path),
-                "ds_path": self._ds_path,
-                "size": st.st_size,
-                "mtime": st.st_mtime_ns,
-                "shape": list(self.shape),
-                "sync_offset": self.sync_offset,
-            }
-        )
+        return files_cache_key(self, [self._path], ds_path=self._ds_path)
 
     def get_diagnostics(self) -> list[dict]:
         return [
@@ -384,9 +399,7 @@ class H5DataSet(DataSet):
             image_count=self._n_file,
             metadata={"nav_native": self._nav_native, "ds_path": self._ds_path},
         )
-        part_slice = Slice(
-            (start, *([0] * len(sig))), Shape((stop - start, *sig), sig_dims=len(sig))
-        )
+        part_slice = frames_slice(start, stop, sig)
         return H5Partition(
             self.get_reader(), part_slice, self._chunks, self.sync_offset, meta=meta
         )

@@ -14,7 +14,8 @@ import numpy as np
 from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
 from libertem.common.slice import Slice
-from libertem.io.dataset.base import FrameSource, Partition, iter_tiles
+from libertem.io.dataset.base import Partition, iter_tiles
+from libertem.io.dataset.base.chunked import BlockFrameSource
 from libertem.io.dataset.base.files import check_file
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -114,64 +115,24 @@ class H5Reader:
             f.close()
 
 
-def _flat_slabs(a: int, b: int, shape: tuple[int, ...]):
-    """Hyperslabs covering flat indices ``[a, b)`` of ``shape``: (flat offset, slices)."""
-    if len(shape) == 1:
-        yield a, (slice(a, b),)
-        return
-    row = prod(shape[1:])
-    pos = a
-    while pos < b:
-        r, rem = divmod(pos, row)
-        if rem == 0 and b - pos >= row:
-            n_rows = (b - pos) // row
-            yield pos, (slice(r, r + n_rows),) + tuple(slice(0, s) for s in shape[1:])
-            pos += n_rows * row
-            continue
-        end = min(b, (r + 1) * row)
-        for off, inner in _flat_slabs(rem, rem + end - pos, shape[1:]):
-            yield pos + off - rem, (slice(r, r + 1),) + inner
-        pos = end
-
-
-class H5BlockSource(FrameSource):
+class H5BlockSource(BlockFrameSource):
     """Frames of an HDF5 dataset read in chunk-aligned blocks through h5py.
 
     Tiles are views of the current block; each chunk is read once per partition.
     """
 
-    viewable = True
-
     def __init__(self, path, ds_path, nav_native, sig_shape, dtype, align, limit, sync_offset):
-        super().__init__(None, sync_offset)
+        super().__init__(nav_native, sig_shape, dtype, sync_offset)
         self.path = path
         self.ds_path = ds_path
-        self.nav_native = tuple(nav_native)
-        self._sig = tuple(sig_shape)
-        self._dtype = np.dtype(dtype)
         self.align = max(1, int(align))
         self.limit = limit
         self._file = None
         self._ds = None
-        self._block = None
-        self._buf = None
-        self._range = (0, 0)
         frame_bytes = prod(self._sig) * self._dtype.itemsize
         self.block_frames = max(
             self.align, BLOCK_BYTES // max(1, frame_bytes) // self.align * self.align
         )
-
-    @property
-    def dtype(self):
-        return self._dtype
-
-    @property
-    def n_file_frames(self):
-        return prod(self.nav_native)
-
-    @property
-    def sig_shape(self):
-        return self._sig
 
     def _dataset(self):
         if self._ds is None:
@@ -179,20 +140,8 @@ class H5BlockSource(FrameSource):
             self._ds = self._file[self.ds_path]
         return self._ds
 
-    def _read(self, a, b, out):
-        ds = self._dataset()
-        sig = tuple(slice(0, s) for s in ds.shape[len(self.nav_native) :])
-        for off, slabs in _flat_slabs(a, b, self.nav_native):
-            n = prod(s.stop - s.start for s in slabs)
-            dest = out[off - a : off - a + n].reshape(
-                tuple(s.stop - s.start for s in slabs) + tuple(ds.shape[len(self.nav_native) :])
-            )
-            ds.read_direct(dest, source_sel=slabs + sig)
-
-    def view(self, a, b):
-        lo, hi = self._range
-        if lo <= a and b <= hi:
-            return self._block[a - lo : b - lo]
+    def block_range(self, a: int, b: int) -> tuple[int, int]:
+        """Whole chunk rows from ``a`` on, at most a block, within the partition's frames."""
         start = a // self.align * self.align
         lo_lim, hi_lim = self.limit
         start = max(start, min(lo_lim, a))
@@ -201,26 +150,28 @@ class H5BlockSource(FrameSource):
         )
         if b <= hi_lim:
             stop = min(stop, max(hi_lim, b))
-        n = stop - start
-        if self._buf is None or self._buf.shape[0] < n:
-            self._buf = np.empty((n, *self._sig), dtype=self._dtype)
-        self._block = self._buf[:n]
-        self._range = (start, stop)
-        self._read(start, stop, self._block)
-        return self._block[a - start : b - start]
+        return start, stop
+
+    def stored_sig_shape(self) -> tuple[int, ...]:
+        return tuple(self._dataset().shape[len(self.nav_native) :])
+
+    def read_selection(self, selection: tuple, dest: np.ndarray) -> None:
+        try:
+            self._dataset().read_direct(dest, source_sel=selection)
+        except (OSError, RuntimeError) as e:  # e.g. the file shrank since it was opened
+            raise DataSetException(f"{self.path}: cannot read {self.ds_path}: {e}") from e
 
     def read_into(self, a, b, out):
         if out.dtype == self._dtype and out.flags.c_contiguous:
-            self._read(a, b, out)
+            self.read(a, b, out)
         else:
-            np.copyto(out, self.view(a, b), casting="unsafe")
+            super().read_into(a, b, out)
 
     def close(self):
         if self._file is not None:
             self._file.close()
             self._file = self._ds = None
-        self._block = None
-        self._range = (0, 0)
+        super().close()
 
 
 class H5Partition(Partition):

@@ -31,9 +31,10 @@ from libertem.common.slice import Slice
 from libertem.io.dataset.base import DataSet, TilingScheme, iter_tiles
 from libertem.io.dataset.base.backend import IOBackend
 from libertem.io.dataset.base.basepartition import BasePartition
-from libertem.io.dataset.base.dataset import dataset_shape
+from libertem.io.dataset.base.checks import check_scan_size, dataset_shape
 from libertem.io.dataset.base.decoders import Decoder
 from libertem.io.dataset.base.file import File, OffsetsSizes
+from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.readranges import make_get_read_ranges
@@ -221,15 +222,6 @@ class K2ISDatasetParams(DatasetParamsConverter):
     )
 
 
-def _check_scan(scan, n_frames: int, sync_offset: int, where: str) -> None:
-    """A scan size from metadata must not need more frames than the data can give."""
-    if prod(scan) > n_frames + abs(sync_offset):
-        raise DataSetException(
-            f"{where}: scan size {tuple(scan)} needs {prod(scan)} frames, the data has "
-            f"{n_frames}; pass nav_shape"
-        )
-
-
 # --- partitions and the dataset ------------------------------------------------------------
 
 
@@ -293,7 +285,7 @@ class K2ISPartition(BasePartition):
         )
 
 
-class K2ISDataSet(DataSet):
+class K2ISDataSet(FileSetDataSet):
     """A Gatan K2 IS acquisition.
 
     Parameters
@@ -316,6 +308,8 @@ class K2ISDataSet(DataSet):
         Number of partitions; by default derived from size and worker count.
     """
 
+    partition_cls = K2ISPartition
+
     def __init__(
         self,
         path,
@@ -330,8 +324,6 @@ class K2ISDataSet(DataSet):
         self._nav_shape = None if nav_shape is None else tuple(nav_shape)
         self._sig_shape = None if sig_shape is None else tuple(sig_shape)
         self._user_sync_offset = None if sync_offset is None else int(sync_offset)
-        self._shape = None
-        self._fileset = None
         self._first_frame_id = None
         self._scan = None
 
@@ -385,13 +377,11 @@ class K2ISDataSet(DataSet):
         if sync_offset is None:
             sync_offset = max(0, n_frames - prod(scan)) if scan is not None else 0
         if self._nav_shape is None and scan is not None:
-            _check_scan(scan, n_frames, sync_offset, gtg)
+            check_scan_size(scan, n_frames, sync_offset, gtg)
         shape = dataset_shape(
             nav, self._sig_shape, (n_frames, *FRAME_SHAPE), 2, n_frames, sync_offset, self._path
         )
         self._sync_offset = int(sync_offset)
-        self._shape = shape
-        self._image_count = n_frames
         self._first_frame_id = first_id
         self._scan = scan
         self._fileset = K2FileSet(
@@ -400,23 +390,8 @@ class K2ISDataSet(DataSet):
                 for p, off in zip(files, offsets)
             ]
         )
-        self._meta = DataSetMeta(
-            shape=shape,
-            image_count=n_frames,
-            raw_dtype=np.uint16,
-            sync_offset=self._sync_offset,
-            metadata={"first_frame_id": first_id, "scan_size": scan},
-        )
+        self._set_meta(shape, np.uint16, n_frames, {"first_frame_id": first_id, "scan_size": scan})
         return self
-
-    def _require(self):
-        if self._fileset is None:
-            raise DataSetException(f"{self._path}: dataset is not initialized")
-
-    @property
-    def shape(self) -> Shape:
-        self._require()
-        return self._shape
 
     @property
     def dtype(self) -> np.dtype:
@@ -424,8 +399,7 @@ class K2ISDataSet(DataSet):
 
     def check_valid(self) -> bool:
         """Re-check the sync of the sector files; raise ``DataSetException`` if it fails."""
-        self._require()
-        files = list(self._fileset)
+        files = list(self._need_fileset())
         syncer = K2Syncer(
             [f.path for f in files], start_offsets=[f.file_header_bytes for f in files]
         )
@@ -443,21 +417,13 @@ class K2ISDataSet(DataSet):
 
     def get_base_shape(self, roi=None) -> tuple[int, ...]:
         """One block, ``(930, 16)`` (whole rows for another ``sig_shape``)."""
-        if self._shape is not None and tuple(self._shape.sig) != FRAME_SHAPE:
+        if self._meta is not None and tuple(self.shape.sig) != FRAME_SHAPE:
             return super().get_base_shape(roi)
         return BLOCK_SHAPE
 
-    def get_cache_key(self) -> str:
-        self._require()
-        stats = []
-        for f in self._fileset:
-            st = os.stat(f.path)
-            stats.append((f.path, st.st_size, st.st_mtime_ns))
-        return repr(("k2is", stats, tuple(self._shape), self._sync_offset))
-
     def get_diagnostics(self) -> list[dict]:
         """Facts about the acquisition: frames found, first frame id, scan size."""
-        self._require()
+        self._need_fileset()
         return [
             {"name": "Frames found", "value": str(self._image_count)},
             {"name": "First frame id", "value": str(self._first_frame_id)},
@@ -467,19 +433,3 @@ class K2ISDataSet(DataSet):
 
     def get_decoder(self) -> K2ISDecoder:
         return K2ISDecoder()
-
-    def make_partition(self, start: int, stop: int) -> K2ISPartition:
-        self._require()
-        sig = tuple(self._shape.sig)
-        part_slice = Slice(
-            (start, *([0] * len(sig))), Shape((stop - start, *sig), sig_dims=len(sig))
-        )
-        return K2ISPartition(
-            self._meta,
-            part_slice,
-            self._fileset,
-            start + self._sync_offset,
-            stop - start,
-            self.get_io_backend(),
-            self.get_decoder(),
-        )

@@ -21,7 +21,7 @@ from libertem.io.dataset.base.file import File, OffsetsSizes
 from libertem.io.dataset.base.files import open_file_map
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.filesource import _pread_full
-from libertem.io.dataset.base.readranges import compute_read_ranges, make_get_read_ranges
+from libertem.io.dataset.base.readranges import make_get_read_ranges
 from libertem.io.dataset.base.tiles import FrameSource
 from libertem.io.dataset.k2is_sectors import (
     BLOCK_SHAPE,
@@ -147,7 +147,9 @@ class K2ISFile(File):
         n = self.num_frames
         end = slicing.file_offset + n * FRAME_BYTES_PER_SECTOR
         if end > buf.size:
-            raise ValueError(f"{self.path}: {buf.size} bytes do not hold {n} frames")
+            raise DataSetException(
+                f"{self.path}: file truncated: {buf.size} bytes do not hold {n} frames"
+            )
         return buf[slicing.file_offset : end].reshape(n, BLOCKS_PER_SECTOR_PER_FRAME, BLOCK_SIZE)
 
 
@@ -261,16 +263,15 @@ class K2FileSet(FileSet):
             If a slice of ``tiling_scheme`` is not exactly one block.
         """
         validate_k2is_scheme(tiling_scheme, tiling_scheme.dataset_shape.sig)
-        return compute_read_ranges(
-            self,
-            start_at_frame,
-            stop_before_frame,
-            12,
-            tiling_scheme,
-            sync_offset,
-            roi,
-            k2is_get_read_ranges,
+        return super().get_read_ranges(
+            start_at_frame, stop_before_frame, dtype, tiling_scheme, sync_offset, roi
         )
+
+    def _bits_per_pixel(self, dtype) -> int:
+        return 12
+
+    def _get_read_ranges_fn(self):
+        return k2is_get_read_ranges
 
 
 @numba.njit(nogil=True, cache=True)

@@ -32,6 +32,7 @@ from libertem.io.dataset.base import (
 )
 from libertem.io.dataset.base.backend import IOBackend, MMapBackend
 from libertem.io.dataset.base.backend_impl import MMapBackendImpl, MMapFile
+from libertem.io.dataset.base.checks import check_dtype, check_size, max_frames
 from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.meta import DataSetMeta
@@ -332,8 +333,7 @@ class MemoryDataSet(DataSet):
         sparse_input = is_sparse(data)
         if not sparse_input:
             data = np.asarray(data)
-            if data.dtype.kind == "O":
-                raise DataSetException("memory dataset: object arrays are not supported as data")
+        check_dtype(data.dtype, "memory dataset")
         native_backend = sparseconverter.get_backend(data) if sparse_input else "numpy"
         scipy_input = native_backend in sparseconverter.D2_BACKENDS and sparse_input
         if sig_dims is None:
@@ -356,11 +356,15 @@ class MemoryDataSet(DataSet):
             native = tuple(data.shape)
         nav, sig = resolve_shapes(nav_shape, sig_shape, native, sig_dims, "memory dataset")
         needed = prod(nav) * prod(sig)
-        if sync_offset == 0 and needed != prod(data.shape):
+        n_frames = prod(data.shape) // prod(sig)
+        if (sync_offset == 0 and needed != prod(data.shape)) or prod(nav) > max_frames(
+            n_frames, sync_offset
+        ):
             raise DataSetException(
                 f"memory dataset: nav_shape {nav} x sig_shape {sig} needs {needed} "
                 f"elements, but the data of shape {data.shape} has {prod(data.shape)}"
             )
+        check_size(nav + sig, data.dtype, "memory dataset")
         self.data = data
         self._frames = as_frames(data, sig) if sparse_input else data.reshape((-1, *sig))
         self._shape = Shape(nav + sig, sig_dims=len(sig))

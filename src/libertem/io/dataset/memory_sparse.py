@@ -9,6 +9,7 @@ import scipy.sparse
 import sparse
 import sparseconverter
 
+from libertem.common.math import prod
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.io.dataset.base import DataTile
@@ -28,7 +29,7 @@ def as_frames(data, sig_shape: tuple[int, ...]) -> sparse.COO:
         coo = sparse.COO.from_scipy_sparse(data)
     else:
         coo = sparse.COO(data)
-    frame_size = int(np.prod(sig_shape))
+    frame_size = prod(sig_shape)
     return coo.reshape((coo.size // frame_size, *sig_shape))
 
 

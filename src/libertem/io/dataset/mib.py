@@ -185,26 +185,13 @@ class MIBFileSet(FileSet):
         return int(self.header["bits_per_pixel"])
 
     def _get_read_ranges_fn(self):
+        # whole frames for 2x2 quads and 24-bit raw data: their pixels are not stored in
+        # frame order
         if _is_quad(self.header):
             return mib_2x2_get_read_ranges
         if self.header["mib_kind"] == "r" and self.header["counter_depth"] == 24:
             return mib_r24_get_read_ranges
         return default_get_read_ranges
-
-    def get_read_ranges(
-        self,
-        start_at_frame: int,
-        stop_before_frame: int,
-        dtype,
-        tiling_scheme: TilingScheme,
-        sync_offset: int = 0,
-        roi: np.ndarray | None = None,
-    ):
-        """Read ranges as in :meth:`FileSet.get_read_ranges`; whole frames for 2x2 quads and
-        24-bit raw data, whose pixels are not stored in frame order."""
-        return super().get_read_ranges(
-            start_at_frame, stop_before_frame, dtype, tiling_scheme, sync_offset, roi
-        )
 
 
 class MIBPartition(BasePartition):

@@ -187,24 +187,6 @@ class MRCDataSet(RecordStackDataSet):
 
     partition_cls = MRCPartition
 
-    def __init__(
-        self,
-        path,
-        nav_shape=None,
-        sig_shape=None,
-        sync_offset=0,
-        io_backend=None,
-        num_partitions=None,
-    ):
-        super().__init__(
-            path,
-            nav_shape=nav_shape,
-            sig_shape=sig_shape,
-            sync_offset=sync_offset,
-            num_partitions=num_partitions,
-            io_backend=io_backend,
-        )
-
     @classmethod
     def get_msg_converter(cls):
         return MRCDatasetParams

@@ -25,6 +25,7 @@ from libertem.io.dataset.base import (
     IOBackend,
     dataset_shape,
 )
+from libertem.io.dataset.base.checks import check_dtype
 from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.files import check_file
 
@@ -56,8 +57,8 @@ def read_npy_info(path: str) -> NPYInfo:
     Raises
     ------
     DataSetException
-        If the file is not an ``.npy`` file, is Fortran-ordered, holds objects,
-        or is shorter than its header says.
+        If the file is not an ``.npy`` file, is Fortran-ordered, holds anything but
+        numbers (objects, records, strings), or is shorter than its header says.
     """
     path = os.fspath(path)
     size = check_file(path)
@@ -73,8 +74,7 @@ def read_npy_info(path: str) -> NPYInfo:
         raise DataSetException(f"{path}: not a valid .npy file: {e!r}") from e
     if fortran:
         raise DataSetException(f"{path}: Fortran-ordered .npy files are not supported")
-    if dtype.hasobject:
-        raise DataSetException(f"{path}: .npy files of Python objects are not supported")
+    check_dtype(dtype, path)
     count = prod(shape)
     needed = offset + count * dtype.itemsize
     if size < needed:
@@ -185,7 +185,14 @@ class NPYDataSet(FileSetDataSet):
         sig_dims = self._sig_dims
         n_file = prod(native[: len(native) - sig_dims]) if sig_shape is None else native[0]
         ds_shape = dataset_shape(
-            self._nav_shape, sig_shape, native, sig_dims, n_file, self.sync_offset, self._path
+            self._nav_shape,
+            sig_shape,
+            native,
+            sig_dims,
+            n_file,
+            self.sync_offset,
+            self._path,
+            dtype,
         )
         frame_shape = tuple(ds_shape.sig)
         self._fileset = FileSet(
@@ -193,12 +200,6 @@ class NPYDataSet(FileSetDataSet):
         )
         self._set_meta(ds_shape, dtype, n_file)
         return self
-
-    def get_diagnostics(self) -> list[dict]:
-        return [
-            {"name": "dtype", "value": str(self.dtype)},
-            {"name": "frames in file", "value": str(self.image_count)},
-        ]
 
 
 __all__ = [

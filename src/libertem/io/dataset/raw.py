@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
 from libertem.common.messageconverter import (
@@ -23,8 +21,10 @@ from libertem.io.dataset.base import (
     File,
     FileSet,
     IOBackend,
-    check_sync_offset,
+    dataset_shape,
+    resolve_shapes,
 )
+from libertem.io.dataset.base.checks import check_dtype, check_size
 from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
 from libertem.io.dataset.base.files import check_file
 
@@ -122,17 +122,10 @@ class RawFileDataSet(FileSetDataSet):
         sig_shape = renamed_shape(sig_shape, detector_size, "sig_shape", "detector_size", where)
         if nav_shape is None or sig_shape is None:
             raise DataSetException(f"{where}: raw files need nav_shape and sig_shape")
-        nav = tuple(int(s) for s in nav_shape)
-        sig = tuple(int(s) for s in sig_shape)
-        if not nav or not sig or any(s < 1 for s in nav + sig):
-            raise DataSetException(
-                f"{where}: nav_shape {nav} and sig_shape {sig} must be non-empty and positive"
-            )
-        try:
-            self._native_dtype = np.dtype(dtype)
-        except TypeError as e:
-            raise DataSetException(f"{where}: invalid dtype {dtype!r}") from e
-        self._nav, self._sig = nav, sig
+        self._native_dtype = check_dtype(dtype, where)
+        sig_dims = len(sig_shape)
+        self._nav, self._sig = resolve_shapes(nav_shape, sig_shape, sig_shape, sig_dims, where)
+        check_size(self._nav + self._sig, self._native_dtype, where)
 
     @property
     def path(self) -> str:
@@ -151,29 +144,24 @@ class RawFileDataSet(FileSetDataSet):
         size = check_file(self._path)
         frame_bytes = prod(self._sig) * self._native_dtype.itemsize
         n_file = size // frame_bytes
-        nav_size = prod(self._nav)
         if n_file == 0:
             raise DataSetException(
                 f"{self._path}: file of {size} bytes is smaller than one frame "
                 f"of {self._sig} x {self._native_dtype} ({frame_bytes} bytes)"
             )
-        if self.sync_offset == 0 and n_file < nav_size:
-            raise DataSetException(
-                f"{self._path}: file too small: nav_shape {self._nav} x sig_shape "
-                f"{self._sig} x {self._native_dtype} needs {nav_size * frame_bytes} bytes, "
-                f"the file has {size}"
-            )
-        check_sync_offset(self.sync_offset, n_file, self._path)
+        shape = dataset_shape(
+            self._nav,
+            self._sig,
+            (n_file, *self._sig),
+            len(self._sig),
+            n_file,
+            self.sync_offset,
+            self._path,
+            self._native_dtype,
+        )
         self._fileset = RawFileSet([RawFile(self._path, 0, n_file, self._native_dtype, self._sig)])
-        shape = Shape(self._nav + self._sig, sig_dims=len(self._sig))
         self._set_meta(shape, self._native_dtype, n_file)
         return self
-
-    def get_diagnostics(self) -> list[dict]:
-        return [
-            {"name": "dtype", "value": str(self._native_dtype)},
-            {"name": "frames in file", "value": str(self.image_count)},
-        ]
 
 
 __all__ = [

@@ -10,7 +10,6 @@ their tiles converted with :mod:`sparseconverter` (dense backends: reshaped to
 
 from __future__ import annotations
 
-import json
 import os
 from math import ceil
 
@@ -36,7 +35,9 @@ from libertem.io.dataset.base import (
     TilingScheme,
     dataset_shape,
 )
-from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES
+from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES, files_cache_key
+from libertem.io.dataset.base.mapguard import guarded
+from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.raw_csr_read import (
     CSRDescriptor,
     CSRTriple,
@@ -317,14 +318,10 @@ class RawCSRDataSet(DataSet):
         return max(1, min(n, nav_size))
 
     def get_cache_key(self) -> str:
-        """A key identifying the data read: descriptor path, shape and sync offset."""
-        return json.dumps(
-            {
-                "path": os.path.abspath(self._path),
-                "shape": list(self.shape),
-                "sync_offset": self.sync_offset,
-            }
-        )
+        """A key identifying the data read: the descriptor and its files, shape and sync
+        offset."""
+        d = self._need_descriptor()
+        return files_cache_key(self, [self._path, d.indptr_file, d.indices_file, d.data_file])
 
     def get_diagnostics(self) -> list[dict]:
         """Facts about the stored data, as ``{'name': ..., 'value': ...}`` entries."""
@@ -347,8 +344,7 @@ class RawCSRDataSet(DataSet):
 
     def make_partition(self, start: int, stop: int) -> RawCSRPartition:
         meta = self.meta
-        sig = tuple(self.shape.sig)
-        part_slice = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+        part_slice = frames_slice(start, stop, self.shape.sig)
         return RawCSRPartition(self._need_descriptor(), start, stop - start, meta, part_slice)
 
 
@@ -438,9 +434,9 @@ class RawCSRPartition(Partition):
         self.validate_tiling_scheme(tiling_scheme)
         tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), self._roi_part(roi))
         tiles = _naming_files(tiles, self.descriptor)
-        if array_backend is None or array_backend == SCIPY_CSR:
-            return tiles
-        return _converted(tiles, array_backend, self.start)
+        if array_backend is not None and array_backend != SCIPY_CSR:
+            tiles = _converted(tiles, array_backend, self.start)
+        return guarded(tiles)
 
 
 def _naming_files(tiles, descriptor: CSRDescriptor):

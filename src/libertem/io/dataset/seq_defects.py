@@ -38,9 +38,12 @@ import numpy as np
 import sparse
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
 from libertem.io.corrections.corrset import CorrectionSet
 
 _MAX_XML_BYTES = 16 * 1024 * 1024
+#: the largest defect map accepted (a sensor of 32768 x 32768 pixels)
+MAX_MAP_PIXELS = 2**30
 
 
 def bin_array2d(a: np.ndarray, binning: int) -> np.ndarray:
@@ -68,15 +71,27 @@ def array_cropping(arr, start_size, req_size, offsets) -> np.ndarray:
 
 
 def xml_map_sizes(bad_pixel_maps) -> list[tuple[int, int]]:
-    """``(rows, columns)`` of each ``<bad_pixel_map>`` element."""
+    """``(rows, columns)`` of each ``<bad_pixel_map>`` element.
+
+    Raises
+    ------
+    DataSetException
+        If a size is not a positive integer, or larger than :data:`MAX_MAP_PIXELS`.
+    """
     sizes = []
     for m in bad_pixel_maps:
         try:
-            sizes.append((int(m.get("rows")), int(m.get("columns"))))
+            rows, cols = int(m.get("rows")), int(m.get("columns"))
         except (TypeError, ValueError):
             raise DataSetException(
                 "defect map: <bad_pixel_map> needs integer 'rows' and 'columns' attributes"
             ) from None
+        if rows < 1 or cols < 1 or rows * cols > MAX_MAP_PIXELS:
+            raise DataSetException(
+                f"defect map: a map of {rows} x {cols} pixels is impossible "
+                f"(at most {MAX_MAP_PIXELS} pixels)"
+            )
+        sizes.append((rows, cols))
     return sizes
 
 
@@ -84,7 +99,8 @@ def xml_unbinned_map_maker(xy_map_sizes) -> int:
     """Index of the unbinned map: the largest one."""
     if not xy_map_sizes:
         raise DataSetException("defect map: no <bad_pixel_map>")
-    return int(np.argmax([r * c for r, c in xy_map_sizes]))
+    areas = [r * c for r, c in xy_map_sizes]
+    return areas.index(max(areas))
 
 
 def xml_binned_map_maker(xy_map_sizes) -> dict[int, int]:
@@ -219,15 +235,17 @@ def _read_mrc_frame(path: str, sig_shape) -> np.ndarray:
     from libertem.io.dataset.mrc import MRC_HEADER_BYTES, parse_mrc_header
 
     with open(path, "rb") as f:
-        head = f.read(MRC_HEADER_BYTES)
-        h = parse_mrc_header(head, path)
+        h = parse_mrc_header(f.read(MRC_HEADER_BYTES), path)
+        if h.nx * h.ny != prod(sig_shape):
+            raise DataSetException(
+                f"{path}: a frame of {h.ny} x {h.nx} does not fit frames of {tuple(sig_shape)}"
+            )
         f.seek(h.data_offset)
-        data = np.frombuffer(f.read(h.nx * h.ny * h.dtype.itemsize), dtype=h.dtype)
-    if data.size != h.nx * h.ny or data.size != int(np.prod(sig_shape)):
-        raise DataSetException(
-            f"{path}: a frame of {h.ny} x {h.nx} does not fit frames of {tuple(sig_shape)}"
-        )
-    return data.astype(np.float32).reshape(sig_shape)
+        nbytes = h.nx * h.ny * h.dtype.itemsize
+        raw = f.read(nbytes)
+    if len(raw) != nbytes:
+        raise DataSetException(f"{path}: file truncated: the frame needs {nbytes} bytes")
+    return np.frombuffer(raw, dtype=h.dtype).astype(np.float32).reshape(sig_shape)
 
 
 def load_seq_corrections(seq_path: str, sig_shape) -> CorrectionSet:
@@ -241,7 +259,7 @@ def load_seq_corrections(seq_path: str, sig_shape) -> CorrectionSet:
         gain = _read_mrc_frame(seq_path + ".gain.mrc", sig_shape)
     xml_path = os.path.splitext(seq_path)[0] + ".xml"
     if os.path.isfile(xml_path):
-        frame = sig_shape if len(sig_shape) == 2 else (1, int(np.prod(sig_shape)))
+        frame = sig_shape if len(sig_shape) == 2 else (1, prod(sig_shape))
         meta = read_seq_metadata(seq_path + ".metadata", frame)
         mask = xml_processing(_read_xml(xml_path), meta)
         excluded = mask.reshape(sig_shape)

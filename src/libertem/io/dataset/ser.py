@@ -11,7 +11,6 @@ spectrum element a 26-byte header and ``ArrayLength`` values.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -36,8 +35,9 @@ from libertem.io.dataset.base import (
     FileSet,
     TilingScheme,
     check_sync_offset,
-    resolve_shapes,
+    dataset_shape,
 )
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.framelist import OffsetsPartition
 
@@ -122,7 +122,7 @@ def read_ser_header(path: str | os.PathLike) -> dict:
     except OSError as e:
         raise DataSetException(f"{path}: cannot read: {e}") from e
     dtype, sig_shape, head_len = elem
-    frame_bytes = int(np.prod(sig_shape)) * dtype.itemsize
+    frame_bytes = prod(sig_shape) * dtype.itemsize
     if np.any(offsets < 0) or np.any(offsets + head_len + frame_bytes > size):
         bad = int(np.flatnonzero((offsets < 0) | (offsets + head_len + frame_bytes > size))[0])
         _fail(
@@ -306,17 +306,7 @@ class SERDataSet(DataSet):
         return ["mmap", "buffered"]
 
     def get_cache_key(self) -> str:
-        st = os.stat(self._path)
-        return json.dumps(
-            {
-                "cls": "SERDataSet",
-                "path": os.path.abspath(self._path),
-                "size": st.st_size,
-                "mtime": st.st_mtime_ns,
-                "shape": list(self.shape),
-                "sync_offset": self.sync_offset,
-            }
-        )
+        return files_cache_key(self, [self._path])
 
     def initialize(self, executor) -> SERDataSet:
         if self._emipath is not None:
@@ -338,19 +328,24 @@ class SERDataSet(DataSet):
                     f"different sig_shape {tuple(self._sig_shape)}; frames are "
                     f"{info['sig_shape']}"
                 )
-            if int(np.prod(self._sig_shape)) != int(np.prod(info["sig_shape"])):
+            if prod(self._sig_shape) != prod(info["sig_shape"]):
                 raise DataSetException(
                     f"{self._path}: sig_shape {tuple(self._sig_shape)} does not fit frames "
                     f"of shape {info['sig_shape']}"
                 )
-        nav, sig = resolve_shapes(self._nav_shape, self._sig_shape, native, sig_dims, self._path)
-        if self._nav_shape is not None and self.sync_offset == 0 and np.prod(nav) > n_file:
-            raise DataSetException(
-                f"{self._path}: nav_shape {nav} needs {int(np.prod(nav))} frames, "
-                f"the file has {n_file}"
-            )
+        # the header's own shape may count elements never written (they read as zeros)
+        frames = n_file if self._nav_shape is not None else info["total"]
+        self._shape = dataset_shape(
+            self._nav_shape,
+            self._sig_shape,
+            native,
+            sig_dims,
+            frames,
+            self.sync_offset,
+            self._path,
+            info["dtype"],
+        )
         check_sync_offset(self.sync_offset, n_file, self._path)
-        self._shape = Shape(nav + sig, sig_dims=len(sig))
         self._dtype = info["dtype"]
         self._image_count = n_file
         self._fileset = SERFileSet([SERFile(self._path, n_file)])

@@ -37,7 +37,7 @@ from libertem.io.dataset.base import (
     FileSet,
     IOBackend,
 )
-from libertem.io.dataset.base.files import check_file
+from libertem.io.dataset.base.files import check_file, open_file_map
 from libertem.io.dataset.base.records import (
     RecordFile,
     RecordLayout,
@@ -211,7 +211,7 @@ def _rotidx(path: str, header: SeriesHeader, limit: int) -> np.ndarray:
             continue
         offset = _header_size(part) if i == 0 else 0
         record = header.frame_header_bytes + header.xdim * header.ydim * header.bpp // 8
-        mm = np.memmap(part, dtype=np.uint8, mode="r", offset=0, shape=(check_file(part),))
+        mm = open_file_map(part)
         idx = np.ndarray((n,), "<u4", mm, offset + ROTIDX_OFFSET, (record,))
         out.append(np.array(idx[: max(0, limit - sum(len(o) for o in out))]))
         if sum(len(o) for o in out) >= limit:

@@ -2,7 +2,7 @@
 
 The array holds navigation axes followed by ``sig_dims`` signal axes. Partitions
 are ranges of frames that start and stop at chunk boundaries along the flattened
-navigation axes (see :class:`~libertem.io.dataset.zarr_grid.FlatChunkGrid`), so
+navigation axes (see :class:`~libertem.io.dataset.base.chunked.FlatChunkGrid`), so
 every chunk is read and decoded by one partition only, on the worker that runs
 it: a partition carries the store path and the array path, never data. Within a
 partition, frames are read in blocks of whole chunks into one reused buffer;
@@ -20,10 +20,11 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.io.dataset.base import DataSet, FrameSource, Partition, dataset_shape, iter_tiles
-from libertem.io.dataset.base.decode import convert_into
+from libertem.io.dataset.base import DataSet, Partition, dataset_shape, iter_tiles
+from libertem.io.dataset.base.checks import check_stored
+from libertem.io.dataset.base.chunked import BlockFrameSource, FlatChunkGrid
+from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.partition import split_frames
-from libertem.io.dataset.zarr_grid import FlatChunkGrid, flat_slabs
 
 #: bytes read at once in a partition (rounded to whole chunk rows)
 BLOCK_BYTES = 16 * 1024 * 1024
@@ -98,7 +99,7 @@ def _numeric(dtype) -> bool:
         return False
 
 
-class ZarrFrameSource(FrameSource):
+class ZarrFrameSource(BlockFrameSource):
     """Frames of a Zarr array, read in blocks of whole chunk rows into a reused buffer.
 
     Parameters
@@ -120,8 +121,6 @@ class ZarrFrameSource(FrameSource):
         Dataset frame ``i`` is file frame ``i + sync_offset``.
     """
 
-    viewable = True
-
     def __init__(
         self,
         path: str,
@@ -135,41 +134,23 @@ class ZarrFrameSource(FrameSource):
         selected: np.ndarray | None,
         sync_offset: int,
     ):
-        super().__init__(None, sync_offset)
+        super().__init__(nav_native, sig_shape, dtype, sync_offset)
         self.path = path
         self.array_path = array_path
         self.zarr_format = zarr_format
-        self.nav_native = nav_native
-        self._sig = sig_shape
-        self._dtype = np.dtype(dtype)
         self.grid = grid
         self.limit = limit
         self.selected = selected
         self._array = None
-        self._buf = None
-        self._block = None
-        self._range = (0, 0)
         frame_bytes = max(1, prod(sig_shape) * self._dtype.itemsize)
         self.block_frames = max(1, BLOCK_BYTES // frame_bytes)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def n_file_frames(self) -> int:
-        return prod(self.nav_native)
-
-    @property
-    def sig_shape(self) -> tuple[int, ...]:
-        return self._sig
 
     def _open(self):
         if self._array is None:
             self._array = open_node(self.path, self.array_path, self.zarr_format)
         return self._array
 
-    def _block_range(self, a: int, b: int) -> tuple[int, int]:
+    def block_range(self, a: int, b: int) -> tuple[int, int]:
         """Chunk-aligned file frames to read so that ``[a, b)`` is covered."""
         want = max(b, min(a + self.block_frames, self.limit[1]))
         selected, grid = self.selected, self.grid
@@ -189,35 +170,15 @@ class ZarrFrameSource(FrameSource):
             stop = grid.ceil(int(selected[i]) + 1)
         return grid.floor(a), stop
 
-    def _read(self, start: int, stop: int, out: np.ndarray) -> None:
-        array = self._open()
-        sig_native = tuple(array.shape[len(self.nav_native) :])
-        for offset, sel in flat_slabs(start, stop, self.nav_native):
-            slab_nav = tuple(s.stop - s.start for s in sel)
-            n = prod(slab_nav)
-            dest = out[offset - start : offset - start + n].reshape(slab_nav + sig_native)
-            read_selection(array, sel, dest)
+    def stored_sig_shape(self) -> tuple[int, ...]:
+        return tuple(self._open().shape[len(self.nav_native) :])
 
-    def view(self, a: int, b: int) -> np.ndarray:
-        lo, hi = self._range
-        if lo <= a and b <= hi:
-            return self._block[a - lo : b - lo]
-        start, stop = self._block_range(a, b)
-        n = stop - start
-        if self._buf is None or self._buf.shape[0] < n:
-            self._buf = np.empty((n, *self._sig), dtype=self._dtype)
-        self._block = self._buf[:n]
-        self._range = (start, stop)
-        self._read(start, stop, self._block)
-        return self._block[a - start : b - start]
-
-    def read_into(self, a: int, b: int, out: np.ndarray) -> None:
-        convert_into(out, self.view(a, b))
+    def read_selection(self, selection: tuple, dest: np.ndarray) -> None:
+        read_selection(self._open(), selection[: len(self.nav_native)], dest)
 
     def close(self) -> None:
         self._array = None
-        self._buf = self._block = None
-        self._range = (0, 0)
+        super().close()
 
 
 def _make_reader():
@@ -403,6 +364,7 @@ class ZarrDataSet(DataSet):
         if not _numeric(array.dtype):
             raise DataSetException(f"{where}: dtype {array.dtype} is not numeric")
         native = tuple(int(s) for s in array.shape)
+        check_stored(prod(native) * np.dtype(array.dtype).itemsize, array.nbytes_stored, where)
         sig_dims = self._sig_dims
         if len(native) <= sig_dims:
             raise DataSetException(
@@ -413,7 +375,14 @@ class ZarrDataSet(DataSet):
         self._nav_native = native[: len(native) - sig_dims]
         n_file = prod(self._nav_native)
         self._shape = dataset_shape(
-            self._nav_shape, self._sig_shape, native, sig_dims, n_file, self.sync_offset, where
+            self._nav_shape,
+            self._sig_shape,
+            native,
+            sig_dims,
+            n_file,
+            self.sync_offset,
+            where,
+            self._stored,
         )
         self._zarr_format = int(array.metadata.zarr_format)
         stored_chunks = tuple(array.shards or array.chunks)
@@ -452,7 +421,7 @@ class ZarrDataSet(DataSet):
         return prod(self._nav_native)
 
     def get_cache_key(self) -> str:
-        return f"zarr:{os.path.abspath(self._path)}:{self.array_path}:{self.sync_offset}"
+        return files_cache_key(self, [self._path], array=self.array_path)
 
     def get_diagnostics(self) -> list[dict]:
         return [{"name": name, "value": str(value)} for name, value in self._info.items()]

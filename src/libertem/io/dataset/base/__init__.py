@@ -23,14 +23,9 @@ from libertem.io.dataset.base.backend_impl import (
     MMapFileBase,
 )
 from libertem.io.dataset.base.basepartition import BasePartition
+from libertem.io.dataset.base.checks import check_sync_offset, dataset_shape, resolve_shapes
 from libertem.io.dataset.base.coordinates import _roi_to_nd_indices, get_coordinates
-from libertem.io.dataset.base.dataset import (
-    DataSet,
-    WritableDataSet,
-    check_sync_offset,
-    dataset_shape,
-    resolve_shapes,
-)
+from libertem.io.dataset.base.dataset import DataSet, WritableDataSet
 from libertem.io.dataset.base.decoders import (
     Decoder,
     DtypeConversionDecoder,

@@ -8,8 +8,9 @@ dataset with ``io_backend=``. The reading itself is done by the frame sources in
 ``MMapBackend`` (``'mmap'``, the default)
     Read-only memory maps; frames that need no conversion are handed out as views.
 ``BufferedBackend`` (``'buffered'``)
-    ``preadv`` of blocks of frames into a reused buffer of at most ``max_buffer_size``
-    bytes; good for slow media and data not in the page cache.
+    ``preadv`` of blocks of frames of at most ``max_buffer_size`` bytes, read ahead
+    of the tiles by a background thread per partition; good for slow media and data
+    not in the page cache.
 ``DirectBackend`` (``'direct'``)
     Like buffered, but the file is opened with ``O_DIRECT``: reads bypass the page
     cache, into page-aligned buffers. For data much larger than RAM on fast storage.
@@ -133,12 +134,13 @@ class MMapBackend(IOBackend):
 
 
 class BufferedBackend(IOBackend):
-    """Read with ``preadv`` into a reused buffer.
+    """Read with ``preadv`` in blocks of frames, ahead of the tiles in a background thread.
 
     Parameters
     ----------
     max_buffer_size
-        Most bytes read in one go; tiles are negotiated to be at most this large.
+        Most bytes read in one go (the size of each read-ahead block); tiles are
+        negotiated to be at most this large.
     """
 
     id_ = "buffered"

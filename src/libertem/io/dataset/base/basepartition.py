@@ -105,7 +105,7 @@ class BasePartition(LayoutPartition):
             raise ValueError(f"{self}: the file set holds no files")
         if self.layout is not None:
             return iter_tiles(
-                self.open_source(),
+                self._planned_source(roi_part),
                 self.start,
                 self.stop,
                 scheme,

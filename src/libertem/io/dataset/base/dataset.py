@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from math import ceil
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.math import prod
 from libertem.common.shape import Shape
 from libertem.io.dataset.base.backend import BufferedBackend, IOBackend, MMapBackend, as_io_backend
 from libertem.io.dataset.base.meta import DENSE_BACKENDS, DataSetMeta
@@ -317,8 +319,8 @@ class DataSet(ABC):
         shape = tuple(self.shape if containing_shape is None else containing_shape)
         sig_dims = self.shape.sig_dims
         nav, sig = shape[: len(shape) - sig_dims], shape[len(shape) - sig_dims :]
-        frame_bytes = int(np.prod(sig)) * np.dtype(dtype).itemsize
-        n_frames = int(np.prod(nav))
+        frame_bytes = prod(sig) * np.dtype(dtype).itemsize
+        n_frames = prod(nav)
         frames = max(1, int(target_size) // max(1, frame_bytes))
         if min_num_partitions:
             frames = min(frames, max(1, n_frames // int(min_num_partitions)))
@@ -337,76 +339,28 @@ class DataSet(ABC):
         return f"<{type(self).__name__} shape={shape} dtype={dtype}>"
 
 
+def files_cache_key(dataset: DataSet, paths, **extra) -> str:
+    """A cache key of ``dataset`` read from the files ``paths``, as JSON.
+
+    It holds the dataset's class, each file's absolute path, size and modification
+    time, the shape, the sync offset and ``extra`` (e.g. which array of a file), so
+    that it changes when the data read changes.
+    """
+    files = []
+    for path in paths:
+        st = os.stat(path)
+        files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    key = {
+        "cls": type(dataset).__name__,
+        "files": files,
+        "shape": list(dataset.shape),
+        "sig_dims": dataset.shape.sig_dims,
+        "sync_offset": dataset.sync_offset,
+        **extra,
+    }
+    return json.dumps(key, default=str)
+
+
 class WritableDataSet:
     """Mixin of datasets that can be written to, partition by partition
     (see :class:`~libertem.io.dataset.base.partition.WritablePartition`)."""
-
-
-def check_sync_offset(sync_offset: int, image_count: int, where: str) -> int:
-    """Validate a ``sync_offset`` against the number of frames in the data."""
-    sync_offset = int(sync_offset)
-    if not -image_count < sync_offset < image_count:
-        raise DataSetException(
-            f"{where}: sync_offset {sync_offset} is outside the valid range "
-            f"({-image_count}, {image_count}) for {image_count} frames"
-        )
-    return sync_offset
-
-
-def resolve_shapes(
-    nav_shape: Sequence[int] | None,
-    sig_shape: Sequence[int] | None,
-    native_shape: Sequence[int],
-    sig_dims: int,
-    where: str,
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Apply user ``nav_shape``/``sig_shape`` to data of ``native_shape``.
-
-    A ``sig_shape`` must hold as many pixels as the native frame; a ``nav_shape``
-    may hold fewer or more frames than the data (missing frames read as zeros).
-    """
-    native_shape = tuple(int(s) for s in native_shape)
-    if not 1 <= sig_dims <= len(native_shape):
-        raise DataSetException(f"{where}: sig_dims={sig_dims} does not fit shape {native_shape}")
-    native_sig = native_shape[len(native_shape) - sig_dims :]
-    native_nav = native_shape[: len(native_shape) - sig_dims] or (1,)
-    sig = native_sig if sig_shape is None else tuple(int(s) for s in sig_shape)
-    if int(np.prod(sig)) != int(np.prod(native_sig)):
-        raise DataSetException(
-            f"{where}: sig_shape {sig} holds {int(np.prod(sig))} pixels, "
-            f"but the data's frames {native_sig} hold {int(np.prod(native_sig))}"
-        )
-    nav = native_nav if nav_shape is None else tuple(int(s) for s in nav_shape)
-    if any(s < 1 for s in nav + sig):
-        raise DataSetException(f"{where}: shapes must be positive, got nav {nav}, sig {sig}")
-    return nav, sig
-
-
-def dataset_shape(
-    nav_shape: Sequence[int] | None,
-    sig_shape: Sequence[int] | None,
-    native_shape: Sequence[int],
-    sig_dims: int,
-    n_frames: int,
-    sync_offset: int,
-    where: str,
-) -> Shape:
-    """The dataset's shape from the user's shapes and the data's, with the common checks.
-
-    Applies :func:`resolve_shapes`, checks that the navigation shape fits the
-    ``n_frames`` frames the data holds (unless a ``sync_offset`` shifts them) and
-    that the ``sync_offset`` is valid.
-
-    Raises
-    ------
-    DataSetException
-        Naming ``where`` and the shape or offset that does not fit.
-    """
-    nav, sig = resolve_shapes(nav_shape, sig_shape, native_shape, sig_dims, where)
-    needed = int(np.prod(nav))
-    if sync_offset == 0 and needed > n_frames:
-        raise DataSetException(
-            f"{where}: nav_shape {nav} needs {needed} frames, the data has {n_frames}"
-        )
-    check_sync_offset(sync_offset, n_frames, where)
-    return Shape(nav + sig, sig_dims=len(sig))

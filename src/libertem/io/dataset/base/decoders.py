@@ -39,30 +39,17 @@ def _swapped(inp, itemsize, n, native_dtype):
 
 
 @numba.njit(nogil=True, cache=True)
-def decode_swap_2(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
-    """Decode byte-swapped 2-byte values (e.g. big-endian ``uint16``) into ``out[idx]``."""
+def decode_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+    """Decode byte-swapped values (e.g. big-endian ``uint16``, ``float32``) into
+    ``out[idx]``; the value size is that of the range's bytes per pixel."""
     n = out.shape[1]
-    vals = _swapped(inp, 2, n, native_dtype)
+    vals = _swapped(inp, inp.shape[0] // n, n, native_dtype)
     for i in range(n):
         out[idx, i] = vals[i]
 
 
-@numba.njit(nogil=True, cache=True)
-def decode_swap_4(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
-    """Decode byte-swapped 4-byte values (e.g. big-endian ``uint32``, ``float32``)."""
-    n = out.shape[1]
-    vals = _swapped(inp, 4, n, native_dtype)
-    for i in range(n):
-        out[idx, i] = vals[i]
-
-
-@numba.njit(nogil=True, cache=True)
-def decode_swap_8(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
-    """Decode byte-swapped 8-byte values into ``out[idx]``."""
-    n = out.shape[1]
-    vals = _swapped(inp, 8, n, native_dtype)
-    for i in range(n):
-        out[idx, i] = vals[i]
+#: byte-swapped 2-, 4- and 8-byte values (LiberTEM's names; all :func:`decode_swap`)
+decode_swap_2 = decode_swap_4 = decode_swap_8 = decode_swap
 
 
 @numba.njit(nogil=True, cache=True)
@@ -72,9 +59,6 @@ def decode_convert(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     vals = inp.view(native_dtype)
     for i in range(n):
         out[idx, i] = vals[i]
-
-
-_SWAP = {2: decode_swap_2, 4: decode_swap_4, 8: decode_swap_8}
 
 
 class Decoder:
@@ -105,10 +89,9 @@ class DtypeConversionDecoder(Decoder):
         native_dtype = np.dtype(native_dtype)
         if native_dtype.isnative or native_dtype.itemsize == 1:
             return decode_convert
-        try:
-            return _SWAP[native_dtype.itemsize]
-        except KeyError:
-            raise ValueError(f"cannot byte-swap values of {native_dtype}") from None
+        if native_dtype.itemsize not in (2, 4, 8):
+            raise ValueError(f"cannot byte-swap values of {native_dtype}")
+        return decode_swap
 
     def get_native_dtype(self, inp_native_dtype, read_dtype):
         return np.dtype(inp_native_dtype)

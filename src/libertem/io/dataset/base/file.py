@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
 
 
@@ -154,7 +155,9 @@ class File:
         dtype = self._native_dtype
         end = slicing.file_offset + (n - 1) * stride + slicing.frame_offset + slicing.frame_size
         if n > 0 and end > buf.size:
-            raise ValueError(f"{self._path}: {buf.size} bytes do not hold {n} frames")
+            raise DataSetException(
+                f"{self._path}: file truncated: {buf.size} bytes do not hold {n} frames"
+            )
         sig_strides = []
         step = dtype.itemsize
         for s in reversed(self._sig_shape):

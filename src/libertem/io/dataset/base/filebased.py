@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
-from libertem.common.slice import Slice
 from libertem.io.dataset.base.basepartition import BasePartition
-from libertem.io.dataset.base.dataset import DataSet
+from libertem.io.dataset.base.dataset import DataSet, files_cache_key
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.meta import DataSetMeta
+from libertem.io.dataset.base.partition import frames_slice
 
 FILE_IO_BACKENDS = ["mmap", "buffered", "direct"]
 
@@ -83,8 +81,7 @@ class FileSetDataSet(DataSet):
     def _partition_args(self, start: int, stop: int) -> tuple:
         """The common constructor arguments of the partition of frames ``[start, stop)``."""
         fileset = self._need_fileset()
-        sig = tuple(self.shape.sig)
-        part_slice = Slice((start, *([0] * len(sig))), Shape((stop - start, *sig), len(sig)))
+        part_slice = frames_slice(start, stop, self.shape.sig)
         return (
             self._meta,
             part_slice,
@@ -107,18 +104,13 @@ class FileSetDataSet(DataSet):
                 raise DataSetException(f"{f.path}: cannot read: {e}") from e
         return True
 
+    def get_diagnostics(self) -> list[dict]:
+        """The dtype and the number of frames in the file(s)."""
+        return [
+            {"name": "dtype", "value": str(self.dtype)},
+            {"name": "frames in file", "value": str(self.image_count)},
+        ]
+
     def get_cache_key(self) -> str:
         """The files, their sizes and modification times, shape and sync offset as JSON."""
-        files = []
-        for f in self._need_fileset():
-            st = os.stat(f.path)
-            files.append([os.path.abspath(f.path), st.st_size, st.st_mtime_ns])
-        return json.dumps(
-            {
-                "cls": type(self).__name__,
-                "files": files,
-                "shape": list(self.shape),
-                "sig_dims": self.shape.sig_dims,
-                "sync_offset": self._sync_offset,
-            }
-        )
+        return files_cache_key(self, [f.path for f in self._need_fileset()])

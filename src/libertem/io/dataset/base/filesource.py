@@ -13,7 +13,9 @@ I/O backends (see :mod:`~libertem.io.dataset.base.backend`):
 ``'buffered'``
     ``os.preadv`` of blocks of frames (at most ``max_buffer_size`` bytes) into a
     reused buffer, then byte-swap/convert or decode into the tile buffer. Better
-    for files that are not in the page cache.
+    for files that are not in the page cache. A partition's frames are planned
+    (:meth:`FileFrameSource.plan`) and read ahead by a background thread
+    (:mod:`~libertem.io.dataset.base.readahead`).
 ``'direct'``
     As buffered, but with ``O_DIRECT``: page-aligned reads into page-aligned
     buffers that bypass the page cache.
@@ -30,19 +32,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from libertem.common.alloc import empty_aligned
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.base.backend import IOBackend, MMapBackend, as_io_backend
 from libertem.io.dataset.base.decode import get_decoder
 from libertem.io.dataset.base.files import open_file_map
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.partition import Partition
+from libertem.io.dataset.base.readahead import (  # DIRECT_ALIGN: also imported from here
+    DIRECT_ALIGN,  # noqa: F401
+    MERGE_GAP_BYTES,
+    Extent,
+    ExtentReader,
+    ReadAhead,
+    plan_extents,
+    pread_direct,
+)
+from libertem.io.dataset.base.readahead import aligned_empty as _aligned_empty
+from libertem.io.dataset.base.readahead import direct_span as _direct_span
+from libertem.io.dataset.base.readahead import no_direct_io as _no_direct_io
+from libertem.io.dataset.base.readahead import pread_full as _pread_full
 from libertem.io.dataset.base.tiles import FrameSource, iter_tiles
 
 IO_BACKENDS = ("mmap", "buffered", "direct")
 
-#: alignment of O_DIRECT reads (file offsets, sizes and memory)
-DIRECT_ALIGN = max(4096, mmap.PAGESIZE)
+#: memory maps with readahead hints ask for the planned frames in blocks of this size
+HINT_BYTES = 16 * 1024 * 1024
 
 
 def check_io_backend(io_backend, where: str) -> str:
@@ -153,6 +167,11 @@ class FileFrameSource(FrameSource):
         self._fds: dict[str, int] = {}
         self._raw = None
         self._span_views: dict[int, np.ndarray] = {}
+        self._plan: list[Extent] | None = None
+        self._ahead: ReadAhead | None = None
+        self._current: tuple[Extent, np.ndarray] | None = None
+        self._hint_plan: list[Extent] | None = None
+        self._hint_next = 0
 
     @property
     def dtype(self) -> np.dtype:
@@ -213,14 +232,89 @@ class FileFrameSource(FrameSource):
         if b > starts[i + 1]:
             return None
         if self._hints:
-            self._advise(i, a - starts[i], b - a)
+            self._hint(a, b)
         return self._span_view(i)[a - starts[i] : b - starts[i]]
 
+    def plan(self, start: int, stop: int, roi_part: np.ndarray | None = None) -> None:
+        """Announce that dataset frames ``[start, stop)`` (those ``roi_part`` selects) are
+        read next, in order, with :meth:`read_into`.
+
+        The buffered and direct backends then read them in extents of up to
+        ``max_buffer_size`` bytes, ahead in a background thread, and :meth:`read_into`
+        copies or decodes from those extents. Reads that leave the plan (other frames,
+        going back) are served directly, as without one. Memory maps with readahead
+        hints ask the kernel to read the planned frames ahead (``madvise``); without
+        hints they ignore the plan.
+        """
+        self._close_ahead()
+        if not self.layout.files or (self.io_backend == "mmap" and not self._hints):
+            return
+        first = int(start) + self.sync_offset
+        if roi_part is None:
+            runs = [(first, int(stop) + self.sync_offset)]
+        else:
+            idx = np.flatnonzero(roi_part) + first
+            gap = MERGE_GAP_BYTES // max(1, self.layout.files[0].stride)
+            breaks = np.flatnonzero(np.diff(idx) > gap + 1) + 1
+            lo = idx[np.concatenate(([0], breaks))] if idx.size else idx
+            hi = idx[np.concatenate((breaks - 1, [idx.size - 1]))] + 1 if idx.size else idx
+            runs = list(zip(lo.tolist(), hi.tolist()))
+        n = self.n_file_frames
+        runs = [(max(a, 0), min(b, n)) for a, b in runs if min(b, n) > max(a, 0)]
+        spans = self.layout.files
+        fb = self.layout.frame_bytes
+        if self.io_backend == "mmap":
+            self._hint_plan = plan_extents(runs, self._starts, spans, fb, HINT_BYTES)
+            self._hint_next = 0
+            return
+        self._plan = plan_extents(runs, self._starts, spans, fb, self._max_read)
+
+    def _start_ahead(self) -> ReadAhead:
+        plan, self._plan = self._plan, None
+        spans = self.layout.files
+        fds = {i: self._fd(spans[i].path) for i in sorted({e.file_idx for e in plan})}
+        reader = ExtentReader(fds, [s.path for s in spans], self.io_backend == "direct")
+        self._ahead = ReadAhead(plan, reader)
+        return self._ahead
+
+    def _read_planned(self, a: int, b: int, out: np.ndarray) -> int:
+        """Write frames ``a, a + 1, ...`` (up to ``b``) that the plan holds into ``out``;
+        returns the first frame not written."""
+        ahead = self._ahead or self._start_ahead()
+        base = a
+        while a < b:
+            cur = self._current
+            if cur is None or a >= cur[0].stop:
+                nxt = ahead.peek()
+                if nxt is None or nxt.first > a:
+                    break
+                self._current = ahead.next()
+                continue
+            ext, data = cur
+            if a < ext.first:
+                break
+            n = min(b, ext.stop) - a
+            stride = self.layout.files[ext.file_idx].stride
+            pos = (a - ext.first) * stride
+            if self._decode is not None:
+                fb = self.layout.frame_bytes
+                src = np.ndarray((n, fb), np.uint8, data, pos, (stride, 1))
+            else:
+                src = _frames_view(data, pos, n, stride, self._stored, self.layout.sig_shape)
+            self._convert(src, out[a - base : a - base + n])
+            a += n
+        return a
+
     def read_into(self, a, b, out):
+        if self._plan is not None or self._ahead is not None:
+            served = self._read_planned(a, b, out) - a
+            if served == b - a:
+                return
+            a, out = a + served, out[served:]
         for i, first, count, off in self._pieces(a, b):
             if self.io_backend == "mmap":
                 if self._hints:
-                    self._advise(i, first, count)
+                    self._hint(self._starts[i] + first, self._starts[i] + first + count)
                 self._convert(self._mapped(i, first, count), out[off : off + count])
                 continue
             # buffered and direct: reads of at most max_buffer_size bytes (one frame at least)
@@ -239,15 +333,30 @@ class FileFrameSource(FrameSource):
         else:
             np.copyto(dest, src, casting="unsafe")
 
-    def _advise(self, i: int, first: int, count: int) -> None:
-        """Tell the kernel that frames ``[first, first + count)`` of file ``i`` are read next."""
+    def _hint(self, a: int, b: int) -> None:
+        """Memory maps with readahead hints: frames ``[a, b)`` are read now. With a plan,
+        the kernel is asked to read the planned extents up to ``2 * HINT_BYTES`` beyond
+        ``b`` (each once); without one, frames ``[a, b)``."""
+        plan = self._hint_plan
+        if plan is None:
+            for i, first, count, _ in self._pieces(a, b):
+                span = self.layout.files[i]
+                self._advise(i, span.offset + first * span.stride, count * span.stride)
+            return
+        k = self._hint_next
+        ahead = b + 2 * HINT_BYTES // self.layout.files[0].stride
+        while k < len(plan) and plan[k].first < ahead:
+            self._advise(plan[k].file_idx, plan[k].offset, plan[k].nbytes)
+            k += 1
+        self._hint_next = k
+
+    def _advise(self, i: int, start: int, nbytes: int) -> None:
+        """Tell the kernel that bytes ``[start, start + nbytes)`` of file ``i`` are read soon."""
         mm = getattr(open_file_map(self.layout.files[i].path), "_mmap", None)
         if mm is None or not hasattr(mm, "madvise"):
             return
-        span = self.layout.files[i]
-        start = span.offset + first * span.stride
         aligned = start - start % mmap.PAGESIZE
-        length = min(len(mm) - aligned, start - aligned + count * span.stride)
+        length = min(len(mm) - aligned, start - aligned + nbytes)
         if length > 0:
             mm.madvise(mmap.MADV_WILLNEED, aligned, length)
 
@@ -298,25 +407,19 @@ class FileFrameSource(FrameSource):
     def _read_direct(self, fd: int, offset: int, nbytes: int, path: str) -> np.ndarray:
         """Bytes ``[offset, offset + nbytes)`` read with ``O_DIRECT``: one aligned read into
         an aligned, reused buffer; returns the requested part of it."""
-        lo = offset - offset % DIRECT_ALIGN
-        hi = -(-(offset + nbytes) // DIRECT_ALIGN) * DIRECT_ALIGN
+        lo, hi = _direct_span(offset, nbytes)
         if self._raw is None or self._raw.size < hi - lo:
             self._raw = _aligned_empty(hi - lo)
-        buf = memoryview(self._raw[: hi - lo])
-        pos, need = 0, offset + nbytes - lo
-        while pos < need:
-            try:
-                n = os.preadv(fd, [buf[pos:]], lo + pos)
-            except OSError as e:
-                if e.errno == errno.EINVAL:
-                    raise _no_direct_io(path) from e
-                raise DataSetException(f"{path}: cannot read: {e}") from e
-            if n <= 0:
-                raise DataSetException(f"{path}: file truncated: cannot read byte {lo + pos}")
-            pos += n
-        return self._raw[offset - lo : offset - lo + nbytes]
+        return pread_direct(fd, self._raw, offset, nbytes, path)
+
+    def _close_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        self._plan = self._current = self._hint_plan = None
+        if ahead is not None:
+            ahead.close()
 
     def close(self) -> None:
+        self._close_ahead()
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             try:
@@ -334,29 +437,6 @@ def _frames_view(buf, offset: int, count: int, stride: int, dtype: np.dtype, sig
     for s in reversed(sig_shape[1:]):
         strides.insert(0, strides[0] * s)
     return np.ndarray((count, *sig_shape), dtype, buf, offset, (stride, *strides))
-
-
-def _no_direct_io(path: str) -> DataSetException:
-    return DataSetException(
-        f"{path}: the file system refuses direct I/O (O_DIRECT); "
-        "use io_backend 'buffered' or 'mmap' for this file"
-    )
-
-
-def _aligned_empty(nbytes: int) -> np.ndarray:
-    """An uninitialized ``uint8`` array of ``nbytes`` whose data is page-aligned."""
-    return empty_aligned(nbytes, np.uint8)
-
-
-def _pread_full(fd: int, buf: memoryview, offset: int, path: str) -> None:
-    """Fill ``buf`` from ``fd`` at ``offset``; a short file raises ``DataSetException``."""
-    pos = 0
-    total = len(buf)
-    while pos < total:
-        n = os.preadv(fd, [buf[pos:]], offset + pos)
-        if n <= 0:
-            raise DataSetException(f"{path}: file truncated: cannot read byte {offset + pos}")
-        pos += n
 
 
 class LayoutPartition(Partition):
@@ -408,9 +488,16 @@ class LayoutPartition(Partition):
         """The frame source of this partition."""
         return FileFrameSource(self.layout, self.dtype, self.sync_offset, self._io_backend)
 
+    def _planned_source(self, roi_part: np.ndarray | None) -> FileFrameSource:
+        """The frame source, told which frames the tiles will read (see
+        :meth:`FileFrameSource.plan`)."""
+        source = self.open_source()
+        source.plan(self.start, self.stop, roi_part)
+        return source
+
     def _read_tiles(self, scheme, dest_dtype, roi_part):
         return iter_tiles(
-            self.open_source(),
+            self._planned_source(roi_part),
             self.start,
             self.stop,
             scheme,

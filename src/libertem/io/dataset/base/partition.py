@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.io.dataset.base.mapguard import guarded
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.tiles import DataTile, FrameSource, iter_tiles
 from libertem.io.dataset.base.tiling import TilingScheme
 
-ArrayBackend = Literal[
-    "numpy",
-    "numpy.matrix",
-    "cuda",
-    "cupy",
-    "sparse.COO",
-    "sparse.GCXS",
-    "sparse.DOK",
-    "scipy.sparse.coo_matrix",
-    "scipy.sparse.csr_matrix",
-    "scipy.sparse.csc_matrix",
-    "scipy.sparse.coo_array",
-    "scipy.sparse.csr_array",
-    "scipy.sparse.csc_array",
-    "cupyx.scipy.sparse.coo_matrix",
-    "cupyx.scipy.sparse.csr_matrix",
-    "cupyx.scipy.sparse.csc_matrix",
-]
+if TYPE_CHECKING:
+    from libertem.common.udf import ArrayBackendName as ArrayBackend
+
+
+def frames_slice(start: int, stop: int, sig_shape) -> Slice:
+    """The flat-navigation :class:`~libertem.common.slice.Slice` of whole frames
+    ``[start, stop)`` of frames of ``sig_shape``."""
+    sig = tuple(int(s) for s in sig_shape)
+    return Slice((int(start), *([0] * len(sig))), Shape((int(stop) - int(start), *sig), len(sig)))
 
 
 def split_frames(n_frames: int, num_partitions: int) -> list[tuple[int, int]]:
@@ -82,11 +74,7 @@ class Partition:
         if partition_slice is None:
             if start is None or stop is None:
                 raise TypeError("Partition needs partition_slice (or start and stop)")
-            sig = tuple(meta.shape.sig)
-            partition_slice = Slice(
-                (int(start), *([0] * len(sig))),
-                Shape((int(stop) - int(start), *sig), sig_dims=len(sig)),
-            )
+            partition_slice = frames_slice(start, stop, meta.shape.sig)
         self.meta = meta
         self.slice = partition_slice
         self.start = int(partition_slice.origin[0])
@@ -120,10 +108,8 @@ class Partition:
             The flat-nav slice of each partition and its range in file frames
             (dataset frames shifted by ``sync_offset``).
         """
-        sig = tuple(shape.sig)
         for a, b in split_frames(shape.nav.size, num_partitions):
-            part_slice = Slice((a, *([0] * len(sig))), Shape((b - a, *sig), sig_dims=len(sig)))
-            yield part_slice, a + sync_offset, b + sync_offset
+            yield frames_slice(a, b, shape.sig), a + sync_offset, b + sync_offset
 
     def get_frame_count(self, roi: np.ndarray | None = None) -> int:
         """Number of frames of this partition, or of those that ``roi`` selects."""
@@ -231,9 +217,9 @@ class Partition:
         """
         self.validate_tiling_scheme(tiling_scheme)
         tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), self._roi_part(roi))
-        if array_backend is None or array_backend == "numpy":
-            return tiles
-        return _converted(tiles, array_backend)
+        if array_backend is not None and array_backend != "numpy":
+            tiles = _converted(tiles, array_backend)
+        return guarded(tiles)
 
     def _read_tiles(self, scheme: TilingScheme, dest_dtype: np.dtype, roi_part):
         """Tiles for a flat boolean ``roi_part`` of this partition's frames (or ``None``)."""

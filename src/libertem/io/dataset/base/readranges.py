@@ -23,8 +23,12 @@ frame_header, frame_footer, extra, px_to_bytes, out)``
 
 from __future__ import annotations
 
+import sys
+
 import numba
 import numpy as np
+
+_this = sys.modules[__name__]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -122,39 +126,17 @@ def _default_read_ranges_tile_block(
 
 
 @numba.njit(nogil=True, cache=True)
-def _plain_tile_block(
-    file_frames, slices_arr, fileset_arr, sig_shape, bpp, frame_header, frame_footer, extra, out
-):
-    """:func:`_default_read_ranges_tile_block` with :func:`_default_px_to_bytes`, cacheable."""
-    for k in range(file_frames.shape[0]):
-        f = file_frames[k]
-        fi, header, footer = _file_of(fileset_arr, f, frame_header, frame_footer)
-        for s in range(slices_arr.shape[0]):
-            start, stop = 0, 0
-            if fi >= 0:
-                start, stop = _default_px_to_bytes(
-                    bpp,
-                    f - fileset_arr[fi, 0],
-                    slices_arr[s, 0],
-                    slices_arr[s, 1],
-                    sig_shape,
-                    fileset_arr[fi, 2],
-                    header,
-                    footer,
-                    extra,
-                )
-            _store(out, s, k, fi, start, stop)
-
-
-@numba.njit(nogil=True, cache=True)
 def _alloc(n, depth, slices_arr):
+    """The results for ``n`` frames in tiles of ``depth``, and the per-block work arrays."""
     n_blocks = (n + depth - 1) // depth
     n_tiles = n_blocks * slices_arr.shape[0]
     sig_dims = slices_arr.shape[2]
     tile_slices = np.zeros((n_tiles, 2, 1 + sig_dims), dtype=np.int64)
     ranges = np.full((n_tiles, depth, 3), -1, dtype=np.int64)
     scheme_indices = np.zeros(n_tiles, dtype=np.int64)
-    return n_blocks, tile_slices, ranges, scheme_indices
+    block = np.empty((slices_arr.shape[0], depth, 3), dtype=np.int64)
+    file_frames = np.empty(depth, dtype=np.int64)
+    return n_blocks, tile_slices, ranges, scheme_indices, block, file_frames
 
 
 @numba.njit(nogil=True, cache=True)
@@ -196,9 +178,9 @@ def _get_read_ranges_impl(
     frame_header_bytes,
     frame_footer_bytes,
 ):
-    n_blocks, tile_slices, ranges, indices = _alloc(frames.shape[0], depth, slices_arr)
-    block = np.empty((slices_arr.shape[0], depth, 3), dtype=np.int64)
-    file_frames = np.empty(depth, dtype=np.int64)
+    n_blocks, tile_slices, ranges, indices, block, file_frames = _alloc(
+        frames.shape[0], depth, slices_arr
+    )
     for b in range(n_blocks):
         lo, m = _block_frames(frames, b, depth, sync_offset, file_frames)
         read_ranges_tile_block(
@@ -231,24 +213,26 @@ def _default_impl(
     frame_header_bytes,
     frame_footer_bytes,
 ):
-    n_blocks, tile_slices, ranges, indices = _alloc(frames.shape[0], depth, slices_arr)
-    block = np.empty((slices_arr.shape[0], depth, 3), dtype=np.int64)
-    file_frames = np.empty(depth, dtype=np.int64)
-    for b in range(n_blocks):
-        lo, m = _block_frames(frames, b, depth, sync_offset, file_frames)
-        _plain_tile_block(
-            file_frames[:m],
-            slices_arr,
-            fileset_arr,
-            sig_shape,
-            bpp,
-            frame_header_bytes,
-            frame_footer_bytes,
-            extra,
-            block,
-        )
-        _store_block(b, lo, m, block, start_at_frame, slices_arr, tile_slices, ranges, indices)
-    return tile_slices, ranges, indices
+    """:func:`_get_read_ranges_impl` with the default parts, compiled once and cached.
+
+    The parts are named through the module (``_this``): numba does not cache code that
+    passes on compiled functions it found as plain globals.
+    """
+    return _get_read_ranges_impl(
+        _this._default_px_to_bytes,
+        _this._default_read_ranges_tile_block,
+        frames,
+        start_at_frame,
+        depth,
+        slices_arr,
+        fileset_arr,
+        sig_shape,
+        bpp,
+        sync_offset,
+        extra,
+        frame_header_bytes,
+        frame_footer_bytes,
+    )
 
 
 def make_get_read_ranges(

@@ -22,7 +22,7 @@ from math import prod
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.io.dataset.base.dataset import dataset_shape
+from libertem.io.dataset.base.checks import dataset_shape
 from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
@@ -121,11 +121,11 @@ class RecordStackDataSet(FileSetDataSet):
         Reinterpret the frames with these shapes (``sig_shape`` must keep the pixel count).
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``; frames outside read as zeros.
-    num_partitions
-        Number of partitions; by default derived from size and worker count.
     io_backend
         An :class:`~libertem.io.dataset.base.IOBackend` or its id (``'mmap'``, the
         default: read-only memory maps, views where possible; ``'buffered'``, ``'direct'``).
+    num_partitions
+        Number of partitions; by default derived from size and worker count.
     """
 
     file_cls: type[File] = File
@@ -137,8 +137,8 @@ class RecordStackDataSet(FileSetDataSet):
         nav_shape: Sequence[int] | None = None,
         sig_shape: Sequence[int] | None = None,
         sync_offset: int = 0,
-        num_partitions: int | None = None,
         io_backend=None,
+        num_partitions: int | None = None,
     ):
         super().__init__(
             io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
