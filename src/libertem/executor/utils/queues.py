@@ -61,11 +61,10 @@ def _payload_bytes(payload) -> bytes | None:
     return bytes(memoryview(payload))
 
 
-class SimpleWorkerQueue(WorkerQueue):
-    """A :class:`WorkerQueue` between threads of one process."""
+class _QueueBacked(WorkerQueue):
+    """A :class:`WorkerQueue` on top of a ``queue.Queue``-like ``self._q``."""
 
-    def __init__(self) -> None:
-        self._q: queue.Queue = queue.Queue()
+    _q: Any
 
     def put(self, header, payload: memoryview | None = None) -> None:
         """Send ``header`` with a copy of ``payload``."""
@@ -86,6 +85,13 @@ class SimpleWorkerQueue(WorkerQueue):
         except queue.Empty:
             raise WorkerQueueEmpty() from None
         yield header, (None if payload is None else memoryview(payload))
+
+
+class SimpleWorkerQueue(_QueueBacked):
+    """A :class:`WorkerQueue` between threads of one process."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue = queue.Queue()
 
     def size(self) -> int:
         """Number of messages waiting."""
@@ -101,7 +107,7 @@ class SimpleWorkerQueue(WorkerQueue):
                     break
 
 
-class SimpleMPWorkerQueue(WorkerQueue):
+class SimpleMPWorkerQueue(_QueueBacked):
     """A :class:`WorkerQueue` between processes (a :class:`multiprocessing.Queue`).
 
     Pass it to a child process when starting it (it cannot be pickled otherwise).
@@ -109,26 +115,6 @@ class SimpleMPWorkerQueue(WorkerQueue):
 
     def __init__(self) -> None:
         self._q = multiprocessing.get_context("spawn").Queue()
-
-    def put(self, header, payload: memoryview | None = None) -> None:
-        """Send ``header`` with a copy of ``payload``."""
-        self._q.put((header, _payload_bytes(payload)))
-
-    @contextlib.contextmanager
-    def put_nocopy(self, header: Any, size: int) -> Generator[memoryview, None, None]:
-        """Hand out a buffer of ``size`` bytes; send it with ``header`` at the end."""
-        buf = bytearray(size)
-        yield memoryview(buf)
-        self._q.put((header, buf))
-
-    @contextlib.contextmanager
-    def get(self, block: bool = True, timeout: float | None = None):
-        """Receive the next message; see :meth:`WorkerQueue.get`."""
-        try:
-            header, payload = self._q.get(block=block, timeout=timeout)
-        except queue.Empty:
-            raise WorkerQueueEmpty() from None
-        yield header, (None if payload is None else memoryview(payload))
 
     def size(self) -> int:
         """Number of messages waiting (approximate; 0 or 1 where the OS cannot count)."""
