@@ -301,7 +301,9 @@ def test_generated_code_runs(inline_ctx, ds, data, tmp_path):
     for name, ref in expected.items():
         assert np.allclose(ns[name].intensity.raw_data, ref.intensity.raw_data, equal_nan=True)
     com = ctx_result(inline_ctx, analyses[5])
-    assert np.allclose(ns["com_result"].y.raw_data, com.y.raw_data)
+    # float32 sums over differently tiled datasets (npy file vs memory) differ in
+    # their last bits; COM shifts are pixel coordinates of order 1
+    assert np.allclose(ns["com_result"].y.raw_data, com.y.raw_data, atol=1e-5)
     radial = ctx_result(inline_ctx, analyses[6])
     assert np.allclose(ns["radial_result"].complex_0_2.raw_data, radial.complex_0_2.raw_data)
     second_disk = ns["disk1_result"].intensity.raw_data

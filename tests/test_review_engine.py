@@ -23,6 +23,7 @@ from libertem.udf.com_fields import (
     selection_factory,
 )
 from libertem.udf.data import MergeAttrMapping
+from libertem.udf.masks import ApplyMasksUDF
 from libertem.udf.runner import resolve_reporter
 from libertem.udf.stddev import StdDevUDF, run_stddev
 from libertem.udf.sum import SumUDF, sum_partials
@@ -206,13 +207,24 @@ def test_tile_converted_once_per_dtype(inline_ctx, monkeypatch):
         return real(cache, tile_data, dtype, scheme)
 
     monkeypatch.setattr(partition_runner, "_convert", counting)
-    udfs = [SumUDF(dtype=np.float64), StdDevUDF(), SumUDF(dtype=np.float32)]
-    sums64, std, sums32 = inline_ctx.run_udf(dataset=ds, udf=udfs)
+    ones = [lambda: np.ones((8, 8))]
+    udfs = [
+        SumUDF(dtype=np.float64),
+        StdDevUDF(),
+        ApplyMasksUDF(ones, preferred_dtype=np.float32),
+        StdDevUDF(dtype=np.float32),
+        SumUDF(dtype=np.float32),
+    ]
+    sums64, std, masked, std32, sums32 = inline_ctx.run_udf(dataset=ds, udf=udfs)
     ref = data.astype(np.float64)
     np.testing.assert_allclose(sums64["intensity"].data, ref.sum(axis=(0, 1)))
     np.testing.assert_allclose(sums32["intensity"].data, ref.sum(axis=(0, 1)), rtol=1e-6)
+    np.testing.assert_allclose(masked["intensity"].data[..., 0], ref.sum(axis=(2, 3)), rtol=1e-6)
     np.testing.assert_allclose(std["var"].data, ref.reshape(20, 8, 8).var(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(std32["var"].data, ref.reshape(20, 8, 8).var(axis=0), rtol=1e-4)
+    # one conversion per tile and dtype (float32 serves two UDFs); the sums take native tiles
     assert calls.count(np.dtype(np.float64)) == calls.count(np.dtype(np.float32)) > 0
+    assert set(calls) == {np.dtype(np.float64), np.dtype(np.float32)}
 
 
 # --- imports: libertem.api loads the heavy parts on first use ---------------------------

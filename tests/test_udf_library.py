@@ -112,8 +112,56 @@ def test_run_helpers(ctx, ds, data):
     ref = np.log(frames - frames.min(axis=(1, 2), keepdims=True) + 1).sum(axis=0)
     assert np.allclose(logsum["logsum"].data, ref, rtol=1e-5)
     udf = SumSigUDF(dtype=np.float64)
-    assert udf.get_preferred_input_dtype() == np.float64
+    assert udf.get_preferred_input_dtype() is UDF.USE_NATIVE_DTYPE
     assert udf.copy().params.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("data_dtype", "sum_dtype", "expected"),
+    [
+        ("uint16", "float32", "float32"),
+        (">u2", "float32", "float32"),
+        ("int32", "float32", "float64"),
+        ("float16", "float32", "float32"),
+        ("bool", "float32", "float32"),
+        ("uint8", "int64", "int64"),
+        (">f8", "float32", "float64"),
+        ("complex64", "float32", "complex64"),
+    ],
+)
+def test_streaming_sums_cast_native_tiles(ctx, data_dtype, sum_dtype, expected):
+    """Tiles arrive in the dataset's dtype; the sums add up in result_type(dtype, data)."""
+    rng = np.random.default_rng(7)
+    data = (rng.random((*NAV, *SIG)) * 50).astype(data_dtype)
+    ds_native = ctx.load("memory", data=data, num_partitions=2)
+    seen = []
+
+    class Probe(UDF):
+        def get_preferred_input_dtype(self):
+            return self.USE_NATIVE_DTYPE
+
+        def get_result_buffers(self):
+            return {"n": self.buffer(kind="nav", dtype=np.int64)}
+
+        def process_tile(self, tile):
+            seen.append(tile.dtype)
+
+    roi = np.zeros(NAV, dtype=bool)
+    roi[1:3] = True
+    for r in (None, roi):
+        sel = np.ones(NAV, dtype=bool) if r is None else r
+        res = ctx.run_udf(
+            ds_native, [SumUDF(dtype=sum_dtype), SumSigUDF(dtype=sum_dtype), Probe()], roi=r
+        )
+        ref = data.astype(np.complex128)
+        intensity = res[0]["intensity"].data
+        assert intensity.dtype == np.dtype(expected)
+        assert np.allclose(intensity, ref[sel].sum(axis=0), rtol=1e-5)
+        sums = res[1]["intensity"]
+        assert sums.data.dtype == np.dtype(expected)
+        assert np.allclose(sums.raw_data, ref[sel].sum(axis=(1, 2)), rtol=1e-5)
+    native = np.dtype(data_dtype).newbyteorder("=")
+    assert {np.dtype(d).newbyteorder("=") for d in seen} == {native}
 
 
 def test_merge_all_functions():
@@ -394,3 +442,16 @@ def test_udf_exceptions_before_work(inline_ctx, ds):
         inline_ctx.run_udf(
             ds, CrystallinityUDF(rad_in=90, rad_out=100, real_center=(0, 0), real_rad=0)
         )
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32"])
+def test_sumsig_integer_kernel_is_exact_at_the_extremes(ctx, dtype):
+    """Frame sums of integer data take an int64 accumulator: no overflow, no rounding."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    data = rng.choice(np.array([info.min, info.max, info.max - 1, 0], dtype=dtype), (*NAV, *SIG))
+    ds_int = ctx.load("memory", data=data, num_partitions=2)
+    res = ctx.run_udf(ds_int, SumSigUDF(dtype=np.float64))["intensity"].data
+    exact = data.astype(np.int64).sum(axis=(2, 3))
+    assert res.dtype == np.float64
+    assert np.array_equal(res, exact.astype(np.float64))

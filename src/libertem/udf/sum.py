@@ -7,6 +7,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import sparse
 from sparseconverter import BACKENDS, CUDA
 
@@ -29,7 +30,7 @@ def _is_2d_sparse(tile) -> bool:
     return is_sparse(tile) and not isinstance(tile, sparse.SparseArray)
 
 
-def frame_sum(tile, shape: tuple[int, ...]):
+def frame_sum(tile, shape: tuple[int, ...], dtype=None):
     """Sum of a tile over its frames, dense, reshaped to ``shape`` (the tile's signal part).
 
     Parameters
@@ -38,16 +39,19 @@ def frame_sum(tile, shape: tuple[int, ...]):
         Dense or sparse tile ``(frames, *signal)`` or a 2D sparse matrix ``(frames, pixels)``.
     shape
         Shape of the result.
+    dtype
+        Dtype to add up in (the tile's values are cast on the fly); ``None``: numpy's
+        default for the tile's dtype.
     """
-    return densify(tile.sum(axis=0)).reshape(shape)
+    return densify(tile.sum(axis=0, dtype=dtype)).reshape(shape)
 
 
-def signal_sum(tile) -> Any:
-    """Sum of each frame of a dense or sparse tile, as a dense 1D array."""
+def signal_sum(tile, dtype=None) -> Any:
+    """Sum of each frame of a dense or sparse tile, as a dense 1D array, in ``dtype``."""
     if _is_2d_sparse(tile):
-        return densify(tile.sum(axis=1)).reshape(-1)
+        return densify(tile.sum(axis=1, dtype=dtype)).reshape(-1)
     flat = tile.reshape((tile.shape[0], -1))
-    return densify(flat.sum(axis=1))
+    return densify(flat.sum(axis=1, dtype=dtype))
 
 
 def sum_partials(ordered_results: Mapping, *names: str) -> dict:
@@ -72,6 +76,10 @@ def sum_partials(ordered_results: Mapping, *names: str) -> dict:
 class StreamingSumUDF(UDF):
     """Base of sums over the data: a dtype to sum in, every array backend, large tiles.
 
+    Tiles arrive in the dataset's own dtype (:attr:`UDF.USE_NATIVE_DTYPE`) and are cast
+    to the sum's dtype while they are added up: one pass over the data instead of a
+    conversion pass followed by a summing pass, with the same (bitwise) result.
+
     Parameters
     ----------
     dtype
@@ -82,7 +90,13 @@ class StreamingSumUDF(UDF):
         super().__init__(dtype=dtype, **kwargs)
 
     def get_preferred_input_dtype(self):
-        return self.params.dtype
+        return self.USE_NATIVE_DTYPE
+
+    @property
+    def sum_dtype(self) -> np.dtype:
+        """The dtype the sums are added up and returned in: the ``dtype`` parameter
+        combined with the tiles' dtype (float when corrections apply)."""
+        return np.result_type(self.params.dtype, self.meta.input_dtype)
 
     def get_backends(self):
         return ALL_BACKENDS
@@ -106,12 +120,12 @@ class SumUDF(StreamingSumUDF):
         super().__init__(dtype=dtype)
 
     def get_result_buffers(self):
-        return {"intensity": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
+        return {"intensity": self.buffer(kind="sig", dtype=self.sum_dtype, where="device")}
 
     def process_tile(self, tile):
         """Add the tile's frames to the (tile-sized view of the) sum."""
         out = self.results.intensity
-        out[:] += frame_sum(tile, out.shape)
+        out[:] += frame_sum(tile, out.shape, dtype=out.dtype)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity
