@@ -110,6 +110,36 @@ def resolve_reporter(progress, default: ProgressReporter | None = None) -> Progr
     return None
 
 
+def resolve_input_dtypes(
+    udfs: Sequence[UDF], dataset_dtype, stored_dtype, corrected: bool, host_numpy_only: bool
+) -> tuple[list[np.dtype], np.dtype]:
+    """The dtype of the tiles each UDF sees, and the dtype the partitions read in.
+
+    Each UDF gets ``result_type(preferred, dataset dtype)`` (native byte order); float
+    when corrections apply. When the files store the values in the other byte order
+    (``dataset.stored_dtype``, e.g. big-endian Merlin frames) and every UDF of the run
+    takes tiles in that order (``_TAKES_STORED_BYTE_ORDER``, as
+    :class:`~libertem.udf.sum.SumUDF`, which casts while it adds up), the partitions
+    hand out views of the stored data and skip the byte swapping pass. Only on NumPy
+    host workers: CuPy has no foreign byte order.
+    """
+    native = np.dtype(dataset_dtype)
+    stored = np.dtype(stored_dtype)
+    input_dtypes = [np.result_type(udf.get_preferred_input_dtype(), native) for udf in udfs]
+    if corrected:  # corrected tiles are float, whatever the UDFs prefer
+        input_dtypes = [np.result_type(d, np.float32) for d in input_dtypes]
+        return input_dtypes, np.result_type(*input_dtypes)
+    if (
+        host_numpy_only
+        and not stored.isnative
+        and all(getattr(udf, "_TAKES_STORED_BYTE_ORDER", False) for udf in udfs)
+        and all(d == stored.newbyteorder("=") for d in input_dtypes)
+    ):
+        return [stored] * len(udfs), stored
+    read_dtype = input_dtypes[0] if len(set(input_dtypes)) == 1 else native
+    return input_dtypes, read_dtype
+
+
 def resolve_corrections(dataset, corrections: CorrectionSet | None) -> CorrectionSet | None:
     """The corrections of a run: as given, else the dataset's own (if it has any)."""
     if corrections is None:
@@ -180,16 +210,15 @@ class UDFRunner:
         sig_dims = len(sig_shape)
         roi_flat = normalize_roi(roi, shape.nav)
         n_selected = count_selected(roi_flat, 0, shape.nav.size)
-        input_dtypes = [
-            np.result_type(udf.get_preferred_input_dtype(), dataset.dtype) for udf in udfs
-        ]
-        read_dtype = input_dtypes[0] if len(set(input_dtypes)) == 1 else np.dtype(dataset.dtype)
         corrections = resolve_corrections(dataset, corrections)
-        if corrections is not None and corrections.have_corrections():
-            # corrected tiles are float, whatever the UDFs prefer
-            input_dtypes = [np.result_type(d, np.float32) for d in input_dtypes]
-            read_dtype = np.result_type(*input_dtypes)
         dataset_backends = tuple(getattr(dataset, "array_backends", None) or ("numpy",))
+        input_dtypes, read_dtype = resolve_input_dtypes(
+            udfs,
+            dataset.dtype,
+            stored_dtype=getattr(dataset, "stored_dtype", dataset.dtype),
+            corrected=corrections is not None and corrections.have_corrections(),
+            host_numpy_only=not has_cuda and dataset_backends[0] == "numpy",
+        )
         sources = host_sources(dataset_backends)
 
         roi_nav = None if roi_flat is None else roi_flat.reshape(tuple(shape.nav))

@@ -116,6 +116,9 @@ class SumUDF(StreamingSumUDF):
         Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
     """
 
+    # numpy casts (and byte-swaps) while it adds up: big-endian frames need no swap pass
+    _TAKES_STORED_BYTE_ORDER = True
+
     def __init__(self, dtype="float32"):
         super().__init__(dtype=dtype)
 

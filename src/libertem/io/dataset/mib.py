@@ -361,6 +361,15 @@ class MIBDataSet(FileSetDataSet):
         return self
 
     @property
+    def stored_dtype(self) -> np.dtype:
+        """Big-endian ``>u2``/``>u4`` for counter frames (``U`` pixel depths), as stored;
+        the decoded dtype for raw ``R`` frames."""
+        header = self._header
+        if header is not None and header["mib_kind"] == "u":
+            return np.dtype(header["dtype"])
+        return np.dtype(self.dtype)
+
+    @property
     def header(self) -> HeaderDict | None:
         """The header of the acquisition's first file."""
         return self._header

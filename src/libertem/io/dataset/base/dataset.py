@@ -80,6 +80,16 @@ class DataSet(ABC):
     def dtype(self) -> np.dtype:
         """Native dtype of the data."""
 
+    @property
+    def stored_dtype(self) -> np.dtype:
+        """The dtype of the values as the files store them, byte order included.
+
+        Defaults to :attr:`dtype`. Formats that store the other byte order (e.g.
+        big-endian Merlin frames) name it here; tiles requested in it are views of the
+        stored data, for UDFs that cast while they compute.
+        """
+        return np.dtype(self.dtype)
+
     def make_partition(self, start: int, stop: int) -> Partition:
         """The partition of flat frames ``[start, stop)`` (used by :meth:`get_partitions`)."""
         raise NotImplementedError(f"{type(self).__name__} does not define make_partition")
