@@ -12,25 +12,15 @@ __all__ = ["SumSigUDF", "run_sumsig"]
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
-def _add_row_sums(flat, out):
-    """``out[i] += sum(flat[i])``, accumulated in float64 (vectorized, GIL released)."""
-    for i in range(flat.shape[0]):
-        acc = 0.0
-        row = flat[i]
-        for j in range(row.shape[0]):
-            acc += row[j]
-        out[i] += acc
+def _add_row_sums(flat, out, zero):
+    """``out[i] += sum(flat[i])``, accumulated in the type of ``zero`` (GIL released).
 
-
-@numba.njit(nogil=True, cache=True)
-def _add_row_sums_int(flat, out):
-    """``out[i] += sum(flat[i])`` for integers of up to 32 bits, exact in an int64.
-
-    Integer adds vectorize twice as wide as float64 ones; 2**31 pixels of 2**32 cannot
-    overflow the accumulator.
+    ``np.int64(0)`` sums integers of up to 32 bits exactly (2**31 pixels of 2**32 cannot
+    overflow), with integer adds that vectorize twice as wide as float64 ones;
+    ``0.0`` accumulates in float64.
     """
     for i in range(flat.shape[0]):
-        acc = 0
+        acc = zero
         row = flat[i]
         for j in range(row.shape[0]):
             acc += row[j]
@@ -68,9 +58,9 @@ class SumSigUDF(StreamingSumUDF):
         out = self.results.intensity
         compiled = isinstance(tile, np.ndarray) and isinstance(out, np.ndarray)
         if compiled and out.dtype.kind == "f" and tile.dtype in _INT_KERNEL_DTYPES:
-            _add_row_sums_int(tile.reshape((tile.shape[0], -1)), out)
+            _add_row_sums(tile.reshape((tile.shape[0], -1)), out, np.int64(0))
         elif compiled and out.dtype.kind == "f" and tile.dtype in _FLOAT_KERNEL_DTYPES:
-            _add_row_sums(tile.reshape((tile.shape[0], -1)), out)
+            _add_row_sums(tile.reshape((tile.shape[0], -1)), out, 0.0)
         else:
             out[:] += signal_sum(tile, dtype=out.dtype)
 
