@@ -17,7 +17,10 @@ NAV, SIG = (4, 6), (16, 16)
 
 
 class TileDtypes:
-    """Mixin: records the dtype of every tile the UDF receives."""
+    """Mixin: records the dtype of every tile the UDF receives (and passes the tile on
+    unchanged, so it takes whatever byte order the UDF below it takes)."""
+
+    _TAKES_STORED_BYTE_ORDER = True
 
     def process_tile(self, tile):
         self.params.seen.append(tile.dtype)
@@ -72,6 +75,30 @@ def test_mib_sum_takes_stored_big_endian_tiles(ctx, mib, io_backend, with_roi):
     intensity = res["intensity"].data
     assert intensity.dtype == np.result_type(np.float32, data.dtype)
     assert np.array_equal(intensity, data[sel].astype(np.float64).sum(axis=0))
+
+
+def test_subclass_overriding_process_tile_gets_native_tiles(ctx, mib):
+    """The declaration belongs to the class whose processing method runs."""
+    hdr, data = mib
+    seen = []
+
+    class MaxSumUDF(SumUDF):
+        def process_tile(self, tile):
+            seen.append(tile.dtype)
+            out = self.results.intensity
+            out[:] = np.maximum(out, tile.max(axis=0))
+
+        def merge(self, dest, src):
+            dest.intensity[:] = np.maximum(dest.intensity, src.intensity)
+
+        def merge_all(self, ordered_results):
+            parts = [part.intensity for part in ordered_results.values()]
+            return {"intensity": np.maximum.reduce(parts)}
+
+    ds = ctx.load("mib", path=hdr, nav_shape=NAV)
+    res = ctx.run_udf(ds, MaxSumUDF())
+    assert set(seen) == {ds.dtype}
+    assert np.array_equal(res["intensity"].data, data.max(axis=(0, 1)))
 
 
 def test_mib_mixed_run_gets_native_tiles(ctx, mib):

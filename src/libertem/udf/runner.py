@@ -110,6 +110,16 @@ def resolve_reporter(progress, default: ProgressReporter | None = None) -> Progr
     return None
 
 
+def _takes_stored_byte_order(udf: UDF) -> bool:
+    """Whether the class whose processing method ``udf`` runs declares that it takes
+    tiles in the stored byte order: a subclass that overrides ``process_tile`` of
+    :class:`~libertem.udf.sum.SumUDF` gets native tiles unless it declares so too."""
+    for klass in type(udf).__mro__:
+        if any(m in vars(klass) for m in ("process_tile", "process_frame", "process_partition")):
+            return bool(vars(klass).get("_TAKES_STORED_BYTE_ORDER", False))
+    return False
+
+
 def resolve_input_dtypes(
     udfs: Sequence[UDF], dataset_dtype, stored_dtype, corrected: bool, host_numpy_only: bool
 ) -> tuple[list[np.dtype], np.dtype]:
@@ -132,7 +142,7 @@ def resolve_input_dtypes(
     if (
         host_numpy_only
         and not stored.isnative
-        and all(getattr(udf, "_TAKES_STORED_BYTE_ORDER", False) for udf in udfs)
+        and all(_takes_stored_byte_order(udf) for udf in udfs)
         and all(d == stored.newbyteorder("=") for d in input_dtypes)
     ):
         return [stored] * len(udfs), stored

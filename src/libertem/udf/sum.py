@@ -116,7 +116,8 @@ class SumUDF(StreamingSumUDF):
         Dtype to sum in; combined with the dataset's dtype by ``numpy.result_type``.
     """
 
-    # numpy casts (and byte-swaps) while it adds up: big-endian frames need no swap pass
+    # numpy casts (and byte-swaps) while it adds up: big-endian frames need no swap pass.
+    # Applies to this process_tile only; subclasses that override it get native tiles.
     _TAKES_STORED_BYTE_ORDER = True
 
     def __init__(self, dtype="float32"):
