@@ -88,6 +88,21 @@ def empad(tmp):
 
 
 FORMATS = [raw, npy, mib_u16, mib_r64, mrc, seq, hdf5, blo, empad]
+
+
+def check_sums_and_pick(ctx, ds, data, roi_seed):
+    """SumUDF, SumSigUDF and PickUDF over ``ds`` against numpy on ``data``, with and
+    without an ROI."""
+    flat = data.reshape(-1, *data.shape[2:]).astype(np.float64)
+    for roi in (None, make_roi(NAV, seed=roi_seed)):
+        sel = flat if roi is None else flat[roi.reshape(-1)]
+        res = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), PickUDF()], roi=roi)
+        np.testing.assert_allclose(res[0]["intensity"].data, sel.sum(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(res[1]["intensity"].raw_data, sel.sum(axis=(1, 2)), rtol=1e-5)
+        if roi is not None:
+            np.testing.assert_array_equal(res[2]["intensity"].raw_data, sel)
+
+
 BACKENDS = {
     "mmap": MMapBackend(),
     "buffered": BufferedBackend(max_buffer_size=2048),
@@ -101,11 +116,4 @@ def test_format_backend_matrix(tmp_path, ctx, fmt, backend):
     (filetype, path), kwargs, data = fmt(tmp_path)
     ds = ctx.load(filetype, path, io_backend=BACKENDS[backend], num_partitions=2, **kwargs)
     assert ds.get_io_backend() == BACKENDS[backend]
-    flat = data.reshape(-1, *data.shape[2:]).astype(np.float64)
-    for roi in (None, make_roi(NAV, seed=3)):
-        sel = flat if roi is None else flat[roi.reshape(-1)]
-        res = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), PickUDF()], roi=roi)
-        np.testing.assert_allclose(res[0]["intensity"].data, sel.sum(axis=0), rtol=1e-5)
-        np.testing.assert_allclose(res[1]["intensity"].raw_data, sel.sum(axis=(1, 2)), rtol=1e-5)
-        if roi is not None:
-            np.testing.assert_array_equal(res[2]["intensity"].raw_data, sel)
+    check_sums_and_pick(ctx, ds, data, roi_seed=3)
