@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator
 
 from libertem.common.backend import set_use_cpu, set_use_cuda
 
 CPU_RESOURCES = {"CPU": 1, "compute": 1, "ndarray": 1}
 
-#: set in every worker process when it starts (numba reads it when first imported there);
+#: set in every worker process when it starts (see :func:`apply_numba_thread_env`);
 #: not pre-spawn: the nanny would also put it into the environment of this process
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1"}
 
@@ -161,8 +162,6 @@ def set_num_threads_env(n=1, set_numba=None) -> Iterator[None]:
     ``set_numba`` (default: when numba is not imported in this process yet),
     ``NUMBA_NUM_THREADS``. The previous values are restored afterwards.
     """
-    import sys
-
     if set_numba is None:
         set_numba = "numba" not in sys.modules
     names = list(THREAD_ENV_VARS) + (["NUMBA_NUM_THREADS"] if set_numba else [])
@@ -177,6 +176,28 @@ def set_num_threads_env(n=1, set_numba=None) -> Iterator[None]:
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = value
+
+
+def apply_numba_thread_env() -> None:
+    """Make numba in this process agree with its ``NUMBA_NUM_THREADS`` environment variable.
+
+    Worker processes get ``NUMBA_NUM_THREADS`` only once they run, but a spawned
+    process first re-imports the user's main script, and a script that imports a
+    built-in UDF has imported numba by then, which read its configuration without
+    the variable. numba re-reads the environment before every compilation and
+    refuses a thread count that differs from the one its thread pool started with,
+    so the first compilation in the worker would fail. Call this after setting the
+    variable: numba's configuration is re-read while its threads have not started;
+    if they have, the variable is set to the count they run with.
+    """
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return
+    try:
+        numba.core.config.reload_config()
+    except RuntimeError:
+        os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+        numba.core.config.reload_config()
 
 
 def worker_setup(resource, device) -> None:
@@ -237,6 +258,7 @@ def set_worker_log_level(level: str | int, force: bool = False) -> None:
 
 __all__ = [
     "CPU_RESOURCES",
+    "apply_numba_thread_env",
     "assign_cudas",
     "cluster_spec",
     "set_num_threads_env",

@@ -11,7 +11,12 @@ import cloudpickle
 
 from libertem.common.executor import SimpleMPWorkerQueue, WorkerContext
 from libertem.executor.base import TaskEnvironment
-from libertem.executor.utils.dask_setup import THREAD_ENV_VARS, WORKER_ENV, worker_setup
+from libertem.executor.utils.dask_setup import (
+    THREAD_ENV_VARS,
+    WORKER_ENV,
+    apply_numba_thread_env,
+    worker_setup,
+)
 
 WORKER_THREAD_ENV = {**WORKER_ENV, **{var: "1" for var in THREAD_ENV_VARS}}
 
@@ -102,8 +107,9 @@ def worker_main(
     ``error``. ``cancelled`` is a shared event: tasks stop at their next tile
     while it is set.
     """
-    # one thread per worker; numba reads this when it is first imported (not yet)
+    # one thread per worker
     os.environ.update(WORKER_THREAD_ENV)
+    apply_numba_thread_env()
     if early_setup is not None:
         early_setup()
     if pin:

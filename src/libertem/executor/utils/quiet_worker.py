@@ -4,6 +4,8 @@ The nannies of :meth:`DaskJobExecutor.make_local` and of ``libertem-worker`` sta
 :class:`LiberTEMWorker`. Before the worker starts (and announces itself in a dozen
 log lines), it
 
+- makes numba follow the worker's ``NUMBA_NUM_THREADS`` (numba may have been imported
+  before the nanny set it: see :func:`~.dask_setup.apply_numba_thread_env`);
 - sets the level of the Dask loggers to the one named by the environment variable
   ``LIBERTEM_WORKER_LOG_LEVEL`` (the executors set it: ``WARNING`` by default);
 - at ``WARNING`` and above, drops Dask's "Compute Failed" reports: the error reaches
@@ -18,7 +20,7 @@ import os
 import distributed
 
 from libertem.executor.utils.dask_cluster import LOG_LEVEL_ENV
-from libertem.executor.utils.dask_setup import set_worker_log_level
+from libertem.executor.utils.dask_setup import apply_numba_thread_env, set_worker_log_level
 
 
 class DropComputeFailed(logging.Filter):
@@ -40,9 +42,10 @@ def quiet_logging(level: str) -> None:
 
 
 class LiberTEMWorker(distributed.Worker):
-    """A :class:`distributed.Worker` that first sets the log level of its process."""
+    """A :class:`distributed.Worker` that first sets up logging and numba of its process."""
 
     def __init__(self, *args, **kwargs):
+        apply_numba_thread_env()
         level = os.environ.get(LOG_LEVEL_ENV)
         if level:
             quiet_logging(level)
