@@ -59,9 +59,7 @@ def _fs_error(path: str, e: OSError) -> FSError:
     if isinstance(e, FileNotFoundError):
         return FSError(f"path {path} does not exist", "NOT_FOUND", _nearest_existing(path))
     if isinstance(e, PermissionError):
-        return FSError(
-            f"no permission to read {path}", "PERMISSION_ERROR", os.path.dirname(path)
-        )
+        return FSError(f"no permission to read {path}", "PERMISSION_ERROR", os.path.dirname(path))
     if isinstance(e, NotADirectoryError):
         return FSError(f"{path} is not a directory", "NOT_A_DIRECTORY", os.path.dirname(path))
     return FSError(f"cannot read {path}: {e}", "OS_ERROR", os.path.dirname(path))
