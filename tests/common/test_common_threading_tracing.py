@@ -6,7 +6,6 @@ import threading
 
 import numba
 import pytest
-from opentelemetry import trace
 
 import libertem
 from libertem.common import threading as lt_threading
@@ -76,20 +75,21 @@ def test_faces_give_the_executor_helpers():
 # --- tracing -----------------------------------------------------------------------
 
 
-class _RecordingSpan(trace.NonRecordingSpan):
-    def __init__(self):
-        super().__init__(trace.INVALID_SPAN_CONTEXT)
-        self.attributes = {}
-
-    def is_recording(self):
-        return True
-
-    def set_attribute(self, key, value):
-        self.attributes[key] = value
-
-
 def test_add_partition_to_span_records_the_frame_range():
     import numpy as np
+
+    trace = pytest.importorskip("opentelemetry.trace")
+
+    class _RecordingSpan(trace.NonRecordingSpan):
+        def __init__(self):
+            super().__init__(trace.INVALID_SPAN_CONTEXT)
+            self.attributes = {}
+
+        def is_recording(self):
+            return True
+
+        def set_attribute(self, key, value):
+            self.attributes[key] = value
 
     from libertem.io.dataset.memory import MemoryDataSet
 
