@@ -11,6 +11,7 @@ Some file systems (tmpfs, for one) refuse ``O_DIRECT``; opening then raises a
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 
@@ -25,7 +26,7 @@ from libertem.io.dataset.base.readahead import (
 )
 
 
-def open_direct(path):
+def open_direct(path: str | os.PathLike) -> io.FileIO:
     """Open ``path`` for unbuffered reading with ``O_DIRECT``.
 
     Returns
@@ -52,7 +53,7 @@ def open_direct(path):
     return open(fd, "rb", buffering=0)
 
 
-def readinto_direct(f, out) -> int:
+def readinto_direct(f: io.FileIO, out) -> int:
     """Read from the position of ``f`` into ``out``, like ``f.readinto(out)``.
 
     ``f`` is a file opened with :func:`open_direct`. The read is done with aligned

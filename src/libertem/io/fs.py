@@ -25,13 +25,13 @@ class FSError(Exception):
         A path to offer instead (the nearest existing parent of a missing path).
     """
 
-    def __init__(self, msg, code, alternative=None):
+    def __init__(self, msg: str, code: str, alternative: str | None = None):
         super().__init__(msg)
         self.code = code
         self.alternative = alternative
 
 
-def get_owner_name(full_path, stat) -> str:
+def get_owner_name(full_path: str, stat: os.stat_result) -> str:
     """The name of the user owning ``full_path`` (``stat`` is its ``os.stat`` result).
 
     Falls back to the numeric user id where names are not available (no such

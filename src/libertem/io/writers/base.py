@@ -12,6 +12,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+from libertem.common.slice import Slice
 
 
 class WriteHandle:
@@ -51,7 +54,13 @@ class WriteHandle:
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
 
-    def __init__(self, path, tmp_base_path, part_slice, dtype):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        tmp_base_path: str | os.PathLike,
+        part_slice: Slice,
+        dtype: DTypeLike,
+    ):
         self._path = os.fspath(path)
         self._tmp_base_path = os.fspath(tmp_base_path)
         self._slice = part_slice
@@ -104,7 +113,7 @@ class WriteHandle:
             os.remove(self._tmp_path)
         self._tmp_path = None
 
-    def sync_dir(self, path) -> None:
+    def sync_dir(self, path: str | os.PathLike) -> None:
         """Make a rename in directory ``path`` durable (fsync the directory; POSIX only)."""
         if not hasattr(os, "O_DIRECTORY"):
             return

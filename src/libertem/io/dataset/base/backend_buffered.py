@@ -17,6 +17,7 @@ import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.lazy import lazy_names
+from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.readahead import DIRECT_ALIGN
 
 
@@ -31,7 +32,7 @@ class BufferedFile:
         Its :class:`~libertem.io.dataset.base.file.File` description.
     """
 
-    def __init__(self, path, desc):
+    def __init__(self, path: str | os.PathLike, desc: File | None):
         self._path = os.fspath(path)
         self._desc = desc
         self._file = None
@@ -131,7 +132,7 @@ class DirectBufferedFile(BufferedFile):
         return readinto_direct(self._require_open(), buf)
 
 
-def block_get_min_fill_factor(rrs) -> float:
+def block_get_min_fill_factor(rrs: np.ndarray) -> float:
     """How densely the read ranges of a block cover the bytes they span, per file.
 
     For each file, the bytes the ranges ask for divided by the bytes from the

@@ -8,9 +8,14 @@ re-exported here on access.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from libertem.common.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from libertem.io.dataset.base.dataset import DataSet
 
 
 class RoiHelper:
@@ -34,10 +39,11 @@ class RoiHelper:
     [[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
 
-    def __init__(self, ds):
+    def __init__(self, ds: DataSet):
         self._ds = ds
 
     def __getitem__(self, key) -> np.ndarray:
+        """A new boolean navigation mask, ``True`` exactly at ``mask[key]``."""
         mask = np.zeros(tuple(self._ds.shape.nav), dtype=bool)
         mask[key] = True
         return mask

@@ -18,7 +18,7 @@ class ResultFormatRegistry(type):
 
     _formats: dict[str, type[ResultFormat]] = {}
 
-    def __init__(cls, name, args, bases):
+    def __init__(cls, name: str, args: tuple, bases: dict):
         super().__init__(name, args, bases)
         info = cls.format_info()
         if info is not None:
