@@ -13,7 +13,10 @@ arguments:
 
 Run it as a script for a report::
 
-    python tests/compat/api_listing.py [--missing] [--mismatch] [--module PREFIX]
+    python tests/compat/api_listing.py [--full] [--missing] [--mismatch] [--module PREFIX]
+
+``--full`` checks the listing of every public name of every module
+(``libertem-0.16-full-api.txt``) instead of the documented API only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LISTING = Path(__file__).resolve().parent / "libertem-0.16-api.txt"
+#: every public name of every LiberTEM 0.16 module (a superset of :data:`LISTING`)
+FULL_LISTING = Path(__file__).resolve().parent / "libertem-0.16-full-api.txt"
 
 _ENTRY_RE = re.compile(r"([\w.]+):([\w.]+)(.*)")
 _OPEN, _CLOSE = "([{", ")]}"
@@ -131,9 +136,9 @@ def parse_line(line: str) -> Entry | None:
     return Entry(line, module, path, params)
 
 
-def entries() -> list[Entry]:
-    """All entries of the listing."""
-    with open(LISTING, encoding="utf-8") as f:
+def entries(listing: Path = LISTING) -> list[Entry]:
+    """All entries of a listing (by default the documented API)."""
+    with open(listing, encoding="utf-8") as f:
         return [e for e in map(parse_line, f) if e is not None]
 
 
@@ -197,8 +202,10 @@ def signature_problems(entry: Entry, obj) -> list[str]:
     return problems
 
 
-def check(prefix: str = "") -> tuple[Counter, Counter, list[str], list[str]]:
-    """Resolve all entries (of modules starting with ``prefix``).
+def check(
+    prefix: str = "", listing: Path = LISTING, modules: set[str] | None = None
+) -> tuple[Counter, Counter, list[str], list[str]]:
+    """Resolve all entries (of modules starting with ``prefix``, or only those of ``modules``).
 
     Returns
     -------
@@ -211,8 +218,10 @@ def check(prefix: str = "") -> tuple[Counter, Counter, list[str], list[str]]:
     """
     total, resolved = Counter(), Counter()
     missing, mismatched = [], []
-    for entry in entries():
+    for entry in entries(listing):
         if not entry.module.startswith(prefix):
+            continue
+        if modules is not None and entry.module not in modules:
             continue
         total[entry.module] += 1
         try:
@@ -231,7 +240,8 @@ def main(argv: list[str]) -> int:
     prefix = ""
     if "--module" in argv:
         prefix = argv[argv.index("--module") + 1]
-    total, resolved, missing, mismatched = check(prefix)
+    listing = FULL_LISTING if "--full" in argv else LISTING
+    total, resolved, missing, mismatched = check(prefix, listing)
     for module in sorted(total):
         print(f"{resolved[module]:5d}/{total[module]:<5d} {module}")
     n_total, n_ok = sum(total.values()), sum(resolved.values())

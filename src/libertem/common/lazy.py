@@ -22,7 +22,8 @@ def lazy_names(
     module_name
         The module's ``__name__``.
     where
-        Name -> the module that defines it (imported on first access).
+        Name -> the module that defines it (imported on first access), or
+        ``"module:attribute"`` where the name there is another one.
 
     Returns
     -------
@@ -34,13 +35,16 @@ def lazy_names(
     >>> getattr_, dir_ = lazy_names("m", {"sqrt": "math"})
     >>> getattr_("sqrt")(4.0)
     2.0
+    >>> lazy_names("m", {"root": "math:sqrt"})[0]("root")(9.0)
+    3.0
     """
 
     def __getattr__(name: str):
         source = where.get(name)
         if source is None:
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(source), name)
+        source, _, attr = source.partition(":")
+        return getattr(importlib.import_module(source), attr or name)
 
     def __dir__() -> list[str]:
         module = sys.modules.get(module_name)

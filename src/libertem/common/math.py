@@ -18,22 +18,45 @@ def prod(iterable: Iterable[int | bool | np.bool_ | np.integer]) -> int:
 
     Raises
     ------
-    TypeError
-        If an element is not an integer (or bool).
+    ValueError
+        If an element is not an integer (``int``, ``bool``, numpy integer or bool);
+        the message is empty, as in LiberTEM.
     """
     result = 1
     for value in iterable:
         if not isinstance(value, _INTEGER_TYPES):
-            raise TypeError(f"prod() takes integers, got {value!r} of type {type(value).__name__}")
+            raise ValueError()
         result *= int(value)
     return result
 
 
+def _fill_value_counts(array) -> bool:
+    """Whether the positions a pydata.sparse array does not store are non-zero."""
+    fill = getattr(array, "fill_value", 0)
+    return bool(fill)
+
+
 def count_nonzero(array) -> int:
-    """Number of nonzero elements of a dense or sparse array (stored zeros not counted)."""
+    """Number of non-zero elements of a dense or sparse array, as a Python ``int``.
+
+    Stored zeros of sparse arrays are not counted. For a pydata.sparse array whose
+    ``fill_value`` is non-zero, every position it does not store counts as non-zero
+    (computed from the shape, without densifying).
+    """
+    import sparse
+
     from libertem.common.sparse import is_sparse, sparse_to_coo
 
+    if isinstance(array, sparse.SparseArray):
+        if not isinstance(array, (sparse.COO, sparse.GCXS)):
+            array = sparse.COO(array)
+        stored = int(np.count_nonzero(array.data))
+        if _fill_value_counts(array):
+            return stored + math.prod(array.shape) - int(array.nnz)
+        return stored
     if is_sparse(array):
+        if hasattr(array, "count_nonzero"):
+            return int(array.count_nonzero())
         return int(np.count_nonzero(sparse_to_coo(array).data))
     return int(np.count_nonzero(array))
 
@@ -43,6 +66,10 @@ def flat_nonzero(array) -> np.ndarray:
     from libertem.common.sparse import is_sparse, sparse_to_coo
 
     if is_sparse(array):
+        if _fill_value_counts(array):
+            from libertem.common.sparse import to_dense
+
+            return np.flatnonzero(to_dense(array))
         coo = sparse_to_coo(array)
         keep = coo.data != 0
         flat = np.ravel_multi_index(tuple(coo.coords[:, keep]), coo.shape)
@@ -54,12 +81,20 @@ def make_2D_square(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A 1D shape of a perfect square size ``n * n`` as ``(n, n)``; other shapes unchanged.
 
     Used to show a line of ``n * n`` scan points as a square image.
+
+    Raises
+    ------
+    ValueError
+        If a 1D shape's size is not an integer (see :func:`prod`), or is below 1.
     """
     shape = tuple(shape)
     if len(shape) != 1:
         return shape
-    side = math.isqrt(int(shape[0]))
-    if side * side == shape[0]:
+    size = prod(shape)
+    if size < 1:
+        raise ValueError("Zero or negative shape.size")
+    side = math.isqrt(size)
+    if side * side == size:
         return (side, side)
     return shape
 

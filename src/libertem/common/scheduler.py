@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from libertem.common.executor import TaskProtocol
 
 ResourceName = Literal["CPU", "compute", "ndarray", "CUDA"]
 ResourceDef = dict[ResourceName, int]
@@ -172,7 +175,7 @@ class Scheduler:
         """
         return max(1, self.workers.compute_workers().concurrency())
 
-    def workers_for_task(self, task) -> WorkerSet:
+    def workers_for_task(self, task: TaskProtocol) -> WorkerSet:
         """The workers that have every resource ``task.get_resources()`` asks for.
 
         Tasks without resource requirements, and clusters without resource tags,

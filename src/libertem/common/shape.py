@@ -26,6 +26,12 @@ class Shape:
     ((16, 16), (32, 32))
     >>> tuple(s.flatten_nav())
     (256, 32, 32)
+    >>> s
+    (16, 16, 32, 32)
+    >>> (2,) + s, ((2,) + s).sig_dims
+    ((16, 16, 2, 32, 32), 2)
+    >>> s + (2,), (s + (2,)).sig_dims
+    ((16, 16, 32, 32, 2), 3)
     """
 
     __slots__ = ("_shape", "_sig_dims")
@@ -64,16 +70,23 @@ class Shape:
 
     @property
     def size(self) -> int:
-        """Number of elements."""
+        """Number of elements; ``0`` for a shape without axes.
+
+        So ``shape.nav.size`` is ``0`` when there are no navigation axes.
+        """
+        if not self._shape:
+            return 0
         return prod(self._shape)
 
     def flatten_nav(self) -> Shape:
         """The shape with all navigation axes merged into one."""
-        return Shape((self.nav.size, *self._shape[self.nav_dims :]), sig_dims=self._sig_dims)
+        nav = prod(self._shape[: self.nav_dims])
+        return Shape((nav, *self._shape[self.nav_dims :]), sig_dims=self._sig_dims)
 
     def flatten_sig(self) -> Shape:
         """The shape with all signal axes merged into one."""
-        return Shape((*self._shape[: self.nav_dims], self.sig.size), sig_dims=1)
+        sig = prod(self._shape[self.nav_dims :])
+        return Shape((*self._shape[: self.nav_dims], sig), sig_dims=1)
 
     def to_tuple(self) -> tuple[int, ...]:
         """The full shape as a plain tuple."""
@@ -88,11 +101,25 @@ class Shape:
     def __getitem__(self, key):
         return self._shape[key]
 
-    def __add__(self, other: Iterable[int]) -> tuple[int, ...]:
-        return self._shape + tuple(other)
+    def __add__(self, other: Iterable[int]) -> Shape:
+        """``shape + (a, b)``: the axes appended as further signal axes.
 
-    def __radd__(self, other: Iterable[int]) -> tuple[int, ...]:
-        return tuple(other) + self._shape
+        Raises
+        ------
+        NotImplementedError
+            If ``other`` is a `Shape` (which axes would be signal axes is unclear).
+        """
+        if isinstance(other, Shape):
+            raise NotImplementedError()
+        extra = tuple(other)
+        return Shape(self._shape + extra, sig_dims=self._sig_dims + len(extra))
+
+    def __radd__(self, other: Iterable[int]) -> Shape:
+        """``(a, b) + shape``: the axes appended to the navigation part."""
+        extra = tuple(other)
+        nav = self._shape[: self.nav_dims]
+        sig = self._shape[self.nav_dims :]
+        return Shape(nav + extra + sig, sig_dims=self._sig_dims)
 
     def __eq__(self, other) -> bool:
         if isinstance(other, Shape):
@@ -105,7 +132,7 @@ class Shape:
         return hash((self._shape, self._sig_dims))
 
     def __repr__(self) -> str:
-        return f"Shape({self._shape}, sig_dims={self._sig_dims})"
+        return repr(self._shape)
 
 
 class NavOnlyShape(Shape):

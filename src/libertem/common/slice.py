@@ -11,8 +11,9 @@ from libertem.common.math import count_nonzero, prod
 from libertem.common.shape import Shape
 
 
-class SliceUsageError(Exception):
-    """A slice operation that does not apply to this slice (e.g. a non-contiguous nav region)."""
+class SliceUsageError(ValueError):
+    """A slice built or combined in a way that does not fit: a shape that is not a
+    `Shape`, mismatching dimensions, a non-contiguous navigation region."""
 
 
 class Slice:
@@ -35,9 +36,12 @@ class Slice:
     def __init__(self, origin: Iterable[int], shape: Shape):
         origin = tuple(int(o) for o in origin)
         if not isinstance(shape, Shape):
-            raise TypeError("shape must be a Shape")
+            raise SliceUsageError("please use libertem.common.Shape instance as shape parameter")
         if len(origin) != len(shape):
-            raise ValueError(f"origin {origin} and shape {tuple(shape)} differ in dimensions")
+            raise SliceUsageError(
+                "cannot build slice with dimensionality of shape/origin mismatch "
+                f"({len(origin)} vs {len(shape)}); origin={origin}, shape={shape!r}"
+            )
         self.origin = origin
         self.shape = shape
 
@@ -47,19 +51,28 @@ class Slice:
         Parameters
         ----------
         arr
-            If given, return ``arr[index]`` instead of the index expression.
+            If given, return ``arr`` indexed with it instead of the index expression.
         sig_only
-            Index only the signal axes (for arrays shaped like a frame).
+            Only the signal part: applied to an array, it indexes the **last**
+            ``sig_dims`` axes (``arr[..., y0:y1, x0:x1]``), leading axes stay whole.
         nav_only
-            Index only the navigation axes.
+            Only the navigation part (applied to the leading axes of an array).
+
+        Raises
+        ------
+        SliceUsageError
+            If both ``sig_only`` and ``nav_only`` are set.
         """
         if sig_only and nav_only:
-            raise ValueError("sig_only and nav_only are mutually exclusive")
+            raise SliceUsageError("sig_only and nav_only are mutually exclusive")
         nav_dims = self.shape.nav_dims
         index = tuple(slice(o, o + s) for o, s in zip(self.origin, self.shape))
         if sig_only:
             index = index[nav_dims:]
-        elif nav_only:
+            if arr is not None:
+                return arr[(Ellipsis, *index)]
+            return index
+        if nav_only:
             index = index[:nav_dims]
         if arr is not None:
             return arr[index]
@@ -83,16 +96,24 @@ class Slice:
         return self.discard_nav()
 
     def shift_by(self, offset: Sequence[int]) -> Slice:
-        """This slice moved by ``offset`` (one entry per axis)."""
+        """This slice moved by ``offset`` (one entry per axis).
+
+        Raises
+        ------
+        SliceUsageError
+            If ``offset`` has another number of axes.
+        """
         offset = tuple(offset)
         if len(offset) != len(self.origin):
-            raise ValueError(f"offset {offset} does not match the dimensions of {self}")
+            raise SliceUsageError(
+                f"cannot shift slices with different dimensionality ({self.origin} vs {offset})"
+            )
         return Slice(tuple(o + d for o, d in zip(self.origin, offset)), self.shape)
 
     def clip_to(self, shape: Shape) -> Slice:
         """This slice cut so that it lies within ``shape`` (from the origin)."""
         if len(shape) != len(self.origin):
-            raise ValueError(f"cannot clip {self} to a shape of {len(shape)} dims")
+            raise SliceUsageError(f"cannot clip {self} to a shape of {len(shape)} dims")
         origin = tuple(min(max(o, 0), s) for o, s in zip(self.origin, shape))
         ends = tuple(min(o + e, s) for o, e, s in zip(self.origin, self.shape, shape))
         extent = tuple(max(0, e - o) for o, e in zip(origin, ends))
@@ -147,7 +168,9 @@ class Slice:
         """Slices of (at most) ``shape`` that cover this slice exactly once, in C order."""
         shape = tuple(shape)
         if len(shape) != len(self.origin):
-            raise ValueError(f"subslice shape {shape} does not match the dimensions of {self}")
+            raise SliceUsageError(
+                f"subslice shape {shape} does not match the dimensions of {self}"
+            )
         starts = [
             range(o, o + e, max(1, s)) for o, e, s in zip(self.origin, tuple(self.shape), shape)
         ]
@@ -162,14 +185,40 @@ class Slice:
         return Slice(self.origin[nav_dims:], self.shape.sig)
 
     def shift(self, other: Slice) -> Slice:
-        """This slice expressed relative to the origin of ``other``."""
+        """This slice expressed relative to the origin of ``other``.
+
+        Raises
+        ------
+        SliceUsageError
+            If ``other`` has another number of axes.
+        """
         if len(other.origin) != len(self.origin):
-            raise ValueError("cannot shift by a slice of different dimensionality")
+            raise SliceUsageError(
+                "cannot shift slices with different dimensionality "
+                f"({self.origin} vs {other.origin})"
+            )
         origin = tuple(a - b for a, b in zip(self.origin, other.origin))
         return Slice(origin, self.shape)
 
     def intersection_with(self, other: Slice) -> Slice:
-        """The overlap of two slices (may have zero extent)."""
+        """The overlap of two slices (may have zero extent).
+
+        Raises
+        ------
+        SliceUsageError
+            If the slices differ in their number of axes or of signal axes.
+        """
+        if len(self.origin) != len(other.origin):
+            raise SliceUsageError(
+                "cannot intersect slices with different dimensionality "
+                f"({len(self.origin)} vs {len(other.origin)}); "
+                f"self.origin={self.origin}, other.origin={other.origin}"
+            )
+        if self.shape.sig_dims != other.shape.sig_dims:
+            raise SliceUsageError(
+                "cannot intersect slices with different signal dimensionality "
+                f"({self.shape.sig_dims} vs {other.shape.sig_dims})"
+            )
         origin = tuple(max(a, b) for a, b in zip(self.origin, other.origin))
         ends = tuple(
             min(a + s, b + t)

@@ -23,6 +23,7 @@ import sys
 from typing import Any, ClassVar
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.lazy import lazy_names
 
 DEFAULT_MAX_BUFFER_SIZE = 16 * 1024 * 1024
 
@@ -219,3 +220,13 @@ def as_io_backend(value, where: str, supported: list[str] | None = None) -> IOBa
             f"{where}: io_backend {value.id_!r} is not supported on {sys.platform}"
         )
     return value
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "FileSet": "libertem.io.dataset.base.fileset",
+        "IOBackendImpl": "libertem.io.dataset.base.backend_impl",
+    },
+)

@@ -131,11 +131,33 @@ class IOBackendImpl:
         ``(file bytes, file index, ranges, out, native_dtype, origin, shape, ds_shape)``."""
         return _read_and_decode_kernel(decode)
 
-    def need_copy(self, decoder, roi, native_dtype, read_dtype, corrections=None) -> bool:
-        """Whether tiles must be written into buffers rather than be views of the data."""
+    def need_copy(
+        self,
+        decoder,
+        roi,
+        native_dtype,
+        read_dtype,
+        tiling_scheme=None,
+        fileset=None,
+        sync_offset=0,
+        corrections=None,
+    ) -> bool:
+        """Whether tiles must be written into buffers rather than be views of the data:
+        with a decoder, a dtype conversion or corrections (``roi``, ``tiling_scheme``,
+        ``fileset`` and ``sync_offset`` do not matter here)."""
         if corrections is not None and corrections.have_corrections():
             return True
         return decoder is not None or np.dtype(native_dtype) != np.dtype(read_dtype)
+
+    def get_max_io_size(self) -> int | None:
+        """Most bytes read at once (caps the tile size), or ``None`` for no limit."""
+        return None
+
+    def preprocess(self, data, tile_slice, corrections) -> None:
+        """Apply ``corrections`` (a ``CorrectionSet`` or ``None``) to the tile ``data``
+        at ``tile_slice``, in place."""
+        if corrections is not None and corrections.have_corrections():
+            corrections.apply(data, tile_slice)
 
     def _bytes(self, files, fi: int, ranges_t: np.ndarray):
         """The bytes of file ``fi`` covering its ranges in ``ranges_t``, and their offset."""
@@ -214,8 +236,7 @@ class IOBackendImpl:
                     kernel(data, fi, local, out, native, origin, shape, ds_shape)
                 data_nd = out.reshape((n, *(int(s) for s in shape[1:])))
                 tile_slice = Slice(tuple(int(o) for o in origin), Shape(tuple(shape), sig_dims))
-                if corrections is not None:
-                    corrections.apply(data_nd, tile_slice)
+                self.preprocess(data_nd, tile_slice, corrections)
                 yield DataTile(data_nd, tile_slice, int(scheme_indices[t]))
 
 
@@ -249,14 +270,19 @@ class BufferedBackendImpl(IOBackendImpl):
     ----------
     max_buffer_size
         Most bytes read at once (tiles are negotiated to fit).
+    direct_io
+        Open the files with ``O_DIRECT`` (see :class:`DirectBackendImpl`).
     """
 
-    direct = False
-
-    def __init__(self, max_buffer_size: int):
+    def __init__(self, max_buffer_size: int, direct_io: bool = False):
         self.max_buffer_size = int(max_buffer_size)
+        self.direct = bool(direct_io)
         self._buf = None
         self._fds: dict[int, int] = {}
+
+    def get_max_io_size(self) -> int:
+        """Most bytes read at once: the buffer size."""
+        return self.max_buffer_size
 
     @contextlib.contextmanager
     def open_files(self, fileset):
@@ -306,7 +332,8 @@ class BufferedBackendImpl(IOBackendImpl):
 class DirectBackendImpl(BufferedBackendImpl):
     """Reads like :class:`BufferedBackendImpl`, with ``O_DIRECT`` and aligned buffers."""
 
-    direct = True
+    def __init__(self, max_buffer_size: int, direct_io: bool = True):
+        super().__init__(max_buffer_size, direct_io)
 
 
 def impl_for(backend) -> IOBackendImpl:

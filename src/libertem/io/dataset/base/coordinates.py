@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 
@@ -57,3 +58,12 @@ def _roi_to_nd_indices(roi, part_slice: Slice) -> Iterator[tuple[int, ...]]:
     flat = np.flatnonzero(roi.reshape(-1)[start : start + n]) + start
     for idx in zip(*np.unravel_index(flat, roi.shape)):
         yield tuple(int(i) for i in idx)
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "prod": "libertem.common.math",
+    },
+)

@@ -11,11 +11,12 @@ from math import ceil
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.common.math import prod
+from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 from libertem.io.dataset.base.backend import BufferedBackend, IOBackend, MMapBackend, as_io_backend
 from libertem.io.dataset.base.meta import DENSE_BACKENDS, DataSetMeta
 from libertem.io.dataset.base.partition import Partition, split_frames
+from libertem.io.utils import get_partition_shape
 
 PARTITION_TARGET_BYTES = 256 * 1024 * 1024
 
@@ -327,19 +328,12 @@ class DataSet(ABC):
             The shape the partitions must fit in (by default the dataset's).
         """
         shape = tuple(self.shape if containing_shape is None else containing_shape)
-        sig_dims = self.shape.sig_dims
-        nav, sig = shape[: len(shape) - sig_dims], shape[len(shape) - sig_dims :]
-        frame_bytes = prod(sig) * np.dtype(dtype).itemsize
-        n_frames = prod(nav)
-        frames = max(1, int(target_size) // max(1, frame_bytes))
-        if min_num_partitions:
-            frames = min(frames, max(1, n_frames // int(min_num_partitions)))
-        out = []
-        for extent in reversed(nav):
-            take = max(1, min(extent, frames))
-            out.insert(0, take)
-            frames = frames // extent if take == extent else 1
-        return (*out, *sig)
+        return get_partition_shape(
+            Shape(shape, sig_dims=self.shape.sig_dims),
+            int(target_size) // np.dtype(dtype).itemsize,
+            min_num_partitions or 1,
+            1,
+        )
 
     def __repr__(self) -> str:
         try:
@@ -374,3 +368,18 @@ def files_cache_key(dataset: DataSet, paths, **extra) -> str:
 class WritableDataSet:
     """Mixin of datasets that can be written to, partition by partition
     (see :class:`~libertem.io.dataset.base.partition.WritablePartition`)."""
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "BasePartition": "libertem.io.dataset.base.basepartition",
+        "CUDA": "libertem.common.udf",
+        "NUMPY": "libertem.common.udf",
+        "CorrectionSet": "libertem.io.corrections.corrset",
+        "MessageConverter": "libertem.common.messageconverter",
+        "RoiHelper": "libertem.io.dataset.base.roi",
+        "prod": "libertem.common.math",
+    },
+)

@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
+from libertem.common.lazy import lazy_names
 
 
 @numba.njit(nogil=True, cache=True)
@@ -262,3 +263,26 @@ def get_decoder(name: str, args: tuple = ()) -> Callable[[np.ndarray, np.ndarray
     if name == "be-u32":
         return lambda raw, out: _flat_call(decode_swap32, _words(raw, np.uint32), out)
     raise DataSetException(f"unknown decoder {name!r}")
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "Decoder": "libertem.io.dataset.base.decoders",
+        "DtypeConversionDecoder": "libertem.io.dataset.base.decoders",
+        "byteswap_2_decode": "libertem.io.dataset.base.decoders",
+        "byteswap_2_straight": "libertem.io.dataset.base.decoders",
+        "byteswap_4_decode": "libertem.io.dataset.base.decoders",
+        "byteswap_4_straight": "libertem.io.dataset.base.decoders",
+        "byteswap_8_decode": "libertem.io.dataset.base.decoders",
+        "byteswap_8_straight": "libertem.io.dataset.base.decoders",
+        "decode_swap_2": "libertem.io.dataset.base.decoders",
+        "decode_swap_4": "libertem.io.dataset.base.decoders",
+        "decode_swap_8": "libertem.io.dataset.base.decoders",
+        "decode_swap_only_2": "libertem.io.dataset.base.decoders",
+        "decode_swap_only_4": "libertem.io.dataset.base.decoders",
+        "decode_swap_only_8": "libertem.io.dataset.base.decoders",
+        "default_decode": "libertem.io.dataset.base.decoders",
+    },
+)

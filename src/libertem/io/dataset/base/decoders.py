@@ -52,6 +52,52 @@ def decode_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
 decode_swap_2 = decode_swap_4 = decode_swap_8 = decode_swap
 
 
+def _make_byteswap(itemsize: int):
+    """The ``byteswap_<n>_decode`` and ``byteswap_<n>_straight`` kernels for ``n`` bytes."""
+
+    @numba.njit(nogil=True, cache=True)
+    def decode(inp, out):
+        for i in range(inp.shape[0] // itemsize):
+            v = np.uint64(0)
+            for b in range(itemsize):
+                v = (v << np.uint64(8)) | np.uint64(inp[i * itemsize + b])
+            out[i] = v
+
+    @numba.njit(nogil=True, cache=True)
+    def straight(inp, out):
+        for i in range(inp.shape[0] // itemsize):
+            for b in range(itemsize):
+                out[i * itemsize + b] = inp[i * itemsize + itemsize - 1 - b]
+
+    decode.__doc__ = f"""Big-endian unsigned {itemsize}-byte integers: ``out[i]`` is the value
+    of bytes ``inp[{itemsize} * i : {itemsize} * (i + 1)]`` (``uint8``), most significant first,
+    converted to the dtype of ``out``."""
+    straight.__doc__ = f"""Reverse the byte order of each {itemsize}-byte group of ``inp``
+    (``uint8``) into ``out`` (``uint8``, as long as ``inp``): any {itemsize}-byte values of the
+    other byte order, ready to be viewed in native order."""
+    return decode, straight
+
+
+byteswap_2_decode, byteswap_2_straight = _make_byteswap(2)
+byteswap_4_decode, byteswap_4_straight = _make_byteswap(4)
+byteswap_8_decode, byteswap_8_straight = _make_byteswap(8)
+
+
+def _make_swap_only(straight):
+    @numba.njit(nogil=True, cache=True)
+    def decode_swap_only(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
+        straight(inp, out[idx].view(np.uint8))
+
+    decode_swap_only.__doc__ = """Decode function that only reverses the byte order: ``out[idx]``
+    has the dtype of the stored values in native order (no conversion)."""
+    return decode_swap_only
+
+
+decode_swap_only_2 = _make_swap_only(byteswap_2_straight)
+decode_swap_only_4 = _make_swap_only(byteswap_4_straight)
+decode_swap_only_8 = _make_swap_only(byteswap_8_straight)
+
+
 @numba.njit(nogil=True, cache=True)
 def decode_convert(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Convert native-order values into ``out[idx]`` (a plain dtype conversion)."""
@@ -59,6 +105,10 @@ def decode_convert(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     vals = inp.view(native_dtype)
     for i in range(n):
         out[idx, i] = vals[i]
+
+
+#: LiberTEM's name of :func:`decode_convert`: values in native byte order, converted
+default_decode = decode_convert
 
 
 class Decoder:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem.common.lazy import lazy_names
 from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.filesource import FileSpan, FrameLayout
 
@@ -239,3 +240,14 @@ class FileSet:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self._files)} files>"
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "TilingScheme": "libertem.io.dataset.base.tiling",
+        "default_get_read_ranges": "libertem.io.dataset.base.readranges",
+        "flat_nonzero": "libertem.common.math",
+    },
+)

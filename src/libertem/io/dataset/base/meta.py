@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 
 #: array backends of datasets with dense frames
@@ -70,3 +71,15 @@ class DataSetMeta:
             f"raw_dtype={self.raw_dtype}, image_count={self.image_count}, "
             f"sync_offset={self.sync_offset})"
         )
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "CUDA": "libertem.common.udf",
+        "NUMPY": "libertem.common.udf",
+        "PartitionStructure": "libertem.io.dataset.base.structure",
+        "TYPE_CHECKING": "typing",
+    },
+)

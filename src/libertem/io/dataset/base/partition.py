@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.io.dataset.base.mapguard import guarded
@@ -286,3 +287,19 @@ class ArrayPartition(Partition):
         return iter_tiles(
             source, self.start, self.stop, scheme, dest_dtype, roi_part, self._corrections
         )
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "BasePartition": "libertem.io.dataset.base.basepartition",
+        "CorrectionSet": "libertem.io.corrections.corrset",
+        "Decoder": "libertem.io.dataset.base.decoders",
+        "FileSet": "libertem.io.dataset.base.fileset",
+        "IOBackend": "libertem.io.dataset.base.backend",
+        "WritablePartition": "libertem.io.dataset.base.structure",
+        "count_nonzero": "libertem.common.math",
+        "roi_for_partition": "libertem.common.roi",
+    },
+)

@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 
+from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 
@@ -267,3 +268,15 @@ def make_tiling_scheme(
     depth = max(1, min(depth, max_depth))
     intent = "frame" if request.full_frames else "tile"
     return TilingScheme.make_for_shape((depth, *tile), dataset_shape, intent)
+
+
+# LiberTEM 0.16 also has these names in this module; they live elsewhere here
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "DataTile": "libertem.io.dataset.base.tiles",
+        "cached_njit": "libertem.common.numba",
+        "default_get_read_ranges": "libertem.io.dataset.base.readranges",
+        "make_get_read_ranges": "libertem.io.dataset.base.readranges",
+    },
+)

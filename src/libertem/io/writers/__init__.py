@@ -1,0 +1,2 @@
+"""Writers: a partition's frames to a file (:mod:`.base`), analysis results to
+downloadable files (:mod:`.results`)."""

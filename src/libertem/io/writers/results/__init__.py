@@ -1,0 +1,1 @@
+"""Serializing analysis results into downloadable files (NPZ, TIFF, HDF5, raw)."""
