@@ -56,4 +56,76 @@ class TracedThreadPoolExecutor(ThreadPoolExecutor):
         return super().submit(ctx.run, __fn, *args, **kwargs)
 
 
-__all__ = ["attach_to_parent", "TracedThreadPoolExecutor"]
+def add_partition_to_span(partition) -> None:
+    """Record which frames ``partition`` covers on the current tracing span (if any)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    start = int(partition.slice.origin[0])
+    span.set_attributes(
+        {
+            "libertem.partition.start_idx": start,
+            "libertem.partition.end_idx": start + int(partition.slice.shape[0]),
+        }
+    )
+
+
+_TRACING_SET_UP: dict[str, bool] = {"done": False}
+
+
+def maybe_setup_tracing(
+    service_name: str, service_id: str | None = None, otlp_endpoint: str | None = None
+) -> bool:
+    """Export this process's spans to an OTLP collector, where one is configured.
+
+    Parameters
+    ----------
+    service_name
+        Name of this service in the traces (e.g. ``'libertem-worker'``).
+    service_id
+        Instance id of the service (e.g. the worker name).
+    otlp_endpoint
+        Address of the collector; by default ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+
+    Returns
+    -------
+    bool
+        Whether spans are exported now. Without an endpoint, or without the
+        OpenTelemetry SDK and its OTLP exporter installed, nothing is set up and spans
+        stay no-ops. Only the first successful call in a process sets up tracing.
+    """
+    import os
+
+    if _TRACING_SET_UP["done"]:
+        return True
+    endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return False
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        return False
+    attributes = {"service.name": service_name}
+    if service_id is not None:
+        attributes["service.instance.id"] = service_id
+    provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    _TRACING_SET_UP["done"] = True
+    return True
+
+
+__all__ = [
+    "add_partition_to_span",
+    "attach_to_parent",
+    "maybe_setup_tracing",
+    "TracedThreadPoolExecutor",
+]
