@@ -108,7 +108,7 @@ class StreamSource(DataSet):
 
     def get_partitions(self):
         n = self.shape.nav.size
-        for part_slice, start, stop in Partition.make_slices(self.shape, n // self._fpp):
+        for part_slice, _start, _stop in Partition.make_slices(self.shape, n // self._fpp):
             yield StreamPartition(meta=self._meta, partition_slice=part_slice)
 
     def get_task_comm_handler(self):
