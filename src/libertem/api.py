@@ -368,9 +368,7 @@ class Context(AnalysisMixin):
             results = ResultGenerator(self._wrap_iter_with_plots(gen, plot_objects, True), runner)
             if iterate:
                 return results
-            final = None
-            for final in results:  # noqa: B007 - the last item holds the final results
-                pass
+            final = run_gen_get_last(results)
         else:
             final = runner.run_for_dataset(dataset, self.executor, **run_kwargs)
         return final.buffers[0] if single else final.buffers
@@ -410,9 +408,7 @@ class Context(AnalysisMixin):
             return agen
 
         async def last():
-            final = None
-            async for final in agen:  # noqa: B007 - the last item holds the final results
-                pass
+            final = await run_agen_get_last(agen)
             return final.buffers[0] if single else final.buffers
 
         return last()

@@ -125,6 +125,26 @@ def test_queue_in_one_process():
     assert not _exists(name)
 
 
+def test_without_shared_memory_payloads_take_the_pipe(monkeypatch):
+    import errno
+    import os
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    with pytest.raises(MemoryError, match="reserve"):
+        PoolShmAllocator(4096, 2)
+    q = ShmQueue(item_size=4096, num_items=2)
+    try:
+        q.put({"n": 1}, payload=memoryview(b"abc"))
+        with q.get(timeout=5) as (header, payload):
+            assert (header, bytes(payload)) == ({"n": 1}, b"abc")
+        assert q._allocator is None
+    finally:
+        q.close()
+
+
 def _sum_messages(requests: ShmQueue, results: SimpleMPWorkerQueue, count: int) -> None:
     for _ in range(count):
         with requests.get(timeout=30) as (header, payload):

@@ -7,7 +7,8 @@ travels with the header. The receiving process maps the pool once
 (:class:`PoolShmClient`) and reads the payload in place; when it is done with the
 message, the slot goes back to the creator for reuse. Payloads put by other processes,
 payloads larger than a slot, and payloads put while all slots are in use travel
-through the pipe instead, so a put never blocks on the pool.
+through the pipe instead, so a put never blocks on the pool; so do all payloads if
+the pool's memory cannot be reserved (e.g. a small ``/dev/shm`` in a container).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 from libertem.executor.utils.queues import WorkerQueue, WorkerQueueEmpty
 
 #: slot size of the pool of a :class:`ShmQueue` (larger payloads go through the pipe)
-DEFAULT_ITEM_SIZE = 4 * 1024 * 1024
-#: number of slots of the pool of a :class:`ShmQueue`
-DEFAULT_NUM_ITEMS = 16
+DEFAULT_ITEM_SIZE = 1024 * 1024
+#: number of slots of the pool of a :class:`ShmQueue` (its memory is claimed when the
+#: creating process first sends a payload)
+DEFAULT_NUM_ITEMS = 8
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,25 @@ class PoolShmAllocator:
         size = self._item_size * self._num_items
         if create:
             self._shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+            self._reserve(size)
         else:
             if name is None:
                 raise ValueError("name is needed to attach to an existing pool (create=False)")
             self._shm = shared_memory.SharedMemory(name=name, create=False)
         self._free = list(range(self._num_items))[::-1]
+
+    def _reserve(self, size: int) -> None:
+        """Claim the segment's memory now: a full ``/dev/shm`` fails here, with an
+        exception, instead of crashing the process (SIGBUS) when a slot is written."""
+        fd = getattr(self._shm, "_fd", -1)
+        if not hasattr(os, "posix_fallocate") or fd < 0:
+            return
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as e:
+            self._created = True
+            self.shutdown()
+            raise MemoryError(f"cannot reserve {size} bytes of shared memory: {e}") from e
 
     @property
     def name(self) -> str:
@@ -236,6 +252,7 @@ class ShmQueue(WorkerQueue):
         self._owner_pid = os.getpid()
         self._allocator: PoolShmAllocator | None = None
         self._client: PoolShmClient | None = None
+        self._no_pool = False
         self._closed = False
 
     def __getstate__(self):
@@ -246,10 +263,14 @@ class ShmQueue(WorkerQueue):
 
     # sending ---------------------------------------------------------------------------
     def _pool(self) -> PoolShmAllocator | None:
-        if os.getpid() != self._owner_pid:
+        if os.getpid() != self._owner_pid or self._no_pool:
             return None
         if self._allocator is None:
-            self._allocator = PoolShmAllocator(self._item_size, self._num_items)
+            try:
+                self._allocator = PoolShmAllocator(self._item_size, self._num_items)
+            except (MemoryError, OSError):
+                self._no_pool = True  # no shared memory to be had: use the pipe
+                return None
         while True:
             try:
                 allocation = self._release_q.get_nowait()
