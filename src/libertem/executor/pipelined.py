@@ -140,13 +140,16 @@ class PipelinedExecutor(BaseJobExecutor):
             early_setup=None if early_setup is None else ByValue(early_setup),
         )
         self._pool = WorkerPool(worker_fn, list(spec))
-        self._finalizer = weakref.finalize(self, self._pool.kill, 1.0)
+        self._receiver = ResponseReceiver(self._pool)
+        # also stops the workers of an executor that is never closed
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._pool, self._receiver, cleanup_timeout
+        )
         host = socket.gethostname()
         self._infos = {
             Worker(info.spec.name, host, info.spec.resources, 1): info
             for info in self._pool.workers
         }
-        self._receiver = ResponseReceiver(self._pool)
         self._wait_ready(startup_timeout)
 
     # creating ----------------------------------------------------------------------------
@@ -407,11 +410,16 @@ class PipelinedExecutor(BaseJobExecutor):
         if self._closed:
             return
         self._closed = True
-        self._finalizer.detach()
-        self._pool.kill(timeout=self._cleanup_timeout)
-        self._receiver.stop()
-        self._pool.close_resp_queue()
-        self._pool.close_mesg_queue()
+        self._finalizer()
+
+
+def _shut_down(pool: WorkerPool, receiver: ResponseReceiver, timeout: float) -> None:
+    """Stop the workers (killing those still running after ``timeout`` seconds), then the
+    receiver; close the queues."""
+    pool.kill(timeout=timeout)
+    receiver.stop()
+    pool.close_resp_queue()
+    pool.close_mesg_queue()
 
 
 def make_for_context(
