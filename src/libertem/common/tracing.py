@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 
 @contextlib.contextmanager
@@ -77,10 +78,10 @@ def add_partition_to_span(partition) -> None:
 _TRACING_SET_UP: dict[str, bool] = {"done": False}
 
 
-def maybe_setup_tracing(
+def setup_tracing(
     service_name: str, service_id: str | None = None, otlp_endpoint: str | None = None
-) -> bool:
-    """Export this process's spans to an OTLP collector, where one is configured.
+) -> None:
+    """Export this process's spans to the OTLP collector at ``otlp_endpoint``.
 
     Parameters
     ----------
@@ -89,14 +90,50 @@ def maybe_setup_tracing(
     service_id
         Instance id of the service (e.g. the worker name).
     otlp_endpoint
+        Address of the collector; by default ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
+        exporter's own default).
+
+    Raises
+    ------
+    ImportError
+        If the OpenTelemetry SDK or its OTLP exporter is not installed.
+    """
+    import os
+
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    attributes = {"service.name": service_name}
+    if service_id is not None:
+        attributes["service.instance.id"] = service_id
+    provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    _TRACING_SET_UP["done"] = True
+
+
+def maybe_setup_tracing(
+    service_name: str, service_id: str | None = None, otlp_endpoint: str | None = None
+) -> bool:
+    """:func:`setup_tracing`, where a collector is configured and the SDK is installed.
+
+    Parameters
+    ----------
+    service_name, service_id
+        As for :func:`setup_tracing`.
+    otlp_endpoint
         Address of the collector; by default ``OTEL_EXPORTER_OTLP_ENDPOINT``.
 
     Returns
     -------
     bool
         Whether spans are exported now. Without an endpoint, or without the
-        OpenTelemetry SDK and its OTLP exporter installed, nothing is set up and spans
-        stay no-ops. Only the first successful call in a process sets up tracing.
+        OpenTelemetry SDK and its OTLP exporter, nothing is set up and spans stay
+        no-ops. Only the first successful call in a process sets up tracing.
     """
     import os
 
@@ -106,26 +143,17 @@ def maybe_setup_tracing(
     if not endpoint:
         return False
     try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        setup_tracing(service_name, service_id, endpoint)
     except ImportError:
         return False
-    attributes = {"service.name": service_name}
-    if service_id is not None:
-        attributes["service.instance.id"] = service_id
-    provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
-    _TRACING_SET_UP["done"] = True
     return True
 
 
 __all__ = [
+    "TYPE_CHECKING",
     "add_partition_to_span",
     "attach_to_parent",
     "maybe_setup_tracing",
+    "setup_tracing",
     "TracedThreadPoolExecutor",
 ]

@@ -33,7 +33,7 @@ import cloudpickle
 
 from libertem.common.backend import set_file_limit
 from libertem.common.executor import Environment, WorkerContext, WorkerQueue
-from libertem.common.tracing import attach_to_parent
+from libertem.common.tracing import add_partition_to_span, attach_to_parent, maybe_setup_tracing
 from libertem.executor.base import TaskEnvironment
 from libertem.executor.utils.dask_setup import THREAD_ENV_VARS, WORKER_ENV, worker_setup
 from libertem.executor.utils.pickling import dumps
@@ -214,6 +214,7 @@ def pipelined_worker(
     if pin:
         _pin(spec)
     worker_setup(spec.device_kind, spec.device_id)
+    maybe_setup_tracing(service_name="libertem-pipelined-worker", service_id=spec.name)
     cancelled = queues.cancelled
     env = TaskEnvironment(
         threads_per_worker=1,
@@ -304,8 +305,17 @@ def worker_run_task(
         params = work_mem[key]
         if isinstance(params, _Unusable):
             raise params.error
-        with env.enter():
-            return header["task"](params, env)
+        task = header["task"]
+        get_span, get_partition = (
+            getattr(task, name, lambda: None)
+            for name in ("get_tracing_span_context", "get_partition")
+        )
+        with attach_to_parent(get_span()):
+            partition = get_partition()
+            if partition is not None and hasattr(partition, "slice"):
+                add_partition_to_span(partition)
+            with env.enter():
+                return task(params, env)
 
     _reply(queues, reply, run_task)
 
