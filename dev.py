@@ -29,7 +29,11 @@ STAMP = VENV / ".installed-hash"
 
 # Packages built on LiberTEM 0.16 that the test suite runs unchanged. They are
 # installed without their dependencies: those would pull the original LiberTEM.
-NO_DEPS_TEST_PACKAGES = ["libertem-blobfinder==0.6.1", "ptychography40==0.1.0"]
+NO_DEPS_TEST_PACKAGES = [
+    "libertem-blobfinder==0.6.1",
+    "ptychography40==0.1.0",
+    "libertem-live==0.3.0",
+]
 
 
 def _requirements_hash() -> str:

@@ -3,6 +3,7 @@ parameter updates, cancellation, errors in tasks and in workers, Context.make_wi
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -156,6 +157,21 @@ def test_run_tasks_messages_and_params(pipelined):
     assert [r[0] for r, _ in pipelined.run_tasks(tasks[2:3], Params(2), "p4", None)] == [4]
     with pytest.raises(TypeError, match="scatter"):
         pipelined.scatter_update("params-unknown", Params(1))
+
+
+def test_scatter_is_a_context_manager(pipelined):
+    with pipelined.scatter(Params(4)) as handle:
+        assert [r[0] for r, _ in pipelined.run_tasks([MulTask(0, 2)], handle, "s1", None)] == [8]
+        pipelined.scatter_update_patch(handle, {"factor": 5})
+        assert [r[0] for r, _ in pipelined.run_tasks([MulTask(0, 2)], handle, "s2", None)] == [10]
+    with pytest.raises(TypeError, match="scatter"):
+        pipelined.scatter_update(handle, Params(1))
+    # parameters nobody refers to any more are dropped from the workers as well
+    key = pipelined.scatter(Params(1)).key
+    gc.collect()
+    with pytest.raises(TypeError, match="scatter"):
+        pipelined.scatter_update(key, Params(1))
+    assert [r[0] for r, _ in pipelined.run_tasks([MulTask(0, 3)], Params(2), "s3", None)] == [6]
 
 
 def test_cancel_and_errors(pipelined):

@@ -148,12 +148,20 @@ class Context(AnalysisMixin):
     def __init__(self, executor: JobExecutor | None = None, plot_class=None):
         owns_executor = executor is None
         if executor is None:
-            executor = _make_executor("dask")
+            executor = self._create_local_executor()
         self.executor = executor
         self.plot_class = plot_class
         self._closed = False
         # closes what this Context created when it is closed, collected, or at exit
         self._finalizer = weakref.finalize(self, executor.close) if owns_executor else None
+
+    def _create_local_executor(self) -> JobExecutor:
+        """The executor of a Context created without one (subclasses choose another).
+
+        By default a local Dask.distributed cluster with one single-threaded worker
+        process per CPU core and per CUDA device.
+        """
+        return _make_executor("dask")
 
     @classmethod
     def make_with(
@@ -283,29 +291,18 @@ class Context(AnalysisMixin):
             Buffer name -> :class:`~libertem.common.buffers.BufferWrapper`, one dict
             per UDF; a single dict when ``udf`` is a single UDF.
         """
-        udfs, single = self._udf_list(udf)
-        roi = normalize_roi(roi, dataset.shape.nav)
-        if plots:
-            return self._run_udf_with_plots(
-                dataset, udfs, single, roi, progress, backends, plots, sync, corrections
-            )
-
-        def run():
-            from libertem.udf.runner import UDFRunner
-
-            results = UDFRunner(udfs).run_for_dataset(
-                dataset,
-                self.executor,
-                roi=roi,
-                progress=progress,
-                corrections=corrections,
-                backends=backends,
-            )
-            return results.buffers[0] if single else results.buffers
-
+        kwargs = dict(
+            dataset=dataset,
+            udf=udf,
+            roi=roi,
+            corrections=corrections,
+            progress=progress,
+            backends=backends,
+            plots=plots,
+        )
         if sync:
-            return run()
-        return asyncio.to_thread(run)
+            return self._run_sync(**kwargs, iterate=False)
+        return self._run_async(**kwargs, iterate=False)
 
     def run_udf_iter(
         self,
@@ -327,26 +324,94 @@ class Context(AnalysisMixin):
         generator's ``update_parameters_experimental`` changes UDF parameters while
         the run goes on.
         """
-        udfs, _ = self._udf_list(udf)
-        roi = normalize_roi(roi, dataset.shape.nav)
-        from libertem.udf.runner import UDFRunner
-
-        plot_objects = self._prepare_plots(plots, dataset, udfs, roi)
-        runner = UDFRunner(udfs)
-        gen = runner.run_for_dataset_sync(
-            dataset,
-            self.executor,
+        kwargs = dict(
+            dataset=dataset,
+            udf=udf,
             roi=roi,
-            progress=progress,
             corrections=corrections,
+            progress=progress,
             backends=backends,
+            plots=plots,
         )
         if sync:
-            return ResultGenerator(self._wrap_iter_with_plots(gen, plot_objects, True), runner)
-        agen = ResultAsyncGenerator(ResultGenerator(gen, runner))
+            return self._run_sync(**kwargs, iterate=True)
+        return self._run_async(**kwargs, iterate=True)
+
+    def _run_sync(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi=None,
+        corrections=None,
+        progress: bool | ProgressReporter = False,
+        backends=None,
+        plots=None,
+        iterate: bool = False,
+    ):
+        """Run UDFs in this thread: every run of this Context goes through here.
+
+        Returns the results (as :meth:`run_udf`), or with ``iterate=True`` a
+        :class:`ResultGenerator` of partial results (as :meth:`run_udf_iter`). The
+        async variants drive what this returns from a thread, so subclasses can
+        prepare and finish runs here (e.g. start and end a live acquisition). All
+        arguments are passed by keyword.
+        """
+        from libertem.udf.runner import UDFRunner
+
+        udfs, single = self._udf_list(udf)
+        roi = normalize_roi(roi, dataset.shape.nav)
+        plot_objects = self._prepare_plots(plots, dataset, udfs, roi)
+        runner = UDFRunner(udfs)
+        run_kwargs = dict(roi=roi, progress=progress, corrections=corrections, backends=backends)
+        if iterate or plot_objects:
+            gen = runner.run_for_dataset_sync(dataset, self.executor, **run_kwargs)
+            results = ResultGenerator(self._wrap_iter_with_plots(gen, plot_objects, True), runner)
+            if iterate:
+                return results
+            final = run_gen_get_last(results)
+        else:
+            final = runner.run_for_dataset(dataset, self.executor, **run_kwargs)
+        return final.buffers[0] if single else final.buffers
+
+    def _run_async(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi=None,
+        corrections=None,
+        progress: bool | ProgressReporter = False,
+        backends=None,
+        plots=None,
+        iterate: bool = False,
+    ):
+        """The async counterpart of :meth:`_run_sync`: an awaitable of the results, or
+        (``iterate=True``) a :class:`ResultAsyncGenerator`; live plots are updated in
+        the event loop."""
+        kwargs = dict(
+            dataset=dataset,
+            udf=udf,
+            roi=roi,
+            corrections=corrections,
+            progress=progress,
+            backends=backends,
+        )
+        if not iterate and not plots:
+            return asyncio.to_thread(self._run_sync, **kwargs, iterate=False)
+        udfs, single = self._udf_list(udf)
+        plot_objects = self._prepare_plots(
+            plots, dataset, udfs, normalize_roi(roi, dataset.shape.nav)
+        )
+        agen = ResultAsyncGenerator(self._run_sync(**kwargs, iterate=True))
         if plot_objects:
-            return self._wrap_iter_with_plots(agen, plot_objects, False)
-        return agen
+            agen = self._wrap_iter_with_plots(agen, plot_objects, False)
+        if iterate:
+            return agen
+
+        async def last():
+            final = await run_agen_get_last(agen)
+            return final.buffers[0] if single else final.buffers
+
+        return last()
 
     def map(
         self,

@@ -1,57 +1,92 @@
-"""Run tasks on worker processes of this machine, one per core, each pinned to its core."""
+"""Run tasks on worker processes of this machine, one per core, each pinned to its core.
+
+The workers (:class:`~libertem.executor.utils.pipelined_pool.WorkerPool`) run
+:func:`~libertem.executor.utils.pipelined_worker.pipelined_worker`. Each gets up to
+:data:`TASKS_AHEAD` tasks in advance, so it never waits for work. A dataset's
+:class:`~libertem.common.executor.TaskCommHandler` may send data for a task on the
+worker's request queue right after the task (live sources stream their frames this
+way); the task reads it with ``env.worker_context.get_worker_queue()``.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import itertools
-import multiprocessing
 import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import cloudpickle
-
+from libertem.common.backend import get_use_cuda, set_file_limit, set_use_cpu, set_use_cuda
 from libertem.common.executor import (
+    Environment,
     ExecutorError,
     JobCancelledError,
     ResourceError,
     SimpleMPWorkerQueue,
     TaskCommHandler,
     TaskProtocol,
+    WorkerContext,
+    WorkerQueue,
     WorkerQueueEmpty,
 )
-from libertem.common.scheduler import Worker, WorkerSet
-from libertem.executor.base import BaseJobExecutor, as_comm_handler
+from libertem.common.scheduler import Scheduler, Worker, WorkerSet
+from libertem.common.tracing import add_partition_to_span, attach_to_parent, maybe_setup_tracing
+from libertem.executor.base import BaseJobExecutor, as_comm_handler, make_canonical
 from libertem.executor.utils.dask_setup import assign_cudas
-from libertem.executor.utils.pipelined_worker import WorkerSpec, worker_main
+from libertem.executor.utils.pickling import dumps
+from libertem.executor.utils.pipelined_pool import (
+    PoolStateError,
+    PoolWorkerInfo,
+    WorkerPool,
+    schedule_task,
+)
+from libertem.executor.utils.pipelined_receiver import ResponseReceiver
+from libertem.executor.utils.pipelined_worker import (
+    ByValue,
+    PipelinedWorkerContext,
+    WorkerQueues,
+    WorkerSpec,
+    pipelined_worker,
+    set_thread_name,
+    worker_loop,
+    worker_run_function,
+    worker_run_task,
+)
 
 T = TypeVar("T")
 
 #: tasks sent ahead to each worker, so that it never waits for the next one
 TASKS_AHEAD = 2
-#: seconds between checks that the worker processes are alive while waiting
-LIVENESS_INTERVAL_S = 0.5
 
 
-class _Proc:
-    """A worker process with its request queue."""
+class PipelinedParamsHandle:
+    """What :meth:`PipelinedExecutor.scatter` returns: the key of parameters held by the
+    workers. The workers drop the parameters at the end of a ``with`` block on the
+    handle, or once the handle is no longer referenced."""
 
-    def __init__(self, spec: WorkerSpec, process, requests: SimpleMPWorkerQueue):
-        self.spec = spec
-        self.process = process
-        self.requests = requests
+    def __init__(self, executor: PipelinedExecutor, key: str):
+        self.key = key
+        self._release = weakref.finalize(self, executor._forget, key)
 
+    def __enter__(self) -> PipelinedParamsHandle:
+        return self
 
-def _fits(resources: dict, needed: dict) -> bool:
-    return all(resources.get(k, 0) >= v for k, v in needed.items())
+    def __exit__(self, *exc) -> None:
+        self._release()
+
+    def __repr__(self) -> str:
+        return f"<PipelinedParamsHandle {self.key}>"
 
 
 class PipelinedExecutor(BaseJobExecutor):
-    """Runs tasks on worker processes, one per CPU core (and CUDA device), each
-    pinned to its core; tasks are sent ahead so workers never wait for work.
+    """Runs tasks on worker processes, one per CPU core (and CUDA device), each pinned to
+    its core; tasks are sent ahead so workers never wait for work.
 
     Parameters
     ----------
@@ -65,7 +100,7 @@ class PipelinedExecutor(BaseJobExecutor):
     cleanup_timeout
         Seconds to wait for the workers to stop on :meth:`close`.
     early_setup
-        Called first thing in every worker process (must be picklable).
+        Called first thing in every worker process.
     main_process_gpu
         CUDA device for work in this process.
 
@@ -93,36 +128,28 @@ class PipelinedExecutor(BaseJobExecutor):
             raise ValueError("a PipelinedExecutor needs at least one worker in its spec")
         self._cleanup_timeout = cleanup_timeout
         self._ids = itertools.count()
-        self._pending: dict[int, tuple[concurrent.futures.Future, str]] = {}
-        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()  # keeps a task and the data sent for it together
+        self._forgotten: list[str] = []  # parameter keys to drop, sent with the next request
         self._run_lock = threading.Lock()
-        self._handlers: dict[str, TaskCommHandler] = {}
         self._scattered: dict[str, Any] = {}
         self._closed = False
-        ctx = multiprocessing.get_context("spawn")
-        self._cancelled = ctx.Event()
-        self._responses = SimpleMPWorkerQueue()
-        self._ready: dict[str, int] = {}
-        self._procs: list[_Proc] = []
-        for worker_spec in spec:
-            requests = SimpleMPWorkerQueue()
-            process = ctx.Process(
-                target=worker_main,
-                args=(
-                    worker_spec,
-                    requests,
-                    self._responses,
-                    self._cancelled,
-                    pin_workers,
-                    early_setup,
-                ),
-                name=f"libertem-{worker_spec.name}",
-                daemon=True,
-            )
-            process.start()
-            self._procs.append(_Proc(worker_spec, process, requests))
-        self._receiver = threading.Thread(target=self._receive, daemon=True)
-        self._receiver.start()
+        worker_fn = functools.partial(
+            pipelined_worker,
+            pin=pin_workers,
+            span_context=None,
+            early_setup=None if early_setup is None else ByValue(early_setup),
+        )
+        self._pool = WorkerPool(worker_fn, list(spec))
+        self._receiver = ResponseReceiver(self._pool)
+        # also stops the workers of an executor that is never closed
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._pool, self._receiver, cleanup_timeout
+        )
+        host = socket.gethostname()
+        self._infos = {
+            Worker(info.spec.name, host, info.spec.resources, 1): info
+            for info in self._pool.workers
+        }
         self._wait_ready(startup_timeout)
 
     # creating ----------------------------------------------------------------------------
@@ -146,9 +173,10 @@ class PipelinedExecutor(BaseJobExecutor):
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while len(self._ready) < len(self._procs):
-            dead = [p.spec.name for p in self._procs if not p.process.is_alive()]
-            if dead or time.monotonic() > deadline:
+        while len(self._receiver.ready) < self._pool.size:
+            alive = self._pool.all_alive()
+            if not alive or time.monotonic() > deadline:
+                dead = [w.spec.name for w in self._pool.workers if not w.process.is_alive()]
                 self.close()
                 raise ExecutorError(
                     f"pipelined workers did not start within {timeout} s"
@@ -156,85 +184,37 @@ class PipelinedExecutor(BaseJobExecutor):
                 )
             time.sleep(0.02)
 
-    # the receiving side ------------------------------------------------------------------
-    def _receive(self) -> None:
-        while True:
-            try:
-                with self._responses.get(timeout=0.2) as (header, payload):
-                    data = None if payload is None else bytes(payload)
-            except WorkerQueueEmpty:
-                if self._closed:
-                    return
-                continue
-            except (OSError, EOFError, ValueError):
-                return
-            kind = header["type"]
-            if kind == "stop":
-                return
-            if kind == "ready":
-                self._ready[header["worker"]] = header["pid"]
-            elif kind == "signal":
-                handler = self._handlers.get(header["run"])
-                if handler is not None:
-                    handler.dispatch(header["topic"], header["message"])
-            else:
-                with self._lock:
-                    future, _worker = self._pending.pop(header["id"], (None, None))
-                if future is None:
-                    continue
-                if kind == "result":
-                    future.set_result(cloudpickle.loads(data))
-                else:
-                    exc, text = cloudpickle.loads(data)
-                    if hasattr(exc, "add_note"):
-                        exc.add_note(f"raised in pipelined worker {header['worker']}:\n{text}")
-                    future.set_exception(exc)
-
-    # sending -----------------------------------------------------------------------------
-    def _send(self, proc: _Proc, kind: str, obj, run: str | None = None):
+    # functions ---------------------------------------------------------------------------
+    def _call(self, info: PoolWorkerInfo, fn, args, kwargs) -> concurrent.futures.Future:
+        function_id = next(self._ids)
         if self._closed:
             raise ExecutorError("the executor is closed")
-        request_id = next(self._ids)
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._lock:
-            self._pending[request_id] = (future, proc.spec.name)
-        header = {"type": kind, "id": request_id, "run": run}
-        proc.requests.put(header, payload=memoryview(cloudpickle.dumps(obj)))
+        future = self._receiver.expect(("function", function_id), info.spec.name)
+        payload = memoryview(dumps((fn, args, kwargs)))
+        with self._sending():
+            info.queues.request.put({"type": "RUN_FUNCTION", "id": function_id}, payload=payload)
         return future
 
-    def _wait(self, futures, return_when=concurrent.futures.ALL_COMPLETED):
-        """Wait for ``futures``; raise if a worker process died meanwhile."""
-        while True:
-            done, pending = concurrent.futures.wait(
-                futures, timeout=LIVENESS_INTERVAL_S, return_when=return_when
-            )
-            if not pending or (done and return_when == concurrent.futures.FIRST_COMPLETED):
-                return done, pending
-            dead = [p.spec.name for p in self._procs if not p.process.is_alive()]
-            if dead:
-                raise ExecutorError(f"pipelined worker process(es) {dead} died")
+    def _round_robin(self) -> PoolWorkerInfo:
+        return self._pool.workers[next(self._ids) % self._pool.size]
 
-    def _round_robin(self) -> _Proc:
-        return self._procs[next(self._ids) % len(self._procs)]
-
-    # functions ---------------------------------------------------------------------------
     def run_function(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` in one of the worker processes."""
-        future = self._send(self._round_robin(), "function", (fn, args, kwargs))
-        self._wait([future])
+        future = self._call(self._round_robin(), fn, args, kwargs)
+        self._receiver.wait([future])
         return future.result()
 
     def map(self, fn, iterable):
         """``fn(item)`` for every item, spread over the workers; the results in order."""
-        futures = [self._send(self._round_robin(), "function", (fn, (x,), {})) for x in iterable]
+        futures = [self._call(self._round_robin(), fn, (x,), {}) for x in iterable]
         if futures:
-            self._wait(futures)
+            self._receiver.wait(futures)
         return [f.result() for f in futures]
 
     def run_each_worker(self, fn, *args, **kwargs):
         """Run ``fn`` in every worker process: worker name -> result."""
-        futures = {p.spec.name: self._send(p, "function", (fn, args, kwargs)) for p in self._procs}
-        self._wait(list(futures.values()))
+        futures = {w.spec.name: self._call(w, fn, args, kwargs) for w in self._pool.workers}
+        self._receiver.wait(list(futures.values()))
         return {name: f.result() for name, f in futures.items()}
 
     def run_each_host(self, fn, *args, **kwargs):
@@ -243,35 +223,58 @@ class PipelinedExecutor(BaseJobExecutor):
 
     def get_available_workers(self) -> WorkerSet:
         """One worker per process, with its resource tags."""
-        host = socket.gethostname()
-        return WorkerSet(Worker(p.spec.name, host, p.spec.resources, 1) for p in self._procs)
+        return WorkerSet(list(self._infos))
 
     # parameters --------------------------------------------------------------------------
-    def _broadcast(self, header: dict, payload: bytes) -> None:
-        for proc in self._procs:
-            proc.requests.put(header, payload=memoryview(payload))
+    def _broadcast(self, header: dict, payload: bytes | None = None) -> None:
+        view = None if payload is None else memoryview(payload)
+        with self._sending():
+            for info in self._pool.workers:
+                info.queues.request.put(header, payload=view)
 
-    def scatter(self, obj) -> str:
-        """Send ``obj`` to every worker once; returns its key for :meth:`run_tasks`."""
+    def scatter(self, obj) -> PipelinedParamsHandle:
+        """Send ``obj`` to every worker once; the handle is for :meth:`run_tasks`.
+
+        Use it as a context manager (``with executor.scatter(obj) as handle:``) to
+        drop ``obj`` from the workers at the end of the block.
+        """
         key = f"params-{uuid.uuid4().hex}"
-        self._broadcast({"type": "scatter", "key": key}, cloudpickle.dumps(obj))
+        self._broadcast({"type": "SCATTER", "key": key}, dumps(obj))
         self._scattered[key] = obj
+        return PipelinedParamsHandle(self, key)
+
+    def _key(self, handle) -> str:
+        key = handle.key if isinstance(handle, PipelinedParamsHandle) else handle
+        if not isinstance(key, str) or key not in self._scattered:
+            raise TypeError(f"not a handle returned by this executor's scatter: {handle!r}")
         return key
 
     def scatter_update(self, handle: str, obj) -> None:
         """Tasks of ``handle`` that start from now on get ``obj``."""
-        self._check_handle(handle)
-        self._broadcast({"type": "scatter", "key": handle}, cloudpickle.dumps(obj))
-        self._scattered[handle] = obj
+        key = self._key(handle)
+        self._broadcast({"type": "SCATTER", "key": key}, dumps(obj))
+        self._scattered[key] = obj
 
     def scatter_update_patch(self, handle: str, patch) -> None:
         """Apply ``patch`` (``obj.patch(patch)``) to the parameters in every worker."""
-        self._check_handle(handle)
-        self._broadcast({"type": "patch", "key": handle}, cloudpickle.dumps(patch))
+        key = self._key(handle)
+        self._broadcast({"type": "PATCH", "key": key}, dumps(patch))
 
-    def _check_handle(self, handle) -> None:
-        if handle not in self._scattered:
-            raise TypeError(f"not a handle returned by this executor's scatter: {handle!r}")
+    def _forget(self, key: str) -> None:
+        # may run from the garbage collector, e.g. while this thread sends a task and its
+        # data: the FORGET requests go out with the next request instead
+        if self._scattered.pop(key, None) is not None:
+            self._forgotten.append(key)
+
+    @contextlib.contextmanager
+    def _sending(self):
+        """Hold the send lock; send the pending FORGET requests first."""
+        with self._send_lock:
+            while self._forgotten and not self._closed:
+                key = self._forgotten.pop()
+                for info in self._pool.workers:
+                    info.queues.request.put({"type": "FORGET", "key": key})
+            yield
 
     # tasks -------------------------------------------------------------------------------
     def run_tasks(
@@ -283,6 +286,11 @@ class PipelinedExecutor(BaseJobExecutor):
     ):
         """Run ``tasks`` on the workers; yield ``(result, task)`` pairs as they complete.
 
+        ``params_handle`` is what :meth:`scatter` returned, or the parameters
+        themselves (then they are sent for this run only). Before each task is sent,
+        ``task_comm_handler.handle_task(task, queue)`` gets the request queue of the
+        worker that runs it.
+
         Raises
         ------
         ResourceError
@@ -291,57 +299,88 @@ class PipelinedExecutor(BaseJobExecutor):
             If the run is cancelled.
         """
         tasks = list(tasks)
+        scheduler = Scheduler(self.get_available_workers())
         for task in tasks:
-            needed = task.get_resources()
-            if not any(_fits(p.spec.resources, needed) for p in self._procs):
-                raise ResourceError(f"no pipelined worker offers the resources {needed}")
+            try:
+                scheduler.workers_for_task(task)
+            except ValueError:
+                raise ResourceError(
+                    f"no pipelined worker offers the resources {task.get_resources()}"
+                ) from None
         handler = as_comm_handler(task_comm_handler)
-        temporary = (
-            params_handle not in self._scattered if isinstance(params_handle, str) else True
-        )
-        key = self.scatter(params_handle) if temporary else params_handle
+        temporary = None
+        try:
+            key = self._key(params_handle)
+        except TypeError:
+            temporary = self.scatter(params_handle)  # for this run only
+            key = temporary.key
         with self._run_lock:
-            yield from self._run(tasks, key, cancel_id, handler)
-            if temporary:
-                self._broadcast({"type": "forget", "key": key}, cloudpickle.dumps(None))
-                self._scattered.pop(key, None)
+            try:
+                yield from self._run(tasks, key, cancel_id, handler)
+            finally:
+                if temporary is not None:
+                    temporary.__exit__()
 
     def _run(self, tasks, key, cancel_id, handler):
         run = uuid.uuid4().hex
         cancelled = self._start_run(cancel_id)
-        self._cancelled.clear()
-        self._handlers[run] = handler
-        todo = list(tasks)
-        running: dict[concurrent.futures.Future, tuple[TaskProtocol, _Proc]] = {}
-        load = {p.spec.name: 0 for p in self._procs}
+        self._pool.cancelled.clear()
+        self._receiver.set_handler(run, handler)
+        self._broadcast({"type": "BEGIN_RUN", "run": run, "key": key})
+        todo = list(enumerate(tasks))
+        running: dict[concurrent.futures.Future, tuple[TaskProtocol, str]] = {}
+        load = {info.spec.name: 0 for info in self._infos.values()}
+
+        def least_loaded(candidates, pool, task, task_idx):
+            return min(candidates, key=lambda info: load[info.spec.name])
 
         def feed():
-            for proc in self._procs:
-                while load[proc.spec.name] < TASKS_AHEAD:
-                    index = next(
-                        (
-                            i
-                            for i, t in enumerate(todo)
-                            if _fits(proc.spec.resources, t.get_resources())
-                        ),
-                        None,
-                    )
-                    if index is None:
-                        break
-                    task = todo.pop(index)
-                    running[self._send(proc, "task", (task, key), run=run)] = (task, proc)
-                    load[proc.spec.name] += 1
+            i = 0
+            while i < len(todo):
+                free = WorkerSet(
+                    [w for w, info in self._infos.items() if load[info.spec.name] < TASKS_AHEAD]
+                )
+                if not free:
+                    return
+                task_idx, task = todo[i]
+                scheduler = Scheduler(free)
+                try:
+                    scheduler.workers_for_task(task)
+                except ValueError:
+                    i += 1  # the workers for this task are busy; try the next task
+                    continue
+                key = ("task", run, task_idx)
+                future = self._receiver.expect(key)
+                try:
+                    with self._sending():
+                        worker_idx, queues = schedule_task(
+                            task_idx, task, self._pool, scheduler, self._infos, least_loaded
+                        )
+                        try:
+                            handler.handle_task(task, queues.request)
+                        except BaseException:
+                            # a task waiting for its data reads this and fails, instead
+                            # of taking the requests that follow as its data
+                            queues.request.put({"type": "ABORT_TASK"})
+                            raise
+                except BaseException:
+                    self._receiver.forget(key.__eq__)
+                    raise
+                name = self._pool.workers[worker_idx].spec.name
+                todo.pop(i)
+                running[future] = (task, name)
+                load[name] += 1
 
         handler.start()
         try:
             feed()
             while running:
-                done, _ = self._wait(list(running), concurrent.futures.FIRST_COMPLETED)
+                done, _ = self._receiver.wait(list(running), concurrent.futures.FIRST_COMPLETED)
                 if cancelled.is_set():
                     raise JobCancelledError(f"run {cancel_id!r} was cancelled")
                 for future in done:
-                    task, proc = running.pop(future)
-                    load[proc.spec.name] -= 1
+                    task, name = running.pop(future)
+                    load[name] -= 1
                     result = future.result()
                     feed()
                     yield result, task
@@ -349,11 +388,12 @@ class PipelinedExecutor(BaseJobExecutor):
                 raise JobCancelledError(f"run {cancel_id!r} was cancelled")
         finally:
             if running:
-                self._cancelled.set()
+                self._pool.cancelled.set()
                 concurrent.futures.wait(list(running), timeout=self._cleanup_timeout)
-            self._cancelled.clear()
+            self._receiver.forget(lambda k: k[0] == "task" and k[1] == run)
+            self._pool.cancelled.clear()
             handler.done()
-            self._handlers.pop(run, None)
+            self._receiver.set_handler(run, None)
             self._end_run(cancel_id)
 
     def cancel(self, cancel_id) -> None:
@@ -362,7 +402,7 @@ class PipelinedExecutor(BaseJobExecutor):
         with self._runs_lock:
             running = cancel_id in self._runs
         if running:
-            self._cancelled.set()
+            self._pool.cancelled.set()
 
     # lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -370,27 +410,16 @@ class PipelinedExecutor(BaseJobExecutor):
         if self._closed:
             return
         self._closed = True
-        for proc in self._procs:
-            try:
-                proc.requests.put({"type": "shutdown"})
-            except (OSError, ValueError):
-                pass
-        deadline = time.monotonic() + self._cleanup_timeout
-        for proc in self._procs:
-            proc.process.join(max(0.0, deadline - time.monotonic()))
-            if proc.process.is_alive():
-                proc.process.terminate()
-                proc.process.join(1.0)
-        self._responses.put({"type": "stop"})
-        self._receiver.join(5.0)
-        with self._lock:
-            pending, self._pending = list(self._pending.values()), {}
-        for future, worker in pending:
-            if not future.done():
-                future.set_exception(ExecutorError(f"worker {worker} was stopped"))
-        for proc in self._procs:
-            proc.requests.close(drain=True, force=True)
-        self._responses.close(drain=True, force=True)
+        self._finalizer()
+
+
+def _shut_down(pool: WorkerPool, receiver: ResponseReceiver, timeout: float) -> None:
+    """Stop the workers (killing those still running after ``timeout`` seconds), then the
+    receiver; close the queues."""
+    pool.kill(timeout=timeout)
+    receiver.stop()
+    pool.close_resp_queue()
+    pool.close_mesg_queue()
 
 
 def make_for_context(
@@ -423,4 +452,43 @@ def make_for_context(
     return PipelinedExecutor(spec=spec, main_process_gpu=main_process_gpu)
 
 
-__all__ = ["PipelinedExecutor", "WorkerSpec", "make_for_context"]
+__all__ = [
+    "BaseJobExecutor",
+    "Environment",
+    "JobCancelledError",
+    "PipelinedExecutor",
+    "PipelinedParamsHandle",
+    "PipelinedWorkerContext",
+    "PoolStateError",
+    "PoolWorkerInfo",
+    "ResourceError",
+    "Scheduler",
+    "SimpleMPWorkerQueue",
+    "TYPE_CHECKING",
+    "TaskCommHandler",
+    "TaskProtocol",
+    "Worker",
+    "WorkerContext",
+    "WorkerPool",
+    "WorkerQueue",
+    "WorkerQueueEmpty",
+    "WorkerQueues",
+    "WorkerSet",
+    "WorkerSpec",
+    "add_partition_to_span",
+    "assign_cudas",
+    "attach_to_parent",
+    "get_use_cuda",
+    "make_canonical",
+    "make_for_context",
+    "maybe_setup_tracing",
+    "pipelined_worker",
+    "schedule_task",
+    "set_file_limit",
+    "set_thread_name",
+    "set_use_cpu",
+    "set_use_cuda",
+    "worker_loop",
+    "worker_run_function",
+    "worker_run_task",
+]

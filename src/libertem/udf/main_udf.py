@@ -191,7 +191,7 @@ def negotiate_scheme(
     return make_tiling_scheme(
         tiling_request(udfs, methods),
         sig_shape,
-        tuple(dataset.get_base_shape()),
+        tuple(dataset.get_base_shape(None)),  # LiberTEM datasets require the roi argument
         max(d.itemsize for d in input_dtypes),
         max_depth,
         dataset.get_preferred_depth(),

@@ -293,6 +293,10 @@ class UDFPartRunner:
             if overrides(state.udf, "preprocess"):
                 _call(state.udf, "preprocess", partition)
         roi_part = None if roi is None else roi[partition.start : partition.stop]
+        set_worker_context = getattr(partition, "set_worker_context", None)
+        worker_context = getattr(env, "worker_context", None)
+        if set_worker_context is not None and worker_context is not None:
+            set_worker_context(worker_context)  # live sources read their data through it
         set_corrections = getattr(partition, "set_corrections", None)
         if params.corrections is not None and set_corrections is not None:
             set_corrections(params.corrections)
@@ -363,10 +367,16 @@ class UDFPartRunner:
         tiles = partition.get_tiles(scheme, params.read_dtype, roi_part, **kwargs)
         check_cancelled = getattr(env, "check_cancelled", None)
         all_plain = all(state.plain for state in states)
+        part_start = partition.slice.origin[0]
         for count, tile in enumerate(tiles):
             if check_cancelled is not None:
                 check_cancelled()
             local = tile.slice
+            if getattr(tile, "_offset", part_start) != part_start:
+                # made as LiberTEM's DataTile(data, tile_slice, scheme_idx) by a partition
+                # of another package (e.g. a live detector): frames counted from the
+                # dataset's first frame, not the partition's
+                local = Slice((local.origin[0] - part_start, *local.origin[1:]), local.shape)
             n = local.shape[0]
             tile_slice = Slice((start + local.origin[0], *local.origin[1:]), local.shape)
             sig_index = local.get(sig_only=True)

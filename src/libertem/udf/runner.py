@@ -366,7 +366,9 @@ class UDFRunner:
             yield UDFResults(buffers=buffers, damage=plan.all_done())
             return
         reporter = resolve_reporter(progress, self._progress_reporter)
-        yield from self._execute(plan, executor, reporter, iterate)
+        get_comms = getattr(dataset, "get_task_comm_handler", None)
+        comms = get_comms() if get_comms is not None else None
+        yield from self._execute(plan, executor, reporter, iterate, comms)
 
     async def run_for_dataset_async(
         self,
@@ -454,7 +456,11 @@ class UDFRunner:
             damage=damage_buffer(damage, shape),
         )
 
-    def _execute(self, plan: RunPlan, executor, reporter, partial: bool) -> Iterator[UDFResults]:
+    def _execute(
+        self, plan: RunPlan, executor, reporter, partial: bool, comms=None
+    ) -> Iterator[UDFResults]:
+        """Run the tasks of ``plan``; ``comms`` is the dataset's ``TaskCommHandler`` (it
+        may send data to the tasks, e.g. from a live source) or ``None``."""
         shape, roi_flat, mains = plan.dataset_shape, plan.roi, plan.mains
         damage = np.zeros(shape.nav.size, dtype=bool)
         progress = ProgressManager(plan.tasks, uuid.uuid4().hex, reporter)
@@ -476,7 +482,8 @@ class UDFRunner:
         plan.params.progress = reporter is not None
         try:
             handle = executor.scatter(plan.params)
-            comms = NoopCommHandler()
+            if comms is None:
+                comms = NoopCommHandler()
             progress.connect(comms)
             gen = executor.run_tasks(plan.tasks, handle, uuid.uuid4().hex, comms)
             results = ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs)

@@ -10,16 +10,6 @@ import numpy as np
 from libertem.common.exceptions import UDFException
 from libertem.udf.base import UDF
 
-_ENGINE_ATTRIBUTES = {
-    "_kwargs",
-    "params",
-    "results",
-    "task_data",
-    "meta",
-    "_backend",
-    "_main_process_gpu",
-}
-
 
 def _plainly_different(a, b) -> bool:
     """Whether two parameter values certainly differ (only judged for plain values)."""
@@ -72,15 +62,9 @@ def check_clean_copy(udf: UDF) -> None:
                 f"a clean copy of {name} has {key}={copy._kwargs[key]!r}, the original "
                 f"{key}={value!r}. {rule}"
             )
-    for key, value in vars(udf).items():
-        if key in _ENGINE_ATTRIBUTES or key not in vars(copy):
-            continue
-        if _plainly_different(value, vars(copy)[key]):
-            raise UDFException(
-                f"attribute {key!r} of {name} differs on a clean copy "
-                f"({vars(copy)[key]!r} instead of {value!r}): workers would see a different "
-                f"value. Pass it through super().__init__() and read it from self.params"
-            )
+    # Attributes set on the instance may differ on the clean copy on purpose: e.g.
+    # libertem-live's RecordUDF creates its file only where ``_is_master`` is true, the
+    # instance the caller made (preprocess on the main node), not on the copies.
 
 
 def required_resources(
