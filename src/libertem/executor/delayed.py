@@ -29,6 +29,11 @@ from libertem.executor.utils.dask_buffer import (
     DaskPreallocBufferWrapper,
     DaskResultBufferWrapper,
 )
+from libertem.executor.utils.delayed_unpack import (
+    build_mapping,
+    flatten_nested,
+    rebuild_nested,
+)
 from libertem.io.dataset.base import DataSet
 from libertem.udf.backends import get_resources_for_backends
 from libertem.udf.base import UDF, MergeAttrMapping, UDFMergeAllMixin, overrides
@@ -168,6 +173,15 @@ def _get_results(udf, merged) -> dict[str, np.ndarray]:
         buffers[name] = buf
     udf.results = UDFData(buffers)
     return {name: np.asarray(getattr(v, "raw_data", v)) for name, v in udf.get_results().items()}
+
+
+def _unwrap_leaf(item):
+    """The Dask array of a lazy, not final buffer (a dict of them for UDFData); else ``item``."""
+    if isinstance(item, UDFData):
+        return {name: _unwrap_leaf(buf) for name, buf in item.as_dict().items()}
+    if isinstance(item, DaskBufferWrapper) and not isinstance(item, DaskResultBufferWrapper):
+        return item.raw_data
+    return item
 
 
 def _clean_copy(udf: UDF, region: Slice | None = None) -> UDF:
@@ -349,20 +363,56 @@ class DelayedJobExecutor(BaseJobExecutor):
 
     @staticmethod
     def unwrap_results(results):
-        """The Dask arrays of results (a dict, a sequence of dicts or :class:`UDFResults`).
+        """``results`` with its lazy buffers replaced by their Dask arrays.
 
-        Buffers with lazy content give their ``delayed_data``, others their ``data``.
+        Walks any nest of ``dict``, ``list`` and ``tuple`` and returns the same
+        structure with the same container types. :class:`DaskBufferWrapper` and
+        :class:`DaskPreallocBufferWrapper` objects (and the buffers of a
+        :class:`UDFData`, which becomes a dict) are replaced by their Dask arrays;
+        final results (:class:`DaskResultBufferWrapper`) and every other value stay
+        as they are. A :class:`UDFResults` stands for its tuple of buffer dicts.
         """
         if isinstance(results, UDFResults):
             results = results.buffers
-        if isinstance(results, (list, tuple)):
-            return type(results)(DelayedJobExecutor.unwrap_results(r) for r in results)
-        return {
-            name: getattr(buf, "delayed_data", None)
-            if getattr(buf, "delayed_data", None) is not None
-            else buf.data
-            for name, buf in results.items()
-        }
+        flat = flatten_nested(results, ignore_types=(UDFData,))
+        mapping = build_mapping(results, ignore_types=(UDFData,))
+        return rebuild_nested([_unwrap_leaf(item) for item in flat], mapping)
+
+    def _compute(self, *args, udfs=None, user_backends=None, traverse=True, **kwargs):
+        """Compute all Dask collections in the nests ``args`` in one ``dask.compute`` call.
+
+        Each argument goes through :meth:`unwrap_results` first; values that are not
+        Dask collections come back as the very same objects.
+
+        Parameters
+        ----------
+        *args
+            Nests of results (e.g. what ``run_udf`` returned), Dask arrays, ...
+        udfs
+            UDFs whose backends decide the Dask ``resources`` of the computation.
+        user_backends
+            Backends the user asked for (with ``udfs``).
+        traverse
+            Passed to :func:`dask.compute` (look into lists, tuples and dicts).
+        **kwargs
+            Passed to :func:`dask.compute`.
+
+        Returns
+        -------
+        The computed nest for one argument, else a tuple with one per argument.
+
+        Raises
+        ------
+        ValueError
+            If both ``udfs`` and ``resources`` are given.
+        """
+        if udfs is not None:
+            if "resources" in kwargs:
+                raise ValueError("Cannot specify both udfs and resources to compute")
+            kwargs["resources"] = self.get_resources_from_udfs(udfs, user_backends)
+        unwrapped = [self.unwrap_results(arg) for arg in args]
+        computed = dask.compute(*unwrapped, traverse=traverse, **kwargs)
+        return computed[0] if len(args) == 1 else computed
 
     def modify_buffer_type(self, buf):
         """``buf`` as a :class:`DaskBufferWrapper` (lazy storage)."""
