@@ -79,10 +79,49 @@ class TaskEnvironment(Environment):
 
 
 def make_canonical(main_gpu: int | bool | None) -> int | None:
-    """The CUDA device id meant by a ``main_process_gpu`` argument.
+    """Validate a ``main_process_gpu`` argument; the CUDA device it means, or ``None``.
+
+    ``False``: no GPU. ``None``: the first CUDA device if there is one and CuPy works,
+    else no GPU. ``True``: the first CUDA device. An int: that device, which must be
+    among the detected ones.
+
+    Raises
+    ------
+    ExecutorSpecException
+        For ``True`` or a device id when no such CUDA device (or no working CuPy) is
+        found.
+    ValueError
+        For any other type.
+    """
+    from libertem.utils.devices import detect
+
+    if main_gpu is False:
+        return None
+    if main_gpu is None or main_gpu is True:
+        found = detect()
+        if found["cudas"] and found["has_cupy"]:
+            return int(found["cudas"][0])
+        if main_gpu is None:
+            return None
+        raise ExecutorSpecException(
+            "Cannot specify main GPU as no GPUs detected or no CuPy found."
+        )
+    if isinstance(main_gpu, int):
+        found = detect()
+        if main_gpu in found["cudas"] and found["has_cupy"]:
+            return int(main_gpu)
+        raise ExecutorSpecException(
+            f"Main GPU {main_gpu} not detected, only found {list(found['cudas'])}."
+        )
+    raise ValueError(f"Invalid type for main_process_gpu: {type(main_gpu)}")
+
+
+def main_gpu_id(main_gpu: int | bool | None) -> int | None:
+    """The CUDA device an executor's ``main_process_gpu`` argument names, unchecked.
 
     ``None`` and ``False``: no GPU; ``True``: the first CUDA device found (``None``
-    if there is none); an int: that device.
+    if there is none); an int: that device (not checked against the detected ones:
+    :meth:`Context.make_with` validates with :func:`make_canonical`).
 
     Raises
     ------
@@ -168,11 +207,11 @@ class BaseJobExecutor(JobExecutor):
     Parameters
     ----------
     main_process_gpu
-        CUDA device for tasks that run in this process (see :func:`make_canonical`).
+        CUDA device for tasks that run in this process (see :func:`main_gpu_id`).
     """
 
     def __init__(self, main_process_gpu: int | None = None):
-        self._main_process_gpu = make_canonical(main_process_gpu)
+        self._main_process_gpu = main_gpu_id(main_process_gpu)
         self._runs_lock = threading.Lock()
         self._runs: dict[Any, threading.Event] = {}
         self._early_cancels: dict[Any, None] = {}
@@ -361,6 +400,7 @@ __all__ = [
     "adjust_event_loop_policy",
     "as_comm_handler",
     "async_generator_eager",
+    "main_gpu_id",
     "make_canonical",
     "sync_to_async",
 ]
