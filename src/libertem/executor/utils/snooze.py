@@ -21,12 +21,19 @@ class SnoozeManager:
     Work that needs the workers runs inside :meth:`in_use`; while anything is in
     use the workers are never snoozed. A watcher thread checks for idleness.
 
+    Attributes
+    ----------
+    keep_alive : int
+        Number of active "in use" blocks (0 when idle).
+    is_snoozing : bool
+        Whether the workers are scaled down.
+
     Parameters
     ----------
     up
         Brings the workers back (blocking until they are there).
     down
-        Stops the workers.
+        Scales the workers down.
     timeout
         Seconds of inactivity before snoozing.
     subscriptions
@@ -48,7 +55,8 @@ class SnoozeManager:
         self._timeout = float(timeout)
         self._subscriptions = subscriptions
         self._lock = threading.RLock()
-        self._users = 0
+        #: how many "in use" blocks are active; snoozing waits until it is 0
+        self.keep_alive = 0
         self._last_use = time.monotonic()
         self.is_snoozing = False
         self._stop = threading.Event()
@@ -69,13 +77,13 @@ class SnoozeManager:
         while not self._stop.wait(interval):
             with self._lock:
                 idle = time.monotonic() - self._last_use
-                if not self.is_snoozing and self._users == 0 and idle >= self._timeout:
+                if not self.is_snoozing and self.keep_alive == 0 and idle >= self._timeout:
                     self.snooze()
 
     def snooze(self) -> None:
-        """Stop the workers now (if they are not stopped already)."""
+        """Scale the workers down now, unless they are in use or snoozing already."""
         with self._lock:
-            if self.is_snoozing:
+            if self.is_snoozing or self.keep_alive > 0:
                 return
             self._down()
             self.is_snoozing = True
@@ -95,17 +103,17 @@ class SnoozeManager:
     def in_use(self) -> Iterator[None]:
         """Use the workers in the block: they are woken up first and kept awake."""
         with self._lock:
-            self._users += 1
+            self.keep_alive += 1
             try:
                 self.unsnooze()
             except BaseException:
-                self._users -= 1
+                self.keep_alive = max(0, self.keep_alive - 1)
                 raise
         try:
             yield
         finally:
             with self._lock:
-                self._users -= 1
+                self.keep_alive = max(0, self.keep_alive - 1)
                 self._last_use = time.monotonic()
 
     def close(self) -> None:
