@@ -184,6 +184,16 @@ def _unwrap_leaf(item):
     return item
 
 
+def _chunk_nav(array, decl: BufferWrapper | None, sizes: tuple[int, ...]):
+    """A ``kind='nav'`` result as one Dask chunk per partition (``sizes`` frames each)."""
+    if decl is None or decl.kind != "nav" or not sizes:
+        return array
+    array = da.asarray(array)
+    if array.ndim == 0 or array.shape[0] != sum(sizes) or array.chunks[0] == sizes:
+        return array
+    return array.rechunk((sizes, *array.chunks[1:]))
+
+
 def _clean_copy(udf: UDF, region: Slice | None = None) -> UDF:
     """A fresh instance of ``udf`` with a copy of its meta (optionally another region)."""
     fresh = type(udf)(**udf._kwargs)
@@ -292,7 +302,14 @@ class DelayedJobExecutor(BaseJobExecutor):
             }
             merged = {name: da.from_array(buf.raw_data) for name, buf in decls.items()}
             if ordered:
-                merged.update(udf.merge_all(ordered))
+                returned = dict(udf.merge_all(ordered))
+                declared = list(main.declared)
+                if not set(returned) <= set(declared):
+                    raise ValueError(
+                        f"Returned result names from merge_all ({list(returned)}) are not "
+                        f"contained within declared result buffer names ({declared})"
+                    )
+                merged.update(returned)
         elif main.custom_merge:
             merged = self._merge_chain(plan, udf, index, decls, per_task)
         else:
@@ -302,7 +319,12 @@ class DelayedJobExecutor(BaseJobExecutor):
                 merged[name] = (
                     da.concatenate(chunks, axis=0) if chunks else da.from_array(decl.raw_data)
                 )
-        return self._final(plan, main, merged)
+        sizes = tuple(task.n_frames for task, _items, _arrays in per_task)
+        merged = {
+            name: _chunk_nav(array, main.declared.get(name), sizes)
+            for name, array in merged.items()
+        }
+        return self._final(plan, main, merged, sizes)
 
     def _merge_chain(self, plan, udf, index, decls, per_task) -> dict[str, da.Array]:
         acc = make_copy({name: buf.raw_data for name, buf in decls.items()})
@@ -326,7 +348,7 @@ class DelayedJobExecutor(BaseJobExecutor):
             for name, decl in decls.items()
         }
 
-    def _final(self, plan, main, merged) -> dict[str, BufferWrapper]:
+    def _final(self, plan, main, merged, sizes=()) -> dict[str, BufferWrapper]:
         udf = main.udf
         declared = main.declared
         if type(udf).get_results is UDF.get_results:
@@ -348,7 +370,10 @@ class DelayedJobExecutor(BaseJobExecutor):
                 results[name] = da.from_delayed(computed[name], shape=shape, dtype=decl.dtype)
         return {
             name: DaskResultBufferWrapper.from_dask(
-                declared[name], array, plan.dataset_shape, plan.roi
+                declared[name],
+                _chunk_nav(array, declared[name], sizes),
+                plan.dataset_shape,
+                plan.roi,
             )
             for name, array in results.items()
         }
