@@ -10,12 +10,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from libertem.common.async_utils import async_generator_eager
+from libertem.common.async_utils import adjust_event_loop_policy, async_generator_eager
 from libertem.common.exceptions import ExecutorSpecException
 from libertem.common.executor import (
     STOP_TOPIC,
@@ -271,18 +270,6 @@ async def sync_to_async(
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
     return await loop.run_in_executor(pool, call)
-
-
-def adjust_event_loop_policy() -> None:
-    """Choose an asyncio event loop policy that Dask's networking supports.
-
-    On Windows the selector event loop is used (the default proactor loop lacks
-    what tornado needs); elsewhere nothing changes.
-    """
-    if sys.platform.startswith("win"):
-        policy_cls = getattr(asyncio, "WindowsSelectorEventLoopPolicy", None)
-        if policy_cls is not None and not isinstance(asyncio.get_event_loop_policy(), policy_cls):
-            asyncio.set_event_loop_policy(policy_cls())
 
 
 class AsyncAdapter(AsyncJobExecutor):
