@@ -177,7 +177,11 @@ def test_map_with_progress(ctx, capsys):
 
 @pytest.mark.parametrize("spec", ["inline", "synchronous", "threads"])
 def test_make_with(spec):
-    with Context.make_with(spec, cpus=2) as ctx:
+    # LiberTEM: only 'threads', 'dask' and 'pipelined' take cpus=
+    kwargs = (
+        {} if spec in ("inline", "synchronous", "delayed", "dask-integration") else {"cpus": 2}
+    )
+    with Context.make_with(spec, **kwargs) as ctx:
         data, ds = _ds(ctx)
         res = ctx.run_udf(dataset=ds, udf=SumUDF())
         assert_close(res["intensity"].data, data.sum(axis=(0, 1)))

@@ -307,8 +307,6 @@ def test_make_with_dask_make_default():
     "spec, kwargs",
     [
         ("no-such-executor", {}),
-        ("dask", {"cpus": 0}),
-        ("dask-make-default", {"cpus": 0}),
         ("threads", {"cpus": 0}),
         ("inline", {"gpus": 1}),
         ("delayed", {"gpus": 1}),

@@ -171,8 +171,13 @@ def test_run_each_partition_places_by_location(dask_executor):
     results = list(dask_executor.run_each_partition(partitions, where))
     assert len(results) == len(partitions)
     assert all(wanted == got for wanted, got in results)
-    anywhere = list(dask_executor.run_each_partition(partitions, where, all_nodes=True))
-    assert len(anywhere) == len(partitions)
+    # all_nodes: once per location of each partition; partitions without one are skipped
+    unplaced = FakePartition(None)
+    unplaced.get_locations = lambda: None
+    everywhere = list(
+        dask_executor.run_each_partition(partitions + [unplaced], where, all_nodes=True)
+    )
+    assert sorted(everywhere) == sorted(results)
 
 
 def test_worker_environment_and_log_level(dask_executor):
@@ -223,7 +228,7 @@ def test_async_dask_executor(dask_executor):
 
 @pytest.fixture(scope="module")
 def snoozing_executor():
-    spec = cluster_spec(cpus=1, cudas=[], has_cupy=False, num_service=0)
+    spec = cluster_spec(cpus=1, cudas=[], has_cupy=False, num_service=1)
     executor = DaskJobExecutor.make_local(spec=spec, preload=("colorsys",), snooze_timeout=1.0)
     yield executor
     executor.close()
@@ -252,13 +257,14 @@ def test_snooze_and_wake_up(snoozing_executor):
     while not ex.snooze_manager.is_snoozing and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ex.snooze_manager.is_snoozing
-    assert _worker_count(ex) == 0
+    assert _worker_count(ex) == 1  # LiberTEM: snoozing keeps one worker
+    assert len(ex.get_available_workers()) == 1  # looking does not wake it up
     assert events == ["snooze"]
-    # the next run brings the worker back
+    # the next run brings the workers back
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(2, 3)))
     assert events == ["snooze", "unsnooze"]
-    assert _worker_count(ex) == 1
+    assert _worker_count(ex) == 2
     for key in keys:
         assert ex.unsubscribe(key)
 

@@ -60,10 +60,16 @@ def test_visualize_simple():
     assert image.shape == (2, 2, 3) and image.dtype == np.uint8
     cmap = make_colormap()
     assert cmap.name == "gist_earth"
-    expected = (cmap(values / 4)[..., :3] * 255).round().astype(np.uint8)
+    # zeros count as "no result" by default: the range is that of 1, 2, 4
+    norm = np.clip((values - 1) / 3, 0, 1)
+    norm[0, 0] = 0
+    expected = (cmap(norm)[..., :3] * 255).round().astype(np.uint8)
     assert np.array_equal(image, expected)
     log = visualize_simple(values, logarithmic=True)
-    expected = (cmap(np.log(values + 1) / np.log(5))[..., :3] * 255).round().astype(np.uint8)
+    lo, hi = float(np.float32(np.log(2))), float(np.float32(np.log(5)))
+    norm = np.clip((np.log(values + 1) - lo) / (hi - lo), 0, 1)
+    norm[0, 0] = 0
+    expected = (cmap(norm)[..., :3] * 255).round().astype(np.uint8)
     assert np.array_equal(log, expected)
     clipped = visualize_simple(values, vmin=1, vmax=2, colormap=colormaps["gray"])
     assert clipped[0, 0].tolist() == [0, 0, 0] and clipped[1, 1].tolist() == [255, 255, 255]
@@ -75,20 +81,59 @@ def test_visualize_simple():
     assert np.array_equal(
         visualize_simple(np.array([[1j, 2]])), visualize_simple(np.array([[1, 2]]))
     )
+    # a far outlier does not take the whole colour range
+    spiky = np.concatenate([np.arange(1.0, 1001.0), [1e7]]).reshape(7, 143)
+    grey_spiky = visualize_simple(spiky, colormap=colormaps["gray"])
+    assert grey_spiky.reshape(-1, 3)[999].tolist() == [255, 255, 255]  # 1000 is at the top
+    assert grey_spiky.reshape(-1, 3)[499].tolist() == [127] * 3  # 500: about the middle
+    # no valid pixel at all: a degenerate range, no error
+    assert visualize_simple(np.zeros((2, 2))).shape == (2, 2, 3)
+
+
+def _reference_rgb(y, x, vmax=None):
+    """The colour model, step by step, straight from colorcet and scikit-image."""
+    import colorcet  # noqa: F401
+    from skimage.color import luv2rgb, rgb2luv
+
+    y, x = np.broadcast_arrays(np.asarray(y), np.asarray(x))
+    length = np.hypot(y, x)
+    vmax = (length.max() or 1.0) if vmax is None else vmax
+    strength = np.minimum(length / vmax, 1)
+    where = (np.arctan2(-y, -x) + np.pi) / (2 * np.pi)
+    cmap = colormaps["cet_cyclic_isoluminant"]
+    luv = rgb2luv(np.asarray(cmap(where, bytes=True))[..., :3])
+    luv *= np.stack([np.full(strength.shape, 0.8), 2.2 * strength, 2.2 * strength], -1)
+    return (luv2rgb(luv) * 255).astype(np.uint8)
 
 
 def test_rgb_from_2dvector():
-    y = np.array([[0.0, 1.0, 0.0, np.nan]])
+    y = np.array([[0.0, 1.0, 0.0, -2.0]])
     x = np.array([[1.0, 0.0, 0.5, 0.0]])
     image = rgb_from_2dvector(y, x)
     assert image.shape == (1, 4, 3) and image.dtype == np.uint8
-    assert image[0, 0].tolist() == [255, 0, 0]  # along x: red, full length
-    hue_y = matplotlib.colors.rgb_to_hsv(image[0, 1] / 255)[0]
-    assert np.isclose(hue_y, 0.25, atol=0.01)  # a quarter turn towards y
-    assert np.isclose(image[0, 2].max(), 128, atol=1)  # half length, half brightness
-    assert image[0, 3].tolist() == [0, 0, 0]
-    dim = rgb_from_2dvector(y, x, vmax=2)
-    assert np.isclose(dim[0, 0].max(), 128, atol=1)
+    assert np.array_equal(image, _reference_rgb(y, x))
+    assert rgb_from_2dvector(0, 0).tolist() == [127, 127, 127]  # no length: grey
+    # the same direction, shorter: same hue family, closer to grey
+    long_, short = rgb_from_2dvector(y=np.array([0, 0]), x=np.array([1.0, 0.25]))
+    assert np.ptp(short.astype(int)) < np.ptp(long_.astype(int))
+    assert np.array_equal(rgb_from_2dvector(y, x, vmax=4), _reference_rgb(y, x, vmax=4))
+    assert rgb_from_2dvector(y=np.zeros((1, 3)), x=np.ones((2, 1))).shape == (2, 3, 3)
+    # integer zeros stay +0: (0, 1) lies at the end of the map, (-0.0, 1) at its start
+    assert np.array_equal(rgb_from_2dvector(0, 1), _reference_rgb(0, 1))
+
+
+def test_libertem_cyclic_colormap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    from libertem import viz
+
+    cmap = viz.libertem_cyclic
+    assert isinstance(cmap, LinearSegmentedColormap)
+    assert (cmap.name, cmap.N) == ("libertem_cyclic", 256)
+    for degrees in (0, 90, 180, 270):
+        a = np.radians(degrees)
+        colour = rgb_from_2dvector(y=-np.sin(a), x=-np.cos(a)) / 255
+        assert np.allclose(cmap(degrees / 360)[:3], colour, atol=2 / 255)
 
 
 def test_encode_image(tmp_path):
@@ -153,7 +198,7 @@ def test_dummy_plot(ctx, ds, data):
     udf = SumUDF()
     plot = Dummy2DPlot(ds, udf)
     res = ctx.run_udf(ds, udf, plots=[plot])
-    assert plot.displayed and len(plot.history) >= 1
+    assert not plot.displayed and len(plot.history) >= 1  # the owner displays it
     assert np.array_equal(plot.history[-1], res["intensity"].data)
     ctx.plot_class = Dummy2DPlot
     try:
@@ -183,6 +228,20 @@ def test_ui_events(monkeypatch, inline_ctx, ds):
     assert flushed == [1]
 
 
+class _FakeDisplay:
+    """Stands in for a GMS image display; records the contrast limits."""
+
+    def __init__(self):
+        self.auto_survey = True
+        self.limits = []
+
+    def SetDoAutoSurvey(self, flag):
+        self.auto_survey = flag
+
+    def SetContrastLimits(self, lo, hi):
+        self.limits.append((lo, hi))
+
+
 class _FakeImage:
     """Stands in for GMS's Py_Image."""
 
@@ -191,12 +250,18 @@ class _FakeImage:
         self.name = None
         self.shown = False
         self.updates = 0
+        self.display = _FakeDisplay()
 
     def SetName(self, name):
         self.name = name
 
     def ShowImage(self):
         self.shown = True
+        return "window"
+
+    def GetImageDisplay(self, index):
+        assert index == 0
+        return self.display
 
     def GetNumArray(self):
         return self.array
@@ -221,30 +286,40 @@ def fake_dm(monkeypatch):
 
 
 def test_gms_plot(ctx, ds, data, fake_dm):
+    from libertem.viz.base import _get_stat_limits
     from libertem.viz.gms import GMSLive2DPlot
 
     udf = SumSigUDF()
     plot = GMSLive2DPlot(ds, udf, title="sum per frame")
     assert plot.min_delta == 0.2
-    image = plot.display()
-    assert fake_dm.images == [image] and image.shown and image.name == "sum per frame"
+    # the image exists from the start, named after the title, but is not shown
+    (image,) = fake_dm.images
+    assert image.name == "sum per frame" and not image.shown
     assert np.array_equal(image.array, np.zeros(NAV))
+    with pytest.warns(UserWarning, match="Plot is not displayed"):
+        ctx.run_udf(ds, udf, plots=[plot])
+    assert image.updates == 0 and not image.display.limits
+    assert plot.display() is image
+    assert image.shown and image.display.auto_survey is False
+    plot.last_update = -np.inf  # the next update is due at once
     res = ctx.run_udf(ds, udf, plots=[plot])
     assert image.updates >= 1
     assert np.allclose(image.array, res["intensity"].data)
+    assert image.display.limits[-1] == _get_stat_limits(res["intensity"].data)
     ctx.plot_class = GMSLive2DPlot
     try:
-        ctx.run_udf(ds, SumUDF(), plots=True)
+        ctx.run_udf(ds, SumUDF(), plots=True)  # made here, so displayed here
     finally:
         ctx.plot_class = None
     assert len(fake_dm.images) == 2
-    assert np.allclose(fake_dm.images[-1].array, data.sum(axis=(0, 1)), rtol=1e-5)
+    made = fake_dm.images[-1]
+    assert made.shown and made.name == "SumUDF: intensity"
+    assert np.allclose(made.array, data.sum(axis=(0, 1)), rtol=1e-5)
 
 
 def test_gms_plot_needs_gms(monkeypatch, ds):
     from libertem.viz.gms import GMSLive2DPlot
 
     monkeypatch.setitem(sys.modules, "DigitalMicrograph", None)
-    plot = GMSLive2DPlot(ds, SumUDF())
     with pytest.raises(ImportError, match="Gatan Microscopy Suite"):
-        plot.display()
+        GMSLive2DPlot(ds, SumUDF())

@@ -47,6 +47,10 @@ _EXECUTOR_SPECS = (
 )
 
 
+#: executor specs that take neither ``cpus`` nor ``gpus`` (``'threads'``: no ``gpus``)
+_NO_CPU_SPEC = ("inline", "synchronous", "dask-integration", "delayed")
+
+
 def _ids(value, what: str) -> list[int] | None:
     """Normalize a count or a list of ids to a list of ids."""
     if value is None:
@@ -63,15 +67,25 @@ def _make_executor(
 ) -> JobExecutor:
     """Create the executor named by ``spec`` with the requested CPUs and GPUs.
 
-    ``snooze_timeout`` applies to the local Dask clusters; ``main_process_gpu`` to all.
+    ``snooze_timeout`` applies to the local Dask clusters; ``main_process_gpu`` to all
+    (validated with :func:`~libertem.executor.base.make_canonical` before anything starts).
     """
     if spec not in _EXECUTOR_SPECS:
         raise ExecutorSpecException(
             f"unknown executor spec {spec!r}; choose one of {', '.join(_EXECUTOR_SPECS)}"
         )
+    if cpus is not None and spec in _NO_CPU_SPEC:
+        raise ExecutorSpecException(
+            f"Executor type {spec} does not support specifying CPU workers at this time"
+        )
+    if gpus is not None and spec in (*_NO_CPU_SPEC, "threads"):
+        raise ExecutorSpecException(
+            f"Executor type {spec} does not support specifying GPU workers at this time"
+        )
+    from libertem.executor.base import make_canonical
+
+    main_process_gpu = make_canonical(main_process_gpu)
     cpu_ids, gpu_ids = _ids(cpus, "cpus"), _ids(gpus, "gpus")
-    if gpu_ids and spec not in ("dask", "dask-make-default", "pipelined"):
-        raise ExecutorSpecException(f"executor spec {spec!r} cannot use GPUs (gpus={gpus!r})")
     if spec in ("inline", "synchronous"):
         from libertem.executor.inline import InlineJobExecutor
 
@@ -103,17 +117,15 @@ def _make_executor(
     if cpu_ids is not None:
         devices["cpus"] = cpu_ids
     if gpu_ids is not None:
+        if gpu_ids and not list(devices["cudas"]):
+            raise ExecutorSpecException("Cannot specify GPU workers as no GPUs detected")
         missing = sorted(set(gpu_ids) - set(devices["cudas"]))
         if missing:
             raise ExecutorSpecException(
                 f"gpus={gpus!r} requested, but CUDA devices {missing} are not available "
-                f"(found: {list(devices['cudas']) or 'none'})"
+                f"(found: {list(devices['cudas'])})"
             )
         devices["cudas"] = gpu_ids
-    if not list(devices["cpus"]) and not list(devices["cudas"]):
-        raise ExecutorSpecException(
-            "no CPU and no GPU requested: the cluster would have no workers"
-        )
     client_kwargs = {"set_as_default": spec == "dask-make-default"}
     return DaskJobExecutor.make_local(
         spec=cluster_spec(**devices),
@@ -185,7 +197,8 @@ class Context(AnalysisMixin):
             scheduler is current; ``'delayed'``: results as Dask graphs;
             ``'pipelined'``: one pinned worker process per core.
         cpus
-            Number (or ids) of CPU workers.
+            Number (or ids) of CPU workers (``0``: none; a Dask cluster then has only
+            its service worker).
         gpus
             Number (or ids) of CUDA workers.
         plot_class
@@ -200,7 +213,11 @@ class Context(AnalysisMixin):
         Raises
         ------
         ExecutorSpecException
-            For an unknown spec or resources that cannot be provided.
+            For an unknown spec, ``cpus`` for ``'inline'``, ``'synchronous'``,
+            ``'dask-integration'`` or ``'delayed'``, ``gpus`` for those or
+            ``'threads'``, or GPUs (also ``main_process_gpu``) that are not there.
+        ValueError
+            For a ``main_process_gpu`` that is not a bool, an int or ``None``.
         """
         ctx = cls(
             executor=_make_executor(

@@ -10,6 +10,7 @@ their topic.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -229,28 +230,97 @@ class SubscriptionManager:
 # --- the executors -----------------------------------------------------------------------
 
 
-class ParamsHandle:
+class ScatterHandle:
+    """Base of what ``scatter`` returns: the handle for ``run_tasks``, and a context
+    manager that yields itself.
+
+    ``with executor.scatter(obj) as handle:`` keeps ``obj`` available to tasks for the
+    block; executors add what entering and leaving mean for them (e.g. keeping a
+    snoozing cluster awake) with :meth:`set_hooks`.
+    """
+
+    __slots__ = ("_hooks",)
+
+    def set_hooks(self, enter: Callable[[], None] | None, leave: Callable[[], None] | None):
+        """Call ``enter()`` when a ``with`` block starts, ``leave()`` when it ends."""
+        self._hooks = (enter, leave)
+
+    def __enter__(self):
+        enter = getattr(self, "_hooks", (None, None))[0]
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        leave = getattr(self, "_hooks", (None, None))[1]
+        if leave is not None:
+            leave()
+
+
+class ParamsHandle(ScatterHandle):
     """What :meth:`JobExecutor.scatter` returns on in-process executors.
 
     Tasks get :attr:`obj` as their parameters when they start, so replacing or
     patching it (:meth:`JobExecutor.scatter_update`, ``scatter_update_patch``)
-    changes what later tasks see.
+    changes what later tasks see. Leaving its ``with`` block releases the object.
     """
 
-    __slots__ = ("obj",)
+    __slots__ = ("obj", "released")
 
     def __init__(self, obj: Any):
         self.obj = obj
+        self.released = False
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        self.obj = None
+        self.released = True
 
     def __repr__(self) -> str:
-        return f"<ParamsHandle of {type(self.obj).__name__}>"
+        state = "released" if self.released else f"of {type(self.obj).__name__}"
+        return f"<ParamsHandle {state}>"
 
 
 def resolve_params(params_handle: Any) -> Any:
-    """The object behind ``params_handle`` (a value passed without ``scatter`` as is)."""
+    """The object behind ``params_handle`` (a value passed without ``scatter`` as is).
+
+    Raises
+    ------
+    ExecutorError
+        If the handle's ``with`` block has ended.
+    """
     if isinstance(params_handle, ParamsHandle):
+        if params_handle.released:
+            raise ExecutorError("the scattered parameters were released (their block ended)")
         return params_handle.obj
     return params_handle
+
+
+@contextlib.contextmanager
+def scattered(executor, obj) -> Iterator[Any]:
+    """``with scattered(executor, obj) as handle``: the handle of ``obj`` for the block.
+
+    Works for executors whose ``scatter`` returns a context manager (ours and
+    LiberTEM's) and for ones that return a plain handle.
+    """
+    cm = executor.scatter(obj)
+    if hasattr(cm, "__enter__") and hasattr(cm, "__exit__"):
+        with cm as handle:
+            yield handle
+    else:
+        yield cm
+
+
+def enter_scatter(executor, obj) -> Any:
+    """The handle of ``obj`` scattered with ``executor``, for use without a block.
+
+    Our handles work outside a ``with`` block as well; a foreign context manager is
+    entered (and left to the garbage collector).
+    """
+    cm = executor.scatter(obj)
+    if isinstance(cm, ScatterHandle) or not hasattr(cm, "__enter__"):
+        return cm
+    return cm.__enter__()
 
 
 class JobExecutor(ABC):
@@ -335,14 +405,19 @@ class JobExecutor(ABC):
             return task(*args, **(kwargs or {}))
 
     # parameters ------------------------------------------------------------------------
-    def scatter(self, obj) -> Any:
-        """Make ``obj`` available to tasks; returns the handle for :meth:`run_tasks`."""
+    def scatter(self, obj) -> ScatterHandle:
+        """Make ``obj`` available to tasks, as a context manager yielding the handle.
+
+        ``with executor.scatter(obj) as handle:`` gives the handle to pass to
+        :meth:`run_tasks` as ``params_handle``; leaving the block releases ``obj``.
+        """
         return ParamsHandle(obj)
 
     def scatter_update(self, handle, obj) -> None:
         """Replace the object behind ``handle``: tasks that start later get ``obj``."""
         if not isinstance(handle, ParamsHandle):
             raise TypeError(f"not a handle returned by scatter: {handle!r}")
+        resolve_params(handle)  # not released
         handle.obj = obj
 
     def scatter_update_patch(self, handle, patch) -> None:
@@ -492,6 +567,7 @@ __all__ = [
     "Environment",
     "ExecutorError",
     "GenericTask",
+    "enter_scatter",
     "GenericTaskProtocol",
     "JobCancelledError",
     "JobExecutor",
@@ -499,6 +575,7 @@ __all__ = [
     "ParamsHandle",
     "ResourceDef",
     "ResourceError",
+    "ScatterHandle",
     "SimpleMPWorkerQueue",
     "SimpleWorkerQueue",
     "SubscriptionManager",
@@ -513,6 +590,7 @@ __all__ = [
     "WorkerSet",
     "has_cupy",
     "mitigations",
+    "scattered",
     "set_num_threads",
     "use_gpu",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,7 +11,63 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap
 
-__all__ = ["encode_image", "make_colormap", "rgb_from_2dvector", "visualize_simple"]
+__all__ = [
+    "encode_image",
+    "get_stat_limits",
+    "make_colormap",
+    "make_cyclic_colormap",
+    "rgb_from_2dvector",
+    "visualize_simple",
+]
+
+
+def get_stat_limits(data, quantile: float = 0.001, snip_factor: float = 10.0):
+    """Robust colour limits ``(vmin, vmax)`` of ``data``: far outliers are cut off.
+
+    The limits start as the minimum and maximum of the finite values (real parts for
+    complex data). For real numeric data that is not all zero, the values between the
+    ``quantile`` and ``1 - quantile`` quantiles of the non-zero values (a range widened
+    to include 0 when there are zeros) are the retained ones; a limit moves to the
+    retained minimum (maximum) when it lies more than ``snip_factor`` times that
+    value's magnitude away from it.
+
+    Parameters
+    ----------
+    data
+        Array of any shape.
+    quantile
+        Fraction cut at each end for finding the retained range.
+    snip_factor
+        How far (relative to the retained extreme) an outlier must be to be cut.
+
+    Returns
+    -------
+    tuple of float
+        ``vmin < vmax``: equal limits get ``vmax`` moved to the next float up; no
+        finite values give ``(1.0, nextafter(1.0))``.
+    """
+    data = np.asarray(data)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return 1.0, math.nextafter(1.0, math.inf)
+    vmin = float(np.real(finite.min()))
+    vmax = float(np.real(finite.max()))
+    numeric = np.issubdtype(finite.dtype, np.number) and not np.iscomplexobj(finite)
+    if numeric and np.any(finite != 0):
+        nonzero = finite[finite != 0]
+        lower, upper = (float(q) for q in np.quantile(nonzero, [quantile, 1 - quantile]))
+        if nonzero.size < finite.size:
+            lower, upper = min(lower, 0.0), max(upper, 0.0)
+        retained = finite[(finite >= lower) & (finite <= upper)]
+        if retained.size:
+            fmin, fmax = float(retained.min()), float(retained.max())
+            if abs(fmin) > 0 and abs(fmin - vmin) / abs(fmin) > snip_factor:
+                vmin = fmin
+            if abs(fmax) > 0 and abs(fmax - vmax) / abs(fmax) > snip_factor:
+                vmax = fmax
+    if vmin == vmax:
+        vmax = math.nextafter(vmin, math.inf)
+    return float(vmin), float(vmax)
 
 
 def make_colormap() -> Colormap:
@@ -46,13 +103,16 @@ def visualize_simple(
     colormap
         A matplotlib colour map; default :func:`make_colormap`.
     logarithmic
-        Show ``log(value - min + 1)``, which brings out weak features.
+        Show ``log(value - min + 1)`` (``min`` of the finite values), which brings
+        out weak features.
     vmin, vmax
-        Values mapped to the ends of the colour map; default the minimum and
-        maximum of the valid pixels (after the log, if any).
+        Values mapped to the ends of the colour map; default: robust limits
+        (:func:`get_stat_limits`) of the valid pixels as float32 (after the log, if
+        any), ``1`` if there are none.
     damage
-        Boolean mask of the pixels that hold results (``None``/``True``: all);
-        only they set the range, the others are drawn as the lowest value.
+        Boolean mask of the pixels that hold results (``None``: the non-zero
+        pixels; ``True``: all); only finite ones among them set the range, the
+        others are drawn as the lowest value.
 
     Returns
     -------
@@ -61,11 +121,22 @@ def visualize_simple(
     """
     data = np.asarray(result)
     data = np.abs(data) if data.dtype.kind == "c" else data.astype(np.float64)
+    if damage is None:
+        damage = data != 0
+    if logarithmic:
+        finite = data[np.isfinite(data)]
+        if finite.size:
+            data = np.log(data - finite.min() + 1)
     valid = _valid(data, damage)
-    if logarithmic and valid.any():
-        data = np.log(data - data[valid].min() + 1)
-    lo = vmin if vmin is not None else (data[valid].min() if valid.any() else 0.0)
-    hi = vmax if vmax is not None else (data[valid].max() if valid.any() else 1.0)
+    if vmin is None or vmax is None:
+        if valid.any():
+            auto_lo, auto_hi = get_stat_limits(data[valid].astype(np.float32))
+        else:
+            auto_lo = auto_hi = 1.0
+        lo = auto_lo if vmin is None else vmin
+        hi = auto_hi if vmax is None else vmax
+    else:
+        lo, hi = vmin, vmax
     scale = hi - lo
     norm = (data - lo) / scale if scale > 0 else np.zeros(data.shape)
     norm = np.where(valid, np.clip(norm, 0, 1), 0.0)
@@ -74,34 +145,63 @@ def visualize_simple(
 
 
 def rgb_from_2dvector(y, x, vmax=None) -> np.ndarray:
-    """A colour-wheel image of a 2D vector field: hue is the direction, brightness the length.
+    """A colour image of a 2D vector field: hue is the direction, saturation the length.
+
+    The colour of a direction comes from colorcet's cyclic isoluminant colour map
+    (``'cet_cyclic_isoluminant'``), so all directions look equally bright. The angle
+    ``arctan2(-y, -x)`` (of the inputs as given) picks the position on the map. In
+    CIELUV space the lightness is scaled by 0.8 and the chroma by ``2.2 * a``, where
+    ``a = min(length / vmax, 1)``; a zero vector is mid grey.
 
     Parameters
     ----------
     y, x
-        Components of the vectors, arrays of one shape.
+        Components of the vectors (broadcast against each other).
     vmax
-        Length shown at full brightness; default the largest finite length.
+        Length shown at full saturation; default the largest finite length (1 if
+        that is 0).
 
     Returns
     -------
     numpy.ndarray
-        RGB image, ``uint8``, shape ``(*y.shape, 3)``; black where the vector is not
-        finite. The direction of the x axis is red, the hue turns from there towards
-        the y axis.
+        ``uint8`` RGB image of shape ``np.broadcast(y, x).shape + (3,)``.
     """
-    from matplotlib.colors import hsv_to_rgb
+    import colorcet  # noqa: F401 - registers the colour map with matplotlib
+    from matplotlib import colormaps
+    from skimage.color import luv2rgb, rgb2luv
 
-    y = np.asarray(y, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    length = np.hypot(y, x)
-    finite = np.isfinite(length)
+    y, x = np.asarray(y), np.asarray(x)
+    length = np.sqrt(np.abs(y) ** 2 + np.abs(x) ** 2)
     if vmax is None:
-        vmax = length[finite].max() if finite.any() else 0.0
-    hue = (np.arctan2(y, x) / (2 * np.pi)) % 1.0
-    value = np.clip(length / vmax, 0, 1) if vmax > 0 else np.zeros(length.shape)
-    hsv = np.stack([np.where(finite, hue, 0), np.ones(hue.shape), np.where(finite, value, 0)], -1)
-    return (hsv_to_rgb(hsv) * 255).round().astype(np.uint8)
+        finite = length[np.isfinite(length)]
+        vmax = float(finite.max()) if finite.size else 0.0
+        if vmax == 0:
+            vmax = 1.0
+    strength = np.minimum(length / vmax, 1)
+    position = (np.arctan2(-y, -x) + np.pi) / (2 * np.pi)
+    cmap = colormaps["cet_cyclic_isoluminant"]
+    colour = np.asarray(cmap(position, bytes=True))[..., :3]
+    luv = rgb2luv(colour)
+    luv[..., 0] *= 0.8
+    luv[..., 1] *= 2.2 * strength
+    luv[..., 2] *= 2.2 * strength
+    return (luv2rgb(luv) * 255).astype(np.uint8)
+
+
+def make_cyclic_colormap():
+    """The cyclic colour map ``'libertem_cyclic'`` of :func:`rgb_from_2dvector`'s colours.
+
+    Returns
+    -------
+    matplotlib.colors.LinearSegmentedColormap
+        256 entries, from the unit vectors at 0, 1, ..., 359 degrees
+        (``y=-sin(a)``, ``x=-cos(a)``).
+    """
+    from matplotlib.colors import LinearSegmentedColormap
+
+    angles = np.radians(np.arange(360))
+    colours = rgb_from_2dvector(y=-np.sin(angles), x=-np.cos(angles)) / 255
+    return LinearSegmentedColormap.from_list("libertem_cyclic", colours, N=256)
 
 
 def encode_image(result, save_kwargs: dict | None = None) -> io.BytesIO:

@@ -10,12 +10,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from libertem.common.async_utils import async_generator_eager
+from libertem.common.async_utils import adjust_event_loop_policy, async_generator_eager
 from libertem.common.exceptions import ExecutorSpecException
 from libertem.common.executor import (
     STOP_TOPIC,
@@ -79,10 +78,49 @@ class TaskEnvironment(Environment):
 
 
 def make_canonical(main_gpu: int | bool | None) -> int | None:
-    """The CUDA device id meant by a ``main_process_gpu`` argument.
+    """Validate a ``main_process_gpu`` argument; the CUDA device it means, or ``None``.
+
+    ``False``: no GPU. ``None``: the first CUDA device if there is one and CuPy works,
+    else no GPU. ``True``: the first CUDA device. An int: that device, which must be
+    among the detected ones.
+
+    Raises
+    ------
+    ExecutorSpecException
+        For ``True`` or a device id when no such CUDA device (or no working CuPy) is
+        found.
+    ValueError
+        For any other type.
+    """
+    from libertem.utils.devices import detect
+
+    if main_gpu is False:
+        return None
+    if main_gpu is None or main_gpu is True:
+        found = detect()
+        if found["cudas"] and found["has_cupy"]:
+            return int(found["cudas"][0])
+        if main_gpu is None:
+            return None
+        raise ExecutorSpecException(
+            "Cannot specify main GPU as no GPUs detected or no CuPy found."
+        )
+    if isinstance(main_gpu, int):
+        found = detect()
+        if main_gpu in found["cudas"] and found["has_cupy"]:
+            return int(main_gpu)
+        raise ExecutorSpecException(
+            f"Main GPU {main_gpu} not detected, only found {list(found['cudas'])}."
+        )
+    raise ValueError(f"Invalid type for main_process_gpu: {type(main_gpu)}")
+
+
+def main_gpu_id(main_gpu: int | bool | None) -> int | None:
+    """The CUDA device an executor's ``main_process_gpu`` argument names, unchecked.
 
     ``None`` and ``False``: no GPU; ``True``: the first CUDA device found (``None``
-    if there is none); an int: that device.
+    if there is none); an int: that device (not checked against the detected ones:
+    :meth:`Context.make_with` validates with :func:`make_canonical`).
 
     Raises
     ------
@@ -168,11 +206,11 @@ class BaseJobExecutor(JobExecutor):
     Parameters
     ----------
     main_process_gpu
-        CUDA device for tasks that run in this process (see :func:`make_canonical`).
+        CUDA device for tasks that run in this process (see :func:`main_gpu_id`).
     """
 
     def __init__(self, main_process_gpu: int | None = None):
-        self._main_process_gpu = make_canonical(main_process_gpu)
+        self._main_process_gpu = main_gpu_id(main_process_gpu)
         self._runs_lock = threading.Lock()
         self._runs: dict[Any, threading.Event] = {}
         self._early_cancels: dict[Any, None] = {}
@@ -232,18 +270,6 @@ async def sync_to_async(
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
     return await loop.run_in_executor(pool, call)
-
-
-def adjust_event_loop_policy() -> None:
-    """Choose an asyncio event loop policy that Dask's networking supports.
-
-    On Windows the selector event loop is used (the default proactor loop lacks
-    what tornado needs); elsewhere nothing changes.
-    """
-    if sys.platform.startswith("win"):
-        policy_cls = getattr(asyncio, "WindowsSelectorEventLoopPolicy", None)
-        if policy_cls is not None and not isinstance(asyncio.get_event_loop_policy(), policy_cls):
-            asyncio.set_event_loop_policy(policy_cls())
 
 
 class AsyncAdapter(AsyncJobExecutor):
@@ -361,6 +387,7 @@ __all__ = [
     "adjust_event_loop_policy",
     "as_comm_handler",
     "async_generator_eager",
+    "main_gpu_id",
     "make_canonical",
     "sync_to_async",
 ]

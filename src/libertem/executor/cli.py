@@ -25,6 +25,15 @@ from libertem.executor.utils.dask_setup import (
     worker_environment,
 )
 
+#: help text of the ``--log-level`` option: the levels it takes
+log_values = "Allowed values are 'critical', 'error', 'warning', 'info', 'debug'."
+#: help text of the ``--preload`` option
+preload_help = (
+    "Module, file or code to preload on workers, for example HDF5 plugins. "
+    "Can be specified multiple times. "
+    "See also https://docs.dask.org/en/stable/customize-initialization.html"
+)
+
 
 @dataclass
 class WorkerOptions:
@@ -124,10 +133,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-service", type=int, default=0, help="service workers to start")
     parser.add_argument("--memory-limit", default=0, help="per-worker memory limit (0: none)")
     parser.add_argument("--local-directory", default=None, help="scratch space of the workers")
+    parser.add_argument("--preload", action="append", default=[], help=preload_help)
     parser.add_argument(
-        "--preload", action="append", default=[], help="module each worker imports at start"
+        "--log-level", default="WARNING", help=f"log level of the workers. {log_values}"
     )
-    parser.add_argument("--log-level", default="WARNING", help="log level of the workers")
     parser.add_argument(
         "--host",
         default=None,

@@ -72,8 +72,10 @@ from libertem.executor.utils.dask_workers import (
 from libertem.executor.utils.pickling import dumps
 from libertem.executor.utils.snooze import SnoozeManager, keep_alive, keep_alive_context
 
-#: seconds to wait for workers to go away or come back when snoozing and waking up
+#: seconds to wait for workers to come back when waking up
 SNOOZE_WAIT_S = 60.0
+#: seconds to wait for the workers to leave when snoozing
+SNOOZE_DOWN_WAIT_S = 3.0
 
 
 class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
@@ -84,7 +86,7 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     client
         The Dask client.
     is_local
-        Whether this executor started the cluster (and so stops it on close).
+        Whether :meth:`close` closes the client (available as :attr:`is_local`).
     lt_resources
         Whether to place tasks by LiberTEM's resource tags (``None``: if the
         workers carry them).
@@ -101,7 +103,7 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     ):
         super().__init__(main_process_gpu=main_process_gpu)
         self.client = client
-        self._is_local = is_local
+        self.is_local = is_local
         self._owns_client = is_local
         self._lt_resources = lt_resources
         self._cluster: SpecCluster | None = None
@@ -173,7 +175,13 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         except BaseException:
             cluster.close()
             raise
-        executor = cls(client=client, is_local=True, main_process_gpu=main_process_gpu)
+        client_kwargs = client_kwargs or {}
+        executor = cls(
+            client=client,
+            is_local=not client_kwargs.get("set_as_default", False),
+            main_process_gpu=main_process_gpu,
+        )
+        executor._owns_client = True
         executor._cluster = cluster
         if snooze_timeout is not None:
             executor._snooze = SnoozeManager(
@@ -211,7 +219,7 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
                 f"could not connect to the Dask scheduler at {scheduler_uri!r} within "
                 f"{ckwargs['timeout']} s: {e}"
             ) from e
-        executor = cls(client, False, *args, **kwargs)
+        executor = cls(client, not ckwargs["set_as_default"], *args, **kwargs)
         executor._owns_client = True
         return executor
 
@@ -224,19 +232,23 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     def _keep_alive(self):
         return self._snooze.in_use() if self._snooze is not None else contextlib.nullcontext()
 
-    def _wait_for_worker_count(self, n: int) -> None:
-        deadline = time.monotonic() + SNOOZE_WAIT_S
+    def _wait_for_worker_count(self, n: int, timeout: float = SNOOZE_WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
         while len(self.client.scheduler_info(n_workers=-1)["workers"]) != n:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the cluster did not reach {n} workers in {SNOOZE_WAIT_S} s")
+                self.__dict__.pop("_workers_cache", None)
+                if timeout < SNOOZE_WAIT_S:
+                    return  # snoozing: the others may take a little longer to leave
+                raise TimeoutError(f"the cluster did not reach {n} workers in {timeout} s")
             time.sleep(0.05)
         self.__dict__.pop("_workers_cache", None)
 
     def _scale_down(self) -> None:
+        """Keep one worker (the first of the spec), stop the others."""
         cluster = self._cluster
         self._snoozed_spec = dict(cluster.worker_spec)
-        cluster.scale(0)
-        self._wait_for_worker_count(0)
+        cluster.scale(1)
+        self._wait_for_worker_count(min(1, len(self._snoozed_spec)), SNOOZE_DOWN_WAIT_S)
 
     def _wake_up(self) -> None:
         cluster = self._cluster
@@ -250,8 +262,10 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
     def scatter(self, obj) -> DaskParams:
         """Pickle ``obj`` once for the tasks of a run; each worker gets it with its first task.
 
-        Runs with identical parameters (same pickled bytes) reuse the handle, and the
-        workers what they unpickled before.
+        The handle is a context manager (``with executor.scatter(obj) as handle:``);
+        with a snooze manager, the block counts as "in use". Runs with identical
+        parameters (same pickled bytes) reuse the handle, and the workers what they
+        unpickled before.
         """
         payload = dumps(obj)
         digest = hashlib.blake2b(payload, digest_size=16).hexdigest()
@@ -259,6 +273,19 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
         self._params_cache[digest] = handle
         while len(self._params_cache) > PARAMS_CACHE_SIZE:
             self._params_cache.pop(next(iter(self._params_cache)))
+        if self._snooze is not None:
+            blocks: list = []
+
+            def enter():
+                block = self._snooze.in_use()
+                block.__enter__()
+                blocks.append(block)
+
+            def leave():
+                if blocks:
+                    blocks.pop().__exit__(None, None, None)
+
+            handle.set_hooks(enter, leave)
         return handle
 
     def _forget_cached(self, handle) -> None:
@@ -269,11 +296,13 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
             if cached is handle:
                 del self._params_cache[digest]
 
+    @keep_alive
     def scatter_update(self, handle, obj) -> None:
         """Tasks of ``handle`` that start from now on get ``obj``."""
         self._forget_cached(handle)
         handle.update(dumps(obj))
 
+    @keep_alive
     def scatter_update_patch(self, handle, patch) -> None:
         """Apply ``patch`` (``obj.patch(patch)``) to the parameters of later tasks."""
         self._forget_cached(handle)
@@ -449,15 +478,33 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
 
     @keep_alive_context
     def run_each_partition(self, partitions, fn, all_nodes=False):
-        """Run ``fn(partition)`` for every partition; yield the results as they finish.
+        """Run ``fn(partition)`` for partitions; yield the results as they finish.
 
-        Each call runs on a host of ``partition.get_locations()`` when the partition
-        names any, unless ``all_nodes``.
+        ``all_nodes=False``: once per partition, on a host of
+        ``partition.get_locations()`` when it names any. ``all_nodes=True``: once on
+        each host that holds the partition (``get_locations().group_by_host()``);
+        partitions without locations (``None``, e.g. in memory) are skipped.
         """
         futures = []
         for partition in partitions:
-            locations = None if all_nodes else locations_of(partition)
-            futures.append(self.client.submit(fn, partition, workers=locations, pure=False))
+            if not all_nodes:
+                locations = locations_of(partition)
+                futures.append(self.client.submit(fn, partition, workers=locations, pure=False))
+                continue
+            get = getattr(partition, "get_locations", None)
+            locations = get() if get is not None else None
+            if locations is None:
+                continue
+            if hasattr(locations, "group_by_host"):
+                groups = [list(group.names()) for group in locations.group_by_host()]
+            else:  # a plain list of worker addresses or host names
+                groups = [[location] for location in dict.fromkeys(locations)]
+            for group in groups:
+                futures.append(
+                    self.client.submit(
+                        fn, partition, workers=group, allow_other_workers=False, pure=False
+                    )
+                )
         try:
             for _future, result in distributed.as_completed(
                 futures, loop=self.client.loop, with_results=True
@@ -467,12 +514,15 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
             self.client.cancel(futures)
 
     def get_available_workers(self) -> WorkerSet:
-        """The cluster's workers (waking a snoozing cluster up)."""
-        with self._keep_alive():
-            return super().get_available_workers()
+        """The cluster's workers as they are now (a snoozing cluster is not woken up)."""
+        return super().get_available_workers()
 
     def close(self) -> None:
-        """Close the client and stop the cluster, if this executor started them."""
+        """Close the client and stop the cluster, if this executor started them.
+
+        Unlike LiberTEM, this also holds for a cluster started with
+        ``client_kwargs={'set_as_default': True}`` (where :attr:`is_local` is ``False``).
+        """
         if self._snooze is not None:
             self._snooze.close()
         if self._subscribed and self.client.status == "running":

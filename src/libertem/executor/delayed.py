@@ -29,6 +29,11 @@ from libertem.executor.utils.dask_buffer import (
     DaskPreallocBufferWrapper,
     DaskResultBufferWrapper,
 )
+from libertem.executor.utils.delayed_unpack import (
+    build_mapping,
+    flatten_nested,
+    rebuild_nested,
+)
 from libertem.io.dataset.base import DataSet
 from libertem.udf.backends import get_resources_for_backends
 from libertem.udf.base import UDF, MergeAttrMapping, UDFMergeAllMixin, overrides
@@ -170,6 +175,25 @@ def _get_results(udf, merged) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(v, "raw_data", v)) for name, v in udf.get_results().items()}
 
 
+def _unwrap_leaf(item):
+    """The Dask array of a lazy, not final buffer (a dict of them for UDFData); else ``item``."""
+    if isinstance(item, UDFData):
+        return {name: _unwrap_leaf(buf) for name, buf in item.as_dict().items()}
+    if isinstance(item, DaskBufferWrapper) and not isinstance(item, DaskResultBufferWrapper):
+        return item.raw_data
+    return item
+
+
+def _chunk_nav(array, decl: BufferWrapper | None, sizes: tuple[int, ...]):
+    """A ``kind='nav'`` result as one Dask chunk per partition (``sizes`` frames each)."""
+    if decl is None or decl.kind != "nav" or not sizes:
+        return array
+    array = da.asarray(array)
+    if array.ndim == 0 or array.shape[0] != sum(sizes) or array.chunks[0] == sizes:
+        return array
+    return array.rechunk((sizes, *array.chunks[1:]))
+
+
 def _clean_copy(udf: UDF, region: Slice | None = None) -> UDF:
     """A fresh instance of ``udf`` with a copy of its meta (optionally another region)."""
     fresh = type(udf)(**udf._kwargs)
@@ -278,7 +302,14 @@ class DelayedJobExecutor(BaseJobExecutor):
             }
             merged = {name: da.from_array(buf.raw_data) for name, buf in decls.items()}
             if ordered:
-                merged.update(udf.merge_all(ordered))
+                returned = dict(udf.merge_all(ordered))
+                declared = list(main.declared)
+                if not set(returned) <= set(declared):
+                    raise ValueError(
+                        f"Returned result names from merge_all ({list(returned)}) are not "
+                        f"contained within declared result buffer names ({declared})"
+                    )
+                merged.update(returned)
         elif main.custom_merge:
             merged = self._merge_chain(plan, udf, index, decls, per_task)
         else:
@@ -288,7 +319,12 @@ class DelayedJobExecutor(BaseJobExecutor):
                 merged[name] = (
                     da.concatenate(chunks, axis=0) if chunks else da.from_array(decl.raw_data)
                 )
-        return self._final(plan, main, merged)
+        sizes = tuple(task.n_frames for task, _items, _arrays in per_task)
+        merged = {
+            name: _chunk_nav(array, main.declared.get(name), sizes)
+            for name, array in merged.items()
+        }
+        return self._final(plan, main, merged, sizes)
 
     def _merge_chain(self, plan, udf, index, decls, per_task) -> dict[str, da.Array]:
         acc = make_copy({name: buf.raw_data for name, buf in decls.items()})
@@ -312,7 +348,7 @@ class DelayedJobExecutor(BaseJobExecutor):
             for name, decl in decls.items()
         }
 
-    def _final(self, plan, main, merged) -> dict[str, BufferWrapper]:
+    def _final(self, plan, main, merged, sizes=()) -> dict[str, BufferWrapper]:
         udf = main.udf
         declared = main.declared
         if type(udf).get_results is UDF.get_results:
@@ -334,7 +370,10 @@ class DelayedJobExecutor(BaseJobExecutor):
                 results[name] = da.from_delayed(computed[name], shape=shape, dtype=decl.dtype)
         return {
             name: DaskResultBufferWrapper.from_dask(
-                declared[name], array, plan.dataset_shape, plan.roi
+                declared[name],
+                _chunk_nav(array, declared[name], sizes),
+                plan.dataset_shape,
+                plan.roi,
             )
             for name, array in results.items()
         }
@@ -349,20 +388,56 @@ class DelayedJobExecutor(BaseJobExecutor):
 
     @staticmethod
     def unwrap_results(results):
-        """The Dask arrays of results (a dict, a sequence of dicts or :class:`UDFResults`).
+        """``results`` with its lazy buffers replaced by their Dask arrays.
 
-        Buffers with lazy content give their ``delayed_data``, others their ``data``.
+        Walks any nest of ``dict``, ``list`` and ``tuple`` and returns the same
+        structure with the same container types. :class:`DaskBufferWrapper` and
+        :class:`DaskPreallocBufferWrapper` objects (and the buffers of a
+        :class:`UDFData`, which becomes a dict) are replaced by their Dask arrays;
+        final results (:class:`DaskResultBufferWrapper`) and every other value stay
+        as they are. A :class:`UDFResults` stands for its tuple of buffer dicts.
         """
         if isinstance(results, UDFResults):
             results = results.buffers
-        if isinstance(results, (list, tuple)):
-            return type(results)(DelayedJobExecutor.unwrap_results(r) for r in results)
-        return {
-            name: getattr(buf, "delayed_data", None)
-            if getattr(buf, "delayed_data", None) is not None
-            else buf.data
-            for name, buf in results.items()
-        }
+        flat = flatten_nested(results, ignore_types=(UDFData,))
+        mapping = build_mapping(results, ignore_types=(UDFData,))
+        return rebuild_nested([_unwrap_leaf(item) for item in flat], mapping)
+
+    def _compute(self, *args, udfs=None, user_backends=None, traverse=True, **kwargs):
+        """Compute all Dask collections in the nests ``args`` in one ``dask.compute`` call.
+
+        Each argument goes through :meth:`unwrap_results` first; values that are not
+        Dask collections come back as the very same objects.
+
+        Parameters
+        ----------
+        *args
+            Nests of results (e.g. what ``run_udf`` returned), Dask arrays, ...
+        udfs
+            UDFs whose backends decide the Dask ``resources`` of the computation.
+        user_backends
+            Backends the user asked for (with ``udfs``).
+        traverse
+            Passed to :func:`dask.compute` (look into lists, tuples and dicts).
+        **kwargs
+            Passed to :func:`dask.compute`.
+
+        Returns
+        -------
+        The computed nest for one argument, else a tuple with one per argument.
+
+        Raises
+        ------
+        ValueError
+            If both ``udfs`` and ``resources`` are given.
+        """
+        if udfs is not None:
+            if "resources" in kwargs:
+                raise ValueError("Cannot specify both udfs and resources to compute")
+            kwargs["resources"] = self.get_resources_from_udfs(udfs, user_backends)
+        unwrapped = [self.unwrap_results(arg) for arg in args]
+        computed = dask.compute(*unwrapped, traverse=traverse, **kwargs)
+        return computed[0] if len(args) == 1 else computed
 
     def modify_buffer_type(self, buf):
         """``buf`` as a :class:`DaskBufferWrapper` (lazy storage)."""

@@ -15,6 +15,7 @@ from libertem.executor.base import (
     MessagePump,
     TaskEnvironment,
     as_comm_handler,
+    main_gpu_id,
     make_canonical,
 )
 from libertem.executor.concurrent import ConcurrentJobExecutor, ConcurrentWorkerContext
@@ -89,7 +90,7 @@ def get_dask_integration_executor(main_process_gpu: int | bool | None = None):
     - the synchronous scheduler: an :class:`InlineJobExecutor`;
     - anything else: tasks go through ``dask.compute`` with that scheduler.
     """
-    gpu = make_canonical(main_process_gpu)
+    gpu = main_gpu_id(main_process_gpu)
     client = _current_client()
     if client is not None:
         return DaskJobExecutor(client=client, is_local=False, main_process_gpu=gpu)

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from libertem.io.dataset.base import TilingScheme
 
 
+#: the error of the default merge for buffers that are not ``kind='nav'``
+DEFAULT_MERGE_NAV_ONLY = (
+    "Default merging only works for kind='nav' buffers. "
+    "Please implement a suitable custom merge function."
+)
+
+
 class MainUDF:
     """A UDF on the main node: its full-size buffers and how partial results merge in.
 
@@ -45,16 +52,10 @@ class MainUDF:
         self.declared = declared
         self.mergeable = {k: b for k, b in declared.items() if b.use != "result_only"}
         self.custom_merge = overrides(udf, "merge")
-        self.merge_all_only = not self.custom_merge and overrides(udf, "merge_all")
+        # merge_all is for the delayed executor only (it builds its own graph): here,
+        # partial results are merged one by one with merge(dest, src)
+        self.merge_all_only = False
         self.pending: dict[Slice, MergeAttrMapping] = {}
-        if not (self.custom_merge or self.merge_all_only):
-            for name, buf in self.mergeable.items():
-                if buf.kind != "nav":
-                    raise UDFException(
-                        f"{type(udf).__name__} declares buffer {name!r} of kind={buf.kind!r} "
-                        "but does not implement merge(dest, src) (or merge_all) to combine "
-                        "partial results of partitions"
-                    )
         udf.results = UDFData(declared)
 
     def merge(self, partial: dict[str, np.ndarray], start: int, n: int, sig_dims: int = 0) -> None:
@@ -64,6 +65,8 @@ class MainUDF:
             self.pending[key] = MergeAttrMapping(partial)
             return
         if not self.custom_merge:
+            if any(self.mergeable[name].kind != "nav" for name in partial):
+                raise NotImplementedError(DEFAULT_MERGE_NAV_ONLY)
             for name, arr in partial.items():
                 self.mergeable[name].raw_data[start : start + n] = arr
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import UDFException
-from libertem.common.executor import NoopCommHandler
+from libertem.common.executor import NoopCommHandler, enter_scatter, scattered
 from libertem.common.progress import ProgressManager, ProgressReporter, TQDMProgressReporter
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
@@ -420,7 +421,7 @@ class UDFRunner:
         """
         plan = self.plan(dataset, executor, roi, backends, corrections)
         plan.release()
-        handle = executor.scatter(plan.params)
+        handle = enter_scatter(executor, plan.params)
         tasks = [] if dry else plan.tasks
         gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, None)
         return (
@@ -480,8 +481,9 @@ class UDFRunner:
         next_id = 0
         results = None
         plan.params.progress = reporter is not None
+        scope = contextlib.ExitStack()
         try:
-            handle = executor.scatter(plan.params)
+            handle = scope.enter_context(scattered(executor, plan.params))
             if comms is None:
                 comms = NoopCommHandler()
             progress.connect(comms)
@@ -516,6 +518,7 @@ class UDFRunner:
         finally:
             if results is not None:
                 results.close()
+            scope.close()
             progress.close()
             plan.release()
         final = self._snapshot(plan, damage)

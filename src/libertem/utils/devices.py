@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
+import sys
+import warnings
 from collections.abc import Iterable
 from typing import TypedDict
+
+
+def _try_import_cupy():
+    """CuPy, or ``None``: silently if it is not installed, with a warning if it is broken."""
+    try:
+        return importlib.import_module("cupy")
+    except ModuleNotFoundError:
+        return None
+    except ImportError as e:
+        warnings.warn(repr(e), RuntimeWarning, stacklevel=3)
+        return None
+
+
+#: CuPy as imported with this module (an installed but broken CuPy is reported then)
+_IMPORTED_CUPY = _try_import_cupy()
 
 
 class DetectResult(TypedDict):
@@ -27,9 +44,18 @@ class DetectResult(TypedDict):
 
 
 def _cpu_count() -> int:
+    """Physical CPU cores (at most the CPUs this process may run on)."""
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except Exception:
+        physical = None
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        allowed = len(os.sched_getaffinity(0))
+    else:
+        allowed = os.cpu_count() or 1
+    return max(1, min(physical or allowed, allowed))
 
 
 def _cuda_devices() -> list[int]:
@@ -37,10 +63,9 @@ def _cuda_devices() -> list[int]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return []
-    if importlib.util.find_spec("cupy") is not None:
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and not getattr(cupy, "__is_fake__", False):
         try:
-            import cupy
-
             return list(range(cupy.cuda.runtime.getDeviceCount()))
         except Exception:
             return []
@@ -54,9 +79,33 @@ def _cuda_devices() -> list[int]:
     return []
 
 
+#: id of the ``cupy`` module checked last, and the outcome
+_CUPY_CHECKED: dict[str, tuple[int, bool]] = {}
+
+
 def has_cupy() -> bool:
-    """Whether CuPy can be imported."""
-    return importlib.util.find_spec("cupy") is not None
+    """Whether CuPy is installed and works (cached).
+
+    CuPy works if ``cupy.cuda`` is there and a small array can be created on the
+    device; otherwise a ``RuntimeWarning`` with the error is emitted (once) and the
+    answer is ``False``. The answer is checked again only if another ``cupy``
+    module is installed in ``sys.modules`` later.
+    """
+    module = sys.modules.get("cupy", _IMPORTED_CUPY)
+    if module is None:
+        return False
+    cached = _CUPY_CHECKED.get("cupy")
+    if cached is not None and cached[0] == id(module):
+        return cached[1]
+    try:
+        module.cuda  # noqa: B018 - raises on a CuPy without CUDA support
+        module.zeros((1,), dtype="float32")
+        works = True
+    except Exception as e:
+        warnings.warn(repr(e), RuntimeWarning, stacklevel=2)
+        works = False
+    _CUPY_CHECKED["cupy"] = (id(module), works)
+    return works
 
 
 def detect() -> DetectResult:
@@ -65,8 +114,11 @@ def detect() -> DetectResult:
     Returns
     -------
     dict
-        ``{'cpus': range(n_cores), 'cudas': [device ids], 'has_cupy': bool}``, ready to
-        pass as keyword arguments to :func:`libertem.executor.dask.cluster_spec`.
+        ``{'cpus': list(range(n_cores)), 'cudas': [device ids], 'has_cupy': bool}``
+        (``n_cores``: physical cores), ready to pass as keyword arguments to
+        :func:`libertem.executor.dask.cluster_spec`.
     """
     cudas = _cuda_devices()
-    return DetectResult(cpus=range(_cpu_count()), cudas=cudas, has_cupy=bool(cudas) and has_cupy())
+    return DetectResult(
+        cpus=list(range(_cpu_count())), cudas=cudas, has_cupy=bool(cudas) and has_cupy()
+    )

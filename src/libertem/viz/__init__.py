@@ -22,5 +22,18 @@ __all__ = [
     "get_plottable_channels",
     "make_colormap",
     "rgb_from_2dvector",
+    "libertem_cyclic",
     "visualize_simple",
 ]
+
+_CYCLIC = []
+
+
+def __getattr__(name: str):
+    if name == "libertem_cyclic":  # built on first use: needs colorcet and scikit-image
+        if not _CYCLIC:
+            from libertem.common.viz import make_cyclic_colormap
+
+            _CYCLIC.append(make_cyclic_colormap())
+        return _CYCLIC[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +11,14 @@ import numpy as np
 
 from libertem.common.buffers import BufferWrapper
 from libertem.common.viz import encode_image, make_colormap, rgb_from_2dvector, visualize_simple
+from libertem.common.viz import get_stat_limits as _get_stat_limits
 from libertem.udf.base import UDF
 from libertem.udf.runner import UDFRunner
 
 __all__ = [
     "Live2DPlot",
     "Dummy2DPlot",
+    "_get_stat_limits",
     "UDFRunner",
     "encode_image",
     "get_plottable_2D_channels",
@@ -24,6 +27,9 @@ __all__ = [
     "rgb_from_2dvector",
     "visualize_simple",
 ]
+
+#: what plots that draw on screen warn when they are updated before ``display()``
+NOT_DISPLAYED = "Plot is not displayed, not plotting. Call display() to display the plot."
 
 ChannelSpec = str | tuple[str, Callable[[np.ndarray], Any]] | Callable
 
@@ -139,7 +145,9 @@ class Live2DPlot:
         - a function ``f(udf_results, damage) -> (array, damage)`` of all the UDF's
           buffers and the navigation damage.
     title
-        Plot title; default: the channel's name.
+        Plot title; default ``"<UDF class>: <channel>"``, where the channel is its
+        name, ``"<function>(<name>)"`` for a ``(name, function)`` tuple, or the
+        function's name.
     min_delta
         Minimum seconds between two redraws in :meth:`new_data`; ``force=True``
         always redraws.
@@ -175,15 +183,19 @@ class Live2DPlot:
         self._func = None
         self._extract_all = None
         if isinstance(channel, str):
-            name = channel
+            name = channel_title = channel
         elif isinstance(channel, (tuple, list)):
             name, self._func = channel
+            channel_title = f"{_name_of(self._func)}({name})"
         elif callable(channel):
-            name, self._extract_all = getattr(channel, "__name__", "custom"), channel
+            name, self._extract_all = _name_of(channel), channel
+            channel_title = name
         else:
             raise ValueError("channel must be a name, a (name, function) tuple or a function")
         self.channel: str = name
-        self.title = title if title is not None else name
+        if title is None:
+            title = f"{type(udf).__name__}: {channel_title}"
+        self.title = title
         self.min_delta = float(min_delta)
         self.last_update = -np.inf
         self.n_updates = 0
@@ -196,7 +208,7 @@ class Live2DPlot:
         else:
             damage = getattr(udfresult, "damage", None)
             self.data, damage = self.extract(self._pick(udfresult), damage)
-            self.damage = self._full_damage(damage)
+            self.damage = self._valid_mask(self.data, damage)
 
     def _empty_results(self, dataset, udf, roi):
         buffers = declared_buffers(dataset, udf, roi)
@@ -239,8 +251,7 @@ class Live2DPlot:
             out = self._func(data)
             if isinstance(out, tuple):
                 arr, dmg = out
-                arr = np.array(arr)
-                return arr, np.broadcast_to(np.asarray(dmg, dtype=bool), arr.shape).copy()
+                return np.array(arr), np.asarray(dmg, dtype=bool)
             arr = np.array(out)
         else:
             arr = _squeeze(np.array(data))
@@ -263,13 +274,29 @@ class Live2DPlot:
             return buffers[self.udf_index]
         return buffers
 
-    def _full_damage(self, damage) -> np.ndarray:
+    @staticmethod
+    def _valid_mask(data: np.ndarray, damage) -> np.ndarray:
+        """Where ``damage`` is true and ``data`` is finite (along all trailing extra axes).
+
+        ``damage`` may have fewer axes than ``data`` (e.g. an ``(h, w)`` mask for an
+        ``(h, w, 3)`` RGB image); the mask then has the shape of ``damage``.
+        """
         if damage is None or damage is True:
-            return np.ones(self.data.shape, dtype=bool)
+            damage = np.ones(data.shape, dtype=bool)
         damage = np.asarray(damage, dtype=bool)
-        if damage.shape != self.data.shape and damage.size == self.data.size:
-            damage = damage.reshape(self.data.shape)
-        return np.broadcast_to(damage, self.data.shape).copy()
+        if damage.shape != data.shape[: damage.ndim]:
+            if damage.size == data.size:
+                damage = damage.reshape(data.shape)
+            else:
+                damage = np.broadcast_to(damage, data.shape)
+        try:
+            finite = np.isfinite(data)
+        except TypeError:  # e.g. object arrays: every value counts
+            return damage.copy()
+        extra_axes = tuple(range(damage.ndim, data.ndim))
+        if extra_axes:
+            finite = finite.all(axis=extra_axes)
+        return damage & finite
 
     def new_data(self, udf_results, damage, force: bool = False) -> bool:
         """Take new (partial) results and redraw if ``min_delta`` has passed.
@@ -296,24 +323,21 @@ class Live2DPlot:
         if not force and now - self.last_update < self.min_delta:
             return False
         self.data, damage = self.extract(self._pick(udf_results), damage)
-        self.damage = self._full_damage(damage)
+        self.damage = self._valid_mask(self.data, damage)
         self.update(self.damage, force=force)
         self.last_update = time.monotonic()
         self.n_updates += 1
         return True
 
     def value_range(self, damage: np.ndarray | None = None) -> tuple[float, float]:
-        """Colour limits: min and max of the finite values among the valid pixels."""
+        """Colour limits: robust limits (``_get_stat_limits``) of the finite values among
+        the valid pixels (``damage``; default :attr:`damage`)."""
         damage = self.damage if damage is None or damage is True else damage
-        damage = np.broadcast_to(np.asarray(damage, dtype=bool), self.data.shape)
-        values = self.data[damage] if np.any(damage) else self.data
-        values = values[np.isfinite(values)] if values.dtype.kind in "fc" else values
-        if values.size == 0:
-            return 0.0, 1.0
-        lo, hi = float(np.min(values)), float(np.max(values))
-        if lo == hi:
-            hi = lo + 1.0
-        return lo, hi
+        mask = self._valid_mask(self.data, damage)
+        return _get_stat_limits(self.data[mask])
+
+    def _warn_not_displayed(self) -> None:
+        warnings.warn(NOT_DISPLAYED, UserWarning, stacklevel=3)
 
     # to implement --------------------------------------------------------------
     def display(self) -> Any:
@@ -326,6 +350,10 @@ class Live2DPlot:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.udf).__name__}:{self.channel}>"
+
+
+def _name_of(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
 
 
 class _Placeholder:

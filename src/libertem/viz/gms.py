@@ -23,10 +23,11 @@ def _dm():
 class GMSLive2DPlot(Live2DPlot):
     """A live plot shown as an image window in Gatan Microscopy Suite.
 
-    :meth:`display` creates a GMS image from :attr:`data` with
-    ``DigitalMicrograph.CreateImage``, names it after the title and shows it;
-    :meth:`update` writes the new data into the image's array
-    (``GetNumArray``) and calls ``UpdateImage`` so that GMS redraws it.
+    The GMS image is created with the plot: ``DigitalMicrograph.CreateImage`` of
+    :attr:`data`, named after the title. :meth:`display` shows it and turns GMS's
+    auto-survey off; :meth:`update` sets the contrast limits (the robust range of the
+    valid pixels, see ``libertem.viz.base._get_stat_limits``), writes :attr:`data`
+    into the image's array (``GetNumArray``) and calls ``UpdateImage``.
 
     Parameters
     ----------
@@ -36,7 +37,11 @@ class GMSLive2DPlot(Live2DPlot):
     Attributes
     ----------
     image
-        The ``Py_Image`` of GMS, once :meth:`display` ran.
+        The ``Py_Image`` of GMS.
+    window
+        What ``ShowImage`` returned, once :meth:`display` ran.
+    disp
+        The image's display 0, once :meth:`display` ran.
     """
 
     def __init__(
@@ -50,30 +55,38 @@ class GMSLive2DPlot(Live2DPlot):
         udfresult=None,
     ):
         super().__init__(dataset, udf, roi, channel, title, min_delta, udfresult)
-        self.image = None
-
-    def _frame(self) -> np.ndarray:
-        """:attr:`data` as GMS shows it: float32, NaN (no result yet) as 0."""
-        return np.nan_to_num(np.asarray(self.data, dtype=np.float32), nan=0.0)
+        dm = _dm()
+        self.image = dm.CreateImage(np.array(self.data))
+        self.image.SetName(self.title)
+        self.window = None
+        self.disp = None
 
     def display(self):
-        """Create the GMS image and show its window.
+        """Show the image window, with GMS's automatic contrast survey off.
 
         Returns
         -------
         Py_Image
         """
-        dm = _dm()
-        self.image = dm.CreateImage(self._frame().copy())
-        self.image.SetName(self.title)
-        self.image.ShowImage()
+        self.window = self.image.ShowImage()
+        self.disp = self.image.GetImageDisplay(0)
+        self.disp.SetDoAutoSurvey(False)
         self.displayed = True
         return self.image
 
     def update(self, damage, force: bool = False) -> None:
-        """Write :attr:`data` into the GMS image and let GMS redraw it."""
-        if self.image is None:
+        """Set the contrast limits, write :attr:`data` into the GMS image, redraw it.
+
+        Warns
+        -----
+        UserWarning
+            If :meth:`display` was not called; nothing is changed then.
+        """
+        if self.disp is None:
+            self._warn_not_displayed()
             return
+        vmin, vmax = self.value_range(damage)
+        self.disp.SetContrastLimits(float(vmin), float(vmax))
         target = self.image.GetNumArray()
-        target[...] = self._frame().reshape(target.shape)
+        target[...] = self.data
         self.image.UpdateImage()

@@ -94,10 +94,8 @@ class MPLLive2DPlot(Live2DPlot):
         else:
             self.fig, self.axes = plt.subplots()
         self.axes.set_title(self.title)
-        if self.data.ndim == 2:
-            lo, hi = self.value_range()
-            self.im_obj = self.axes.imshow(self.data, **{"vmin": lo, "vmax": hi, **self.kwargs})
-            self.fig.colorbar(self.im_obj, ax=self.axes)
+        if self.data.ndim == 2 or (self.data.ndim == 3 and self.data.shape[-1] in (3, 4)):
+            self.im_obj = self.axes.imshow(self.data, **self.kwargs)
         elif self.data.ndim == 1:
             (self.im_obj,) = self.axes.plot(np.arange(self.data.size), self.data, **self.kwargs)
         else:
@@ -126,15 +124,20 @@ class MPLLive2DPlot(Live2DPlot):
         ----------
         damage
             Boolean mask of the valid pixels of :attr:`data` (``True``: all); the
-            colour range follows their values.
+            colour range is the robust range (``_get_stat_limits``) of their finite
+            values.
         force
             Redrawn in any case; the argument is there for the interface.
+
+        Warns
+        -----
+        UserWarning
+            If :meth:`display` was not called; nothing is drawn then.
         """
-        if damage is not True and damage is not None:
-            self.damage = np.broadcast_to(np.asarray(damage, dtype=bool), self.data.shape)
         if self.fig is None:
+            self._warn_not_displayed()
             return
-        if self.data.ndim == 2:
+        if self.data.ndim >= 2:
             self.im_obj.set_data(self.data)
             self.im_obj.set_clim(*self.value_range(damage))
         else:

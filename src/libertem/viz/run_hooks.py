@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import warnings
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import numpy as np
 
@@ -12,25 +13,43 @@ from libertem.viz.base import Live2DPlot, get_plottable_channels
 __all__ = ["prepare_plots", "wrap_iter_with_plots", "wrap_aiter_with_plots"]
 
 
+def _is_channel_lists(plots) -> bool:
+    """Whether ``plots`` is a list of channel lists (one per UDF) rather than plot objects."""
+    if not isinstance(plots, (list, tuple)):
+        return False
+    if not all(isinstance(entry, (list, tuple)) for entry in plots):
+        return False
+    return all(isinstance(ch, (str, list, tuple)) for entry in plots for ch in entry)
+
+
 def prepare_plots(
     plots,
     dataset,
     udfs: Sequence[UDF],
     roi: np.ndarray | None,
     plot_class: type[Live2DPlot] | None,
-) -> list[Live2DPlot]:
-    """Turn the ``plots`` argument of ``run_udf`` into displayed plot objects.
+) -> list[tuple[object, int]]:
+    """Turn the ``plots`` argument of ``run_udf`` into ``(plot, UDF index)`` pairs.
 
     Parameters
     ----------
     plots
-        ``None``/``False``: none. ``True``: one plot per plottable channel of each
-        UDF. A list of plot objects, or a list with one entry per UDF, each a list of
-        channels (see :class:`~libertem.viz.base.Live2DPlot`).
+        ``None``/``False``: none. ``True``: one plot per plottable channel of each UDF
+        (a warning for a UDF without any). A list or tuple whose entries are all lists
+        or tuples of channels (``'name'`` or ``('name', function)``): entry *i* holds
+        the channels of UDF *i*, paired by position (missing entries: no plots,
+        surplus entries: ignored). Anything else: a list of plot objects, used as they
+        are; each needs ``get_udf()`` and ``new_data(udf_results, damage, force)``.
     dataset, udfs, roi
         The run.
     plot_class
         Class for the plots made here; default :class:`~libertem.viz.mpl.MPLLive2DPlot`.
+
+    Returns
+    -------
+    list of (plot, int)
+        The plots and the index of their UDF. Plots made here are displayed; plot
+        objects given by the caller are not (call their ``display()`` first).
     """
     if plots is None or plots is False:
         return []
@@ -38,35 +57,34 @@ def prepare_plots(
         from libertem.viz.mpl import MPLLive2DPlot
 
         plot_class = MPLLive2DPlot
-    result: list[Live2DPlot] = []
+    made: list[tuple[object, int]] = []
     if plots is True:
         for index, udf in enumerate(udfs):
-            for channel in get_plottable_channels(dataset, udf, roi):
-                result.append(_make(plot_class, dataset, udf, roi, channel, index))
-    elif isinstance(plots, Iterable) and not isinstance(plots, (str, bytes)):
-        plots = list(plots)
-        if all(isinstance(p, Live2DPlot) for p in plots):
-            for p in plots:
-                p.udf_index = _index_of(p.udf, udfs)
-                result.append(p)
-        else:
-            if len(plots) != len(udfs):
-                raise ValueError(
-                    f"plots: expected one list of channels per UDF ({len(udfs)}), "
-                    f"got {len(plots)} entries"
+            channels = get_plottable_channels(dataset, udf, roi)
+            if not channels:
+                warnings.warn(
+                    f"No plottable channels found for UDF #{index}: {udf!r}, not plotting.",
+                    UserWarning,
+                    stacklevel=3,
                 )
-            for index, (udf, channels) in enumerate(zip(udfs, plots)):
-                if isinstance(channels, (str, tuple)) or callable(channels):
-                    channels = [channels]
-                for channel in channels or ():
-                    result.append(_make(plot_class, dataset, udf, roi, channel, index))
+            for channel in channels:
+                made.append((_make(plot_class, dataset, udf, roi, channel, index), index))
+    elif _is_channel_lists(plots):
+        for index, (udf, channels) in enumerate(zip(udfs, plots)):
+            for channel in channels:
+                made.append((_make(plot_class, dataset, udf, roi, channel, index), index))
     else:
-        raise ValueError(f"plots must be True, a list of plots or of channel lists; got {plots!r}")
-    for p in result:
-        if not p.displayed:
-            p.display()
-            p.displayed = True
-    return result
+        given = list(plots) if isinstance(plots, (list, tuple)) else [plots]
+        for p in given:
+            if not (callable(getattr(p, "get_udf", None)) and hasattr(p, "new_data")):
+                raise ValueError(
+                    f"plots: {p!r} is not a plot object (one with get_udf() and new_data()); "
+                    "pass True, a list of plot objects or one list of channels per UDF"
+                )
+        return [(p, _index_of(p.get_udf(), udfs)) for p in given]
+    for p, _index in made:
+        p.display()
+    return made
 
 
 def _make(plot_class, dataset, udf, roi, channel, index) -> Live2DPlot:
@@ -82,8 +100,10 @@ def _index_of(udf: UDF, udfs: Sequence[UDF]) -> int:
     raise ValueError(f"plot for {type(udf).__name__}, which is not among the UDFs of this run")
 
 
-def wrap_iter_with_plots(gen: Iterator, plots: Sequence[Live2DPlot]) -> Iterator:
+def wrap_iter_with_plots(gen: Iterator, plots: Sequence[tuple[object, int]]) -> Iterator:
     """Pass on the items of a ``run_udf_iter`` generator, updating ``plots`` with each.
+
+    ``plots`` are ``(plot, UDF index)`` pairs from :func:`prepare_plots`.
 
     Updates are rate-limited by each plot's ``min_delta``; when the generator ends (or
     is closed), the last item is drawn once more with ``force=True``.
@@ -102,7 +122,9 @@ def wrap_iter_with_plots(gen: Iterator, plots: Sequence[Live2DPlot]) -> Iterator
             _update_all(plots, last, force=True)
 
 
-async def wrap_aiter_with_plots(agen: AsyncIterator, plots: Sequence[Live2DPlot]) -> AsyncIterator:
+async def wrap_aiter_with_plots(
+    agen: AsyncIterator, plots: Sequence[tuple[object, int]]
+) -> AsyncIterator:
     """Async version of :func:`wrap_iter_with_plots`; plots are updated in the event loop."""
     last = None
     try:
@@ -118,6 +140,8 @@ async def wrap_aiter_with_plots(agen: AsyncIterator, plots: Sequence[Live2DPlot]
             _update_all(plots, last, force=True)
 
 
-def _update_all(plots: Sequence[Live2DPlot], item, force: bool) -> None:
-    for p in plots:
-        p.new_data(item, item.damage, force=force)
+def _update_all(plots: Sequence[tuple[object, int]], item, force: bool) -> None:
+    """Hand each plot its UDF's results (dict) and the navigation damage (bool array)."""
+    damage = np.asarray(getattr(item.damage, "data", item.damage), dtype=bool)
+    for p, index in plots:
+        p.new_data(item.buffers[index], damage, force=force)

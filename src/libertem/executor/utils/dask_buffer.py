@@ -10,6 +10,7 @@ import numpy as np
 from libertem.common.buffers import BufferWrapper, _fill_value
 from libertem.common.math import prod
 from libertem.common.slice import Slice
+from libertem.executor.utils.dask_inplace import DaskInplaceWrapper
 
 
 def _expand_roi(raw: np.ndarray, roi: np.ndarray, nav_shape: tuple, extra_shape: tuple):
@@ -61,94 +62,6 @@ def canonical_key(key, shape: tuple[int, ...]):
             break
         out.append(_canonical_slice(part, shape[axis]) if isinstance(part, slice) else part)
     return tuple(out)
-
-
-class DaskInplaceWrapper:
-    """A Dask array that takes numpy-style assignments, also into a region of it.
-
-    ``wrapper[idx] = value`` (and so ``wrapper[idx] += value``) rebuilds the Dask
-    array lazily; with :meth:`set_slice` indexing and assignment address a region,
-    as a numpy view would.
-
-    Parameters
-    ----------
-    dask_array
-        The array.
-    """
-
-    def __init__(self, dask_array):
-        self._array = dask_array
-        self._slice: tuple | None = None
-
-    @property
-    def data(self) -> da.Array:
-        """The whole (current) Dask array."""
-        return self._array
-
-    def check_valid_slices(self, slices) -> None:
-        """Raise ``IndexError`` unless ``slices`` index the array."""
-        np.broadcast_to(np.zeros((), dtype=bool), self._array.shape)[slices]
-
-    def set_slice(self, slices) -> None:
-        """Address the region ``slices`` from now on."""
-        self.check_valid_slices(slices)
-        self._slice = canonical_key(slices, self._array.shape)
-
-    def clear_slice(self) -> None:
-        """Address the whole array again."""
-        self._slice = None
-
-    def unwrap_sliced(self) -> da.Array:
-        """The addressed region as a Dask array."""
-        return self._array if self._slice is None else self._array[self._slice]
-
-    def __getitem__(self, key):
-        region = self.unwrap_sliced()
-        return region[canonical_key(key, region.shape)]
-
-    def __setitem__(self, key, value) -> None:
-        if isinstance(value, DaskInplaceWrapper):
-            value = value.unwrap_sliced()
-        if self._slice is None:
-            self._array[canonical_key(key, self._array.shape)] = value
-            return
-        region = self._array[self._slice]
-        region[canonical_key(key, region.shape)] = value
-        self._array[self._slice] = region
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of the addressed region."""
-        return tuple(self.unwrap_sliced().shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Dtype of the array."""
-        return self._array.dtype
-
-    @property
-    def ndim(self) -> int:
-        """Number of axes of the addressed region."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of elements of the addressed region."""
-        return prod(self.shape)
-
-    @property
-    def flags(self) -> types.SimpleNamespace:
-        """numpy-like flags: the region can be written to, it is treated as contiguous."""
-        return types.SimpleNamespace(
-            c_contiguous=True, f_contiguous=self.ndim <= 1, writeable=True
-        )
-
-    def __array__(self, dtype=None, copy=None):
-        result = np.asarray(self.unwrap_sliced().compute())
-        return result if dtype is None else result.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"<DaskInplaceWrapper {self._array!r} slice={self._slice}>"
 
 
 class DaskBufferWrapper(BufferWrapper):
@@ -257,7 +170,7 @@ class DaskBufferWrapper(BufferWrapper):
         if buffer.has_data():
             storage = buffer._storage
             result.set_storage(
-                storage.data if isinstance(storage, DaskInplaceWrapper) else storage
+                storage.data if isinstance(storage, (DaskInplaceWrapper, _SharedView)) else storage
             )
         return result
 
@@ -275,29 +188,73 @@ class DaskBufferWrapper(BufferWrapper):
         return DaskResultBufferWrapper
 
 
-class _SharedView(DaskInplaceWrapper):
-    """A region of a :class:`DaskInplaceWrapper`; assignments go to the shared array."""
+class _SharedView:
+    """A region of a buffer's :class:`DaskInplaceWrapper`, used like a numpy view.
+
+    Unlike the wrapper itself, :attr:`shape`, :attr:`ndim` and :attr:`size` describe
+    the region, as they would for a view of a numpy buffer; assignments go to the
+    shared array.
+    """
 
     def __init__(self, base: DaskInplaceWrapper, index: tuple):
-        self._base = base
         base.check_valid_slices(index)
-        self._slice = canonical_key(index, base._array.shape)
+        self._base = base
+        self._slice = canonical_key(index, base.shape)
 
     @property
-    def _array(self):
-        return self._base._array
+    def data(self) -> da.Array:
+        """The whole (current) Dask array of the buffer."""
+        return self._base.data
 
-    @_array.setter
-    def _array(self, value) -> None:
-        self._base._array = value
+    def unwrap_sliced(self) -> da.Array:
+        """The region as a Dask array."""
+        return self._base.data[self._slice]
 
-    def set_slice(self, slices) -> None:
-        """Not supported on a region: slice the buffer's own view instead."""
-        raise TypeError("a buffer view's region is fixed; index it instead")
+    def __getitem__(self, key):
+        region = self.unwrap_sliced()
+        return region[canonical_key(key, region.shape)]
 
-    def clear_slice(self) -> None:
-        """Not supported on a region."""
-        raise TypeError("a buffer view's region is fixed")
+    def __setitem__(self, key, value) -> None:
+        if isinstance(value, (DaskInplaceWrapper, _SharedView)):
+            value = value.unwrap_sliced()
+        array = self._base.data
+        region = array[self._slice]
+        region[canonical_key(key, region.shape)] = value
+        array[self._slice] = region
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the region."""
+        return tuple(self.unwrap_sliced().shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the array."""
+        return self._base.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes of the region."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements of the region."""
+        return prod(self.shape)
+
+    @property
+    def flags(self) -> types.SimpleNamespace:
+        """numpy-like flags: the region can be written to, it is treated as contiguous."""
+        return types.SimpleNamespace(
+            c_contiguous=True, f_contiguous=self.ndim <= 1, writeable=True
+        )
+
+    def __array__(self, dtype=None, copy=None):
+        result = np.asarray(self.unwrap_sliced().compute())
+        return result if dtype is None else result.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<buffer view {self._slice} of {self._base.data!r}>"
 
 
 def _nav_bounds(buf: BufferWrapper, partition) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from typing import Any
 from distributed.core import send_recv
 from distributed.protocol import to_serialize
 
-from libertem.common.executor import ExecutorError, ResourceError
+from libertem.common.executor import ExecutorError, ResourceError, ScatterHandle
 from libertem.common.scheduler import Worker, WorkerSet
 from libertem.executor.utils.dask_workers import (
     CANCEL_HANDLER,
@@ -54,12 +54,12 @@ def workers_from_info(info: dict[str, dict]) -> WorkerSet:
     )
 
 
-class DaskParams:
+class DaskParams(ScatterHandle):
     """Parameters of runs as :class:`DaskJobExecutor` hands them to its workers.
 
-    What ``scatter`` returns: the pickled parameters, named by ``uid`` and a
-    ``version`` that grows with every update. A worker gets the bytes with the
-    first task that needs a version it does not hold.
+    What ``scatter`` returns (also a context manager yielding itself): the pickled
+    parameters, named by ``uid`` and a ``version`` that grows with every update. A
+    worker gets the bytes with the first task that needs a version it does not hold.
     """
 
     __slots__ = ("_state", "uid")

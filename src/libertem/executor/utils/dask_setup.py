@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 
 from libertem.common.backend import set_use_cpu, set_use_cuda
@@ -34,12 +35,12 @@ def assign_cudas(cudas: int | Iterable[int]) -> Iterable[int]:
 
     An iterable is taken as the ids (repeat an id for several workers on one
     device); an int ``n`` puts ``n`` workers round-robin on the devices found
-    here.
+    here, or on the ids ``0 ... n-1`` when none are found.
 
     Raises
     ------
     ValueError
-        For a negative count, or a positive one on a machine without CUDA devices.
+        For a negative count.
     """
     if not isinstance(cudas, int):
         return [int(c) for c in cudas]
@@ -51,7 +52,7 @@ def assign_cudas(cudas: int | Iterable[int]) -> Iterable[int]:
 
     found = list(detect()["cudas"])
     if not found:
-        raise ValueError(f"cudas={cudas} requested, but no CUDA device was found")
+        return list(range(cudas))
     return [found[i % len(found)] for i in range(cudas)]
 
 
@@ -72,12 +73,18 @@ def cluster_spec(
     carry ``compute``. Service workers carry no compute resource and take light
     tasks.
 
+    Workers are named ``'<name>-cpu-<id>'``, ``'<name>-service-<i>'`` and
+    ``'<name>-cuda-<id>'`` (in this order; further workers on one CUDA device get
+    ``-0``, ``-1``, ... appended). Service workers have no resources (``{}``).
+
     Parameters
     ----------
     cpus
         CPU ids (or their number) to start a worker for.
     cudas
-        CUDA device ids (or a number of workers, see :func:`assign_cudas`).
+        CUDA device ids (or a number of workers, see :func:`assign_cudas`). Asking
+        for CUDA workers on a machine without visible CUDA devices gives a
+        ``RuntimeWarning`` (the workers are set up all the same).
     has_cupy
         Whether CuPy is installed, so CUDA workers can run ``'cupy'`` UDFs.
     name
@@ -106,14 +113,35 @@ def cluster_spec(
                 "env": {**WORKER_ENV, "LIBERTEM_USE_CPU": str(cpu)},
             },
         }
+    for i in range(num_service):
+        spec[f"{name}-service-{i}"] = {
+            "cls": Nanny,
+            "options": {
+                **base,
+                "name": f"{name}-service-{i}",
+                "resources": {},
+                "env": dict(WORKER_ENV),
+            },
+        }
+    requested = cudas if isinstance(cudas, int) else list(cudas)
+    if requested:
+        from libertem.utils.devices import detect
+
+        if not list(detect()["cudas"]):
+            warnings.warn(
+                "Specifying CUDA workers on system with no visible CUDA devices",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     seen: dict[int, int] = {}
-    for device in assign_cudas(cudas):
+    for device in assign_cudas(requested):
         resources = {"CUDA": 1, "compute": 1}
         if has_cupy:
             resources["ndarray"] = 1
-        count = seen.get(device, 0)
-        seen[device] = count + 1
-        worker_name = f"{name}-cuda-{device}" + (f"-{count}" if count else "")
+        worker_name = f"{name}-cuda-{device}"
+        if device in seen:
+            worker_name += f"-{seen[device]}"
+        seen[device] = seen.get(device, -1) + 1
         spec[worker_name] = {
             "cls": Nanny,
             "options": {
@@ -126,11 +154,6 @@ def cluster_spec(
                     "LIBERTEM_USE_CUDA": "0",
                 },
             },
-        }
-    for i in range(num_service):
-        spec[f"{name}-service-{i}"] = {
-            "cls": Nanny,
-            "options": {**base, "name": f"{name}-service-{i}", "env": dict(WORKER_ENV)},
         }
     return spec
 
