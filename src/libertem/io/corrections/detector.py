@@ -1,10 +1,10 @@
 """Detector corrections: dark frame subtraction, gain map and patching of excluded pixels.
 
 A corrected frame is ``(raw - dark) * gain``, after which every *excluded* pixel
-(dead, hot or otherwise defective) is replaced by the median of its valid
-neighbours: the pixels that differ by at most one in every signal coordinate
-(the 8 surrounding pixels of a 2D frame), lie inside the frame and are not
-excluded themselves.
+(dead, hot or otherwise defective) is replaced by the arithmetic mean of its
+valid neighbours: the pixels that differ by at most one in every signal
+coordinate (the 8 surrounding pixels of a 2D frame, 26 in 3D), lie inside the
+frame and are not excluded themselves.
 
 Excluded pixels are given as a boolean array or ``sparse.COO`` of the signal
 shape (``True`` = excluded), or as an integer array of coordinates of shape
@@ -39,12 +39,12 @@ __all__ = [
 ]
 
 
-class CorrectError(ValueError):
-    """Corrections that do not fit the data (shapes, dtypes, coordinates)."""
+class CorrectError(Exception):
+    """Corrections that do not fit the data (shapes, dtypes, memory layout, coordinates)."""
 
 
-class RepairValueError(CorrectError):
-    """An excluded pixel has no valid neighbour to be repaired from."""
+class RepairValueError(CorrectError, ValueError):
+    """An excluded pixel has no valid neighbour to be repaired from (a ``ValueError``)."""
 
 
 def numba_ravel_multi_index_multi(multi_index, dims) -> np.ndarray:
@@ -241,7 +241,7 @@ class RepairDescriptor:
         Excluded pixels, in any form described in this module's docstring.
     allow_empty : bool
         Whether excluded pixels without any valid neighbour are accepted (they
-        are set to zero); otherwise they raise :class:`RepairValueError`.
+        keep their value); otherwise they raise :class:`RepairValueError`.
 
     Attributes
     ----------
@@ -272,14 +272,10 @@ class RepairDescriptor:
         """Raise :class:`RepairValueError` for pixels without valid neighbours, unless allowed."""
         if allow_empty:
             return
-        empty = self.empty_repairs()
-        if empty.shape[1] > 0:
-            shown = ", ".join(str(tuple(int(c) for c in p)) for p in empty.T[:5])
-            more = "" if empty.shape[1] <= 5 else f" and {empty.shape[1] - 5} more"
-            raise RepairValueError(
-                f"excluded pixels without a valid neighbour to repair them from: {shown}{more} "
-                f"(signal shape {self.sig_shape}); pass allow_empty=True to set them to zero"
-            )
+        empty = np.argwhere(self.repair_counts == 0)
+        if empty.size > 0:
+            # indices into the C-ordered list of excluded pixels, as LiberTEM words it
+            raise RepairValueError(f"Empty repair environments for pixel(s) number {empty}.")
 
     def __repr__(self) -> str:
         return f"<RepairDescriptor sig_shape={self.sig_shape} excluded={self.n_excluded}>"
@@ -336,7 +332,7 @@ def apply_prepared(data, sig_ndim, dark, gain, descriptor) -> None:
         g = placeholder if gain is None else gain.reshape((rows, cols))
         kernels.subtract_multiply(stack, d, g, dark is not None, gain is not None)
     if descriptor is not None and descriptor.n_excluded > 0:
-        kernels.patch_median(
+        kernels.patch_mean(
             stack, descriptor.exclude_flat, descriptor.repair_flat, descriptor.repair_counts
         )
     kernels.write_back(stack, data)
@@ -367,12 +363,13 @@ def correct(
         A precomputed description of the repair (it takes precedence over
         ``excluded_pixels``); reuse one to correct many buffers.
     inplace : bool
-        Correct ``buffer`` itself (it must have a float dtype) instead of a copy.
+        Correct ``buffer`` itself (it must have a float dtype and be C-contiguous)
+        instead of a copy.
     sig_shape : tuple of int, optional
         The signal shape; by default that of ``dark_image`` or ``gain_map``,
         else ``buffer.shape[1:]``.
     allow_empty : bool
-        Accept excluded pixels without valid neighbours (set to zero).
+        Accept excluded pixels without valid neighbours (they keep their value).
 
     Returns
     -------
@@ -384,7 +381,8 @@ def correct(
     Raises
     ------
     CorrectError
-        If shapes do not fit each other.
+        If shapes do not fit each other; if ``buffer`` is Fortran-ordered, or
+        ``inplace`` and ``buffer`` is not C-contiguous.
     TypeError
         For ``inplace=True`` with a buffer that is not of a float dtype.
     RepairValueError
@@ -412,10 +410,13 @@ def correct(
         )
     if inplace:
         if not np.issubdtype(buffer.dtype, np.floating):
-            raise TypeError(f"in-place correction needs a float buffer, got dtype {buffer.dtype}")
+            raise TypeError("In-place correction only supported for floating point data.")
         out = buffer
     else:
-        out = np.array(buffer, dtype=np.result_type(buffer.dtype, np.float32))
+        # the copy keeps the memory layout: Fortran order stays Fortran order
+        out = buffer.astype(np.result_type(buffer.dtype, np.float32))
+    if not out.flags.c_contiguous or np.isfortran(buffer):
+        raise CorrectError("For in-place operation, the buffer given must be C-contiguous")
     # splitting the last axis or adding a leading one is always a view
     frames = out.reshape((1, *sig_shape) if len(frame_shape) == sig_ndim else frame_shape)
     apply_prepared(
@@ -431,12 +432,13 @@ def correct(
 def repair_matrix(descriptor: RepairDescriptor) -> scipy.sparse.csr_array:
     """The linear map ``raw -> repaired`` (flat frames) that patches with neighbour means.
 
-    Row ``e`` of an excluded pixel holds ``1 / count`` at its valid neighbours
-    (nothing if it has none); all other rows are those of the identity.
+    Row ``e`` of an excluded pixel holds ``1 / count`` at its valid neighbours;
+    all other rows, including those of excluded pixels without valid neighbours,
+    are those of the identity.
     """
     size = prod(descriptor.sig_shape)
     keep = np.ones(size, dtype=bool)
-    keep[descriptor.exclude_flat] = False
+    keep[descriptor.exclude_flat[descriptor.repair_counts > 0]] = False
     rows = [np.flatnonzero(keep)]
     cols = [rows[0]]
     vals = [np.ones(rows[0].size)]
@@ -458,10 +460,8 @@ def correct_dot_masks(
 
     Returns masks ``m'`` so that ``m' . raw`` equals ``m . corrected`` for every
     frame, where ``corrected`` is ``raw * gain_map`` with each excluded pixel
-    replaced by the *mean* of its valid neighbours (a dot product is linear, so
-    a median cannot be folded in; for pixels with at most two valid neighbours,
-    mean and median agree, and :func:`correct` gives the same result). A dark
-    frame is not folded in: subtract ``m' . dark`` from the result instead.
+    replaced by the mean of its valid neighbours, as :func:`correct` does. A
+    dark frame is not folded in: subtract ``m' . dark`` from the result instead.
 
     Parameters
     ----------
@@ -473,7 +473,7 @@ def correct_dot_masks(
     excluded_pixels : optional
         Excluded pixels, in any form described in this module's docstring.
     allow_empty : bool
-        Accept excluded pixels without valid neighbours (their weight is dropped).
+        Accept excluded pixels without valid neighbours (they keep their value).
 
     Returns
     -------
