@@ -33,7 +33,7 @@ def _one_pixel_frames(nav=(4, 3), pos=(1, 6), sig=(8, 8)) -> np.ndarray:
 
 @pytest.mark.parametrize("r, ri", [(5.0, 10.0), (5.0, 5.0), (0.0, 0.0)])
 def test_inner_radius_checked_immediately(r, ri):
-    with pytest.raises(ValueError, match="^Inner radius must be less than outer radius for annular"):
+    with pytest.raises(ValueError, match="^Inner radius must be less than outer radius"):
         CoMUDF.with_params(r=r, ri=ri)
 
 
