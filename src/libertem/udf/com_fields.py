@@ -212,9 +212,12 @@ def divergence_and_curl(y_centers, x_centers) -> tuple[np.ndarray, np.ndarray]:
     """:func:`divergence` and :func:`curl_2d` of a field on a 2D scan.
 
     A scan axis of length 1 has no derivative along it: it contributes zero.
+    Fields that are not 2D have no 2D derivatives: zeros.
     """
     y = np.asarray(y_centers)
     x = np.asarray(x_centers)
+    if y.ndim != 2:
+        return np.zeros(y.shape), np.zeros(y.shape)
     div = _gradient(y, 0) + _gradient(x, 1)
     curl = _gradient(y, 1) - _gradient(x, 0)
     return div, curl

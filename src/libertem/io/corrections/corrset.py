@@ -20,8 +20,8 @@ from libertem.io.corrections.detector import (
     apply_prepared,
     check_real,
     correct,
-    excluded_coords,
 )
+from libertem.io.corrections.repair import excluded_coords
 
 __all__ = [
     "CorrectionSet",
