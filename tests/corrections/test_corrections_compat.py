@@ -16,6 +16,8 @@ from libertem.corrections import coordinates as c
 from libertem.corrections.corrset import CorrectionSet as ShortPathCorrectionSet
 from libertem.io.corrections import CorrectionSet
 from libertem.io.corrections.detector import CorrectError, RepairValueError, correct
+from libertem.io.dataset.base import Negotiator
+from libertem.udf import UDF
 from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 
@@ -237,3 +239,40 @@ def test_integer_mask_and_allow_empty_on_dask(corrections_compat_dask_ctx):
     total = data.sum(axis=(0, 1))
     expected = ref_correct(total[None], excluded=mask.astype(bool))[0]
     np.testing.assert_allclose(res["intensity"].data, expected, rtol=1e-6)
+
+
+class _FrameSumUDF(UDF):
+    """Sums each frame in process_frame, and records that it got whole frames."""
+
+    def get_result_buffers(self):
+        return {
+            "total": self.buffer(kind="nav", dtype=np.float64),
+            "whole": self.buffer(kind="nav", dtype=bool),
+        }
+
+    def process_frame(self, frame):
+        self.results.whole[:] = frame.shape == (10, 10)
+        self.results.total[:] = frame.sum()
+
+
+def test_frame_udfs_get_whole_frames(ctx):
+    """adjust_tileshape may propose smaller tiles than the frame when the base shape does
+    not divide it; frame-by-frame processing still gets whole frames."""
+    data = np.random.default_rng(0).random((2, 3, 10, 10))
+    ds = ctx.load("memory", data=data, base_shape=(4, 4), num_partitions=2)
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[5, 5] = True
+    cs = CorrectionSet(excluded_pixels=mask)
+    assert tuple(int(v) for v in cs.adjust_tileshape((10, 10), (10, 10), (4, 4))) == (8, 8)
+    res = ctx.run_udf(ds, _FrameSumUDF(), corrections=cs)
+    assert res["whole"].data.all()
+    expected = ref_correct(data.reshape((-1, 10, 10)), excluded=mask).sum(axis=(1, 2))
+    np.testing.assert_allclose(res["total"].data.reshape(-1), expected, rtol=1e-12)
+    scheme = Negotiator().get_scheme(
+        udfs=[_FrameSumUDF()],
+        dataset=ds,
+        read_dtype=np.float64,
+        approx_partition_shape=(3, 10, 10),
+        corrections=cs,
+    )
+    assert tuple(scheme.shape.sig) == (10, 10)
