@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse
 import sparse
 
 from libertem.common.slice import Slice
@@ -144,6 +145,9 @@ def _to_coo(excluded_pixels) -> sparse.COO | None:
     """``excluded_pixels`` as ``sparse.COO`` (dtype kept; non-zero entries are excluded)."""
     if excluded_pixels is None:
         return None
+    if scipy.sparse.issparse(excluded_pixels):
+        # direct; sparseconverter would first compile a capability test (seconds)
+        return sparse.COO.from_scipy_sparse(excluded_pixels)
     from sparseconverter import SPARSE_COO, for_backend
 
     return for_backend(excluded_pixels, SPARSE_COO)
