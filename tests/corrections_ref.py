@@ -20,11 +20,11 @@ def neighbours(pos, excluded: np.ndarray):
     return out
 
 
-def ref_correct(frames, dark=None, gain=None, excluded=None, stat=np.median):
+def ref_correct(frames, dark=None, gain=None, excluded=None, stat=np.mean):
     """``(frames - dark) * gain`` in float64, excluded pixels set to ``stat`` of neighbours.
 
     ``frames`` has shape ``(n, *sig)``; ``excluded`` is a boolean mask of the
-    signal shape. Pixels without valid neighbours become zero.
+    signal shape. Pixels without valid neighbours keep their value.
     """
     out = np.array(frames, dtype=np.float64)
     if dark is not None:
@@ -40,7 +40,5 @@ def ref_correct(frames, dark=None, gain=None, excluded=None, stat=np.median):
             if nbs:
                 values = np.stack([out[(slice(None), *q)] for q in nbs], axis=0)
                 fixed[index] = stat(values, axis=0)
-            else:
-                fixed[index] = 0
         out = fixed
     return out

@@ -128,7 +128,8 @@ def test_com_known_shift(ctx):
     assert res.keys() == ["field", "magnitude", "divergence", "curl", "x", "y"]
     assert np.allclose(res.x.raw_data, ix, atol=1e-5)
     assert np.allclose(res.y.raw_data, iy, atol=1e-5)
-    assert np.allclose(np.stack(res.field.raw_data, axis=-1), np.stack([iy, ix], -1), atol=1e-5)
+    # field.raw_data is (x, y), x first
+    assert np.allclose(np.stack(res.field.raw_data, axis=-1), np.stack([ix, iy], -1), atol=1e-5)
     assert not res.field.include_in_download
     assert np.allclose(res.magnitude.raw_data, np.hypot(iy, ix), atol=1e-5)
     assert np.allclose(res.divergence.raw_data, 2.0, atol=1e-4)

@@ -53,7 +53,10 @@ def test_same_objects_everywhere():
     assert corrset.correct is detector.correct
     assert corrset.RepairDescriptor is RepairDescriptor
     assert corrset.Slice is Slice
-    assert issubclass(RepairValueError, CorrectError) and issubclass(CorrectError, ValueError)
+    # as in LiberTEM: CorrectError derives directly from Exception, RepairValueError
+    # is a ValueError (and here also a CorrectError)
+    assert CorrectError.__mro__[1] is Exception and not issubclass(CorrectError, ValueError)
+    assert issubclass(RepairValueError, ValueError) and issubclass(RepairValueError, CorrectError)
 
 
 # correct() -------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def test_dark_gain(parts):
     assert data.dtype == np.uint16  # not touched
 
 
-def test_excluded_median_and_borders():
+def test_excluded_mean_and_borders():
     data, dark, gain = make()
     # corners, edges, a pair of neighbours, a cluster
     excluded = mask_of(SIG, (0, 0), (15, 15), (0, 7), (7, 0), (5, 5), (5, 6), (10, 10), (11, 11))
@@ -88,7 +91,7 @@ def test_inplace_and_dtypes():
     res = correct(buf, dark, gain, np.array([[3], [4]]), inplace=True)
     assert res is buf
     np.testing.assert_allclose(buf, ref_correct(data, dark, gain, mask_of(SIG, (3, 4))))
-    with pytest.raises(TypeError, match="float buffer"):
+    with pytest.raises(TypeError, match="In-place correction only supported for floating point"):
         correct(data, dark, inplace=True)
     assert correct(data.astype(np.int32), dark).dtype == np.float64
 
@@ -103,12 +106,27 @@ def test_shapes_accepted():
     assert out.shape == flat.shape
     np.testing.assert_allclose(out.reshape(ref.shape), ref, rtol=1e-6)
     np.testing.assert_allclose(correct(data[0], dark, gain), ref[0], rtol=1e-6)
-    # a strided view, corrected in place
+    # a strided view: corrected into a C-contiguous copy, refused in place
     big = data.astype(np.float32)[:, ::2, 1::3]
     dark2 = np.ascontiguousarray(dark[::2, 1::3])
-    expected = ref_correct(big, dark2, None)
-    correct(big, dark2, inplace=True)
-    np.testing.assert_allclose(big, expected, rtol=1e-6)
+    out = correct(big, dark2)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref_correct(big, dark2, None), rtol=1e-6)
+    before = big.copy()
+    with pytest.raises(CorrectError, match="must be C-contiguous"):
+        correct(big, dark2, inplace=True)
+    np.testing.assert_array_equal(big, before)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_fortran_order_is_refused(inplace):
+    data, dark, _ = make()
+    frame = np.asfortranarray(data[0].astype(np.float32))
+    with pytest.raises(CorrectError, match="For in-place operation, the buffer given must be C"):
+        correct(frame, dark, sig_shape=SIG, inplace=inplace)
+    # a C-ordered copy of the same frame is fine
+    out = correct(np.ascontiguousarray(frame), dark, sig_shape=SIG, inplace=inplace)
+    np.testing.assert_allclose(out, ref_correct(data[:1], dark)[0], rtol=1e-6)
 
 
 def test_one_and_three_sig_dims():
@@ -133,7 +151,8 @@ def test_repair_descriptor_reuse_and_empty():
     # a pixel whose neighbours are all excluded
     block = np.zeros((4, 4), dtype=bool)
     block[:2, :2] = True
-    with pytest.raises(RepairValueError, match=r"\(0, 0\)"):
+    message = r"Empty repair environments for pixel\(s\) number \[\[0\]\]\."
+    with pytest.raises(RepairValueError, match=message):
         RepairDescriptor((4, 4), block)
     desc = RepairDescriptor((4, 4), block, allow_empty=True)
     np.testing.assert_array_equal(desc.empty_repairs(), [[0], [0]])
@@ -143,7 +162,7 @@ def test_repair_descriptor_reuse_and_empty():
     frames = np.arange(32, dtype=np.float32).reshape((2, 4, 4)) + 1
     out = correct(frames, repair_descriptor=desc)
     np.testing.assert_allclose(out, ref_correct(frames, excluded=block))
-    assert np.all(out[:, 0, 0] == 0)
+    np.testing.assert_array_equal(out[:, 0, 0], frames[:, 0, 0])  # kept as it was
     with pytest.raises(RepairValueError):
         correct(frames, excluded_pixels=block)
     with pytest.raises(CorrectError, match="repair_descriptor is for signal shape"):
@@ -280,8 +299,9 @@ def test_dot_masks_errors():
     block = np.ones((3, 3), dtype=bool)
     with pytest.raises(RepairValueError):
         correct_dot_masks(np.ones((1, 3, 3)), None, block)
+    # no pixel can be repaired: every one keeps its own weight
     out = correct_dot_masks(np.ones((1, 3, 3)), None, block, allow_empty=True)
-    np.testing.assert_array_equal(out, 0)
+    np.testing.assert_array_equal(out, 1)
 
 
 # CorrectionSet ---------------------------------------------------------------------
@@ -305,8 +325,13 @@ def test_correction_set_errors():
     _, dark, gain = make()
     with pytest.raises(CorrectError, match="different shapes"):
         CorrectionSet(dark=dark, gain=gain[:8])
-    with pytest.raises(CorrectError, match="boolean mask"):
-        CorrectionSet(excluded_pixels=np.zeros(SIG, dtype=int))
+    with pytest.raises(ValueError, match="unsupported type"):
+        CorrectionSet(excluded_pixels=[[0, 1], [1, 0]])
+    block = np.zeros(SIG, dtype=bool)
+    block[:2, :2] = True
+    with pytest.raises(RepairValueError, match=r"Empty repair environments .* \[\[0\]\]\."):
+        CorrectionSet(excluded_pixels=block)
+    CorrectionSet(excluded_pixels=block, allow_empty=True)
     with pytest.raises(CorrectError, match="real numbers"):
         CorrectionSet(dark=np.array(["a", "b"]))
     cs = CorrectionSet(dark=dark)
@@ -347,7 +372,7 @@ def test_apply_in_unadjusted_tile_uses_tile_neighbours():
     cs.apply(left, _tile_slice((0, 0), (6, 3)))
     cs.apply(right, _tile_slice((0, 3), (6, 3)))
     np.testing.assert_array_equal(left, frames[:, :, :3])
-    expected = np.median(frames[:, [1, 1, 2, 3, 3], [3, 4, 4, 3, 4]], axis=1)
+    expected = np.mean(frames[:, [1, 1, 2, 3, 3], [3, 4, 4, 3, 4]], axis=1)
     np.testing.assert_allclose(right[:, 2, 0], expected)
 
 
@@ -372,15 +397,20 @@ def test_empty_set_apply_is_a_no_op():
 
 # tile-shape adjustment -------------------------------------------------------------
 def test_disjunct_multiplier():
-    # tiles of 4 along 16: pixel 3 sits next to the border 3|4
-    assert corrset.disjunct_multiplier([3], 16, 1, 4) == 5
-    assert corrset.disjunct_multiplier([5], 16, 1, 4) == 4
-    assert corrset.disjunct_multiplier([], 16, 2, 3) == 3
-    # with a base of 8, only 8 (border 7|8 next to 8) or 16 are possible
-    assert corrset.disjunct_multiplier([8], 16, 8, 1) == 2
-    # frame edges are no borders
-    assert corrset.disjunct_multiplier([0, 15], 16, 1, 4) == 4
-    assert corrset.disjunct_multiplier(np.arange(16), 16, 1, 1) == 16
+    # borders may not lie at 3 or 4 (pixel 3 excluded): 4 and 3 fail, 5 is next
+    assert corrset.disjunct_multiplier([3, 4], 16, 1, 4) == 5
+    # the side away from the target first: 16 before 18 for target 17
+    assert corrset.disjunct_multiplier([17, 18], 123, 1, 17) == 16
+    # 15 (the nearest multiple of 3 to 16) is below 16, so 18 is tried before 12
+    assert corrset.disjunct_multiplier([15, 16], 123, 3, 16) == 18
+    # borders at multiples: 17 fails because 34 is forbidden
+    assert corrset.disjunct_multiplier([33, 34], 123, 1, 17) == 16
+    # a border at the frame's end is no border
+    assert corrset.disjunct_multiplier([122, 123], 123, 1, 17) == 17
+    # with a base of 4, 8 and 4 fail (8 is forbidden), 12 has no border up to 8
+    assert corrset.disjunct_multiplier([7, 8], 16, 4, 8) == 12
+    # nothing found within the tries: the next multiple of the base beyond them
+    assert corrset.disjunct_multiplier([1, 2, 3, 4], 16, 1, 1) == 5
 
 
 def test_adjust_in_place():

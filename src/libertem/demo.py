@@ -125,7 +125,7 @@ def main(out_dir: str = "demo-output") -> None:
 
     bf = results["bright field"].intensity.raw_data
     adf = results["annular dark field"].intensity.raw_data
-    field_y, field_x = results["centre of mass"].field.raw_data
+    field_x, field_y = results["centre of mass"].field.raw_data
     known_y, known_x = shift_field(NAV_SHAPE)
     error = np.hypot(field_y - known_y, field_x - known_x)
     frame = results["picked frame"].intensity.raw_data

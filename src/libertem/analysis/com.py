@@ -19,7 +19,6 @@ from libertem.udf.com_fields import (
     coordinate_check,
     curl_2d,
     divergence,
-    divergence_and_curl,
     guess_corrections,
     magnitude,
     selection_factory,
@@ -56,7 +55,9 @@ _MASK_PARAMS = ("cx", "cy", "r", "ri")
 
 class COMResultSet(AnalysisResultSet):
     """Results of :class:`COMAnalysis`: ``field``, ``magnitude``, ``divergence``,
-    ``curl``, ``x``, ``y``."""
+    ``curl``, ``x``, ``y`` (without ``divergence`` and ``curl`` on a scan with an
+    axis of length 1); for complex data ``x_real``, ``y_real``, ``x_imag``,
+    ``y_imag``."""
 
 
 class ComTemplate(GeneratorHelper):
@@ -97,7 +98,7 @@ class ComTemplate(GeneratorHelper):
     def get_plot(self) -> list[str]:
         r = self.result_name
         return [
-            f"field_y, field_x = {r}.field.raw_data\n"
+            f"field_x, field_y = {r}.field.raw_data\n"
             "fig, axes = plt.subplots()\n"
             "axes.set_title('field')\n"
             "axes.imshow(rgb_from_2dvector(field_y, field_x))",
@@ -143,6 +144,26 @@ class ParameterGuessProc:
         }
 
 
+def check_com_arguments(dataset, mask_radius, mask_radius_inner) -> None:
+    """Check the arguments of ``Context.create_com_analysis``.
+
+    Raises
+    ------
+    ValueError
+        If the dataset does not have 2 navigation and 2 signal dimensions, or an
+        inner radius is given without an outer one.
+    """
+    if len(tuple(dataset.shape.nav)) != 2:
+        raise ValueError("incompatible dataset: need two navigation dimensions")
+    if len(tuple(dataset.shape.sig)) != 2:
+        raise ValueError("incompatible dataset: need two signal dimensions")
+    if mask_radius_inner is not None and mask_radius is None:
+        raise ValueError(
+            "incompatible parameters: must pass both `mask_radius` and "
+            "`mask_radius_inner` for annular CoM"
+        )
+
+
 class COMAnalysis(BaseMasksAnalysis):
     """Centre-of-mass shifts of each frame within a disk (or ring), and what follows.
 
@@ -163,10 +184,13 @@ class COMAnalysis(BaseMasksAnalysis):
 
     Notes
     -----
-    Results (nav-shaped): ``field`` (``raw_data`` is the tuple ``(y, x)`` of the
+    Results (nav-shaped): ``field`` (``raw_data`` is the tuple ``(x, y)`` of the
     corrected shifts, ``visualized`` a colour wheel), ``magnitude``,
-    ``divergence`` and ``curl`` (zero unless the scan is 2D), ``x`` and ``y``. The
-    result set also has ``raw_shifts``, the uncorrected ``(y, x)`` shifts.
+    ``divergence`` and ``curl`` (only if every scan axis is longer than 1), ``x``
+    and ``y``. A frame without intensity in the mask has shift 0. For complex
+    data the shifts are complex, and the results are their parts ``x_real``,
+    ``y_real``, ``x_imag`` and ``y_imag`` instead. The result set also has
+    ``raw_shifts``, the uncorrected ``(y, x)`` shifts.
     """
 
     TYPE = "UDF"
@@ -205,34 +229,13 @@ class COMAnalysis(BaseMasksAnalysis):
         p = self.parameters
         raw_y, raw_x = center_shifts(img_sum, img_y, img_x, p["cy"], p["cx"])
         y, x = apply_correction(raw_y, raw_x, p["scan_rotation"], p["flip_y"])
-        div, curl = divergence_and_curl(y, x)
-        mag = magnitude(y, x)
-        if damage is not None and damage is not True:
-            damage = np.asarray(damage, dtype=bool).reshape(y.shape)
-        damage = np.isfinite(mag) if damage is None or damage is True else damage
-
-        def simple(values):
-            return lambda: visualize_simple(values, damage=damage)
-
-        results = COMResultSet(
-            [
-                AnalysisResult(
-                    raw_data=(y, x),
-                    visualized=lambda: rgb_from_2dvector(y, x),
-                    title="field",
-                    desc="corrected centre-of-mass shift; hue: direction, brightness: length",
-                    key="field",
-                    include_in_download=False,
-                ),
-                AnalysisResult(mag, simple(mag), "magnitude", "length of the shift", "magnitude"),
-                AnalysisResult(
-                    div, simple(div), "divergence", "divergence of the field", "divergence"
-                ),
-                AnalysisResult(curl, simple(curl), "curl", "curl of the field", "curl"),
-                AnalysisResult(x, simple(x), "x", "x component of the shift", "x"),
-                AnalysisResult(y, simple(y), "y", "y component of the shift", "y"),
-            ]
-        )
+        if damage is None or damage is True:
+            damage = np.ones(np.shape(y), dtype=bool)
+        damage = np.asarray(damage, dtype=bool).reshape(np.shape(y))
+        if np.iscomplexobj(y):
+            results = _complex_results(x, y, damage)
+        else:
+            results = _real_results(x, y, damage)
         results.raw_shifts = (raw_y, raw_x)
         return results
 
@@ -247,3 +250,51 @@ class COMAnalysis(BaseMasksAnalysis):
     @classmethod
     def get_template_helper(cls):
         return ComTemplate
+
+
+def _simple(values, damage):
+    return lambda: visualize_simple(values, damage=damage)
+
+
+def _real_results(x: np.ndarray, y: np.ndarray, damage: np.ndarray) -> COMResultSet:
+    mag = magnitude(y, x)
+    field = AnalysisResult(
+        raw_data=(x, y),
+        visualized=lambda: rgb_from_2dvector(y, x),
+        title="field",
+        desc="corrected centre-of-mass shift; hue: direction, brightness: length",
+        key="field",
+        include_in_download=False,
+    )
+    results = [
+        field,
+        AnalysisResult(mag, _simple(mag, damage), "magnitude", "length of the shift", "magnitude"),
+    ]
+    if y.ndim == 2 and min(y.shape) > 1:
+        div, curl = divergence(y, x), curl_2d(y, x)
+        results += [
+            AnalysisResult(
+                div, _simple(div, damage), "divergence", "divergence of the field", "divergence"
+            ),
+            AnalysisResult(curl, _simple(curl, damage), "curl", "curl of the field", "curl"),
+        ]
+    results += [
+        AnalysisResult(x, _simple(x, damage), "x", "x component of the shift", "x"),
+        AnalysisResult(y, _simple(y, damage), "y", "y component of the shift", "y"),
+    ]
+    return COMResultSet(results)
+
+
+def _complex_results(x: np.ndarray, y: np.ndarray, damage: np.ndarray) -> COMResultSet:
+    parts = [
+        ("x_real", "x [real]", "real part of the x shift", x.real),
+        ("y_real", "y [real]", "real part of the y shift", y.real),
+        ("x_imag", "x [imag]", "imaginary part of the x shift", x.imag),
+        ("y_imag", "y [imag]", "imaginary part of the y shift", y.imag),
+    ]
+    return COMResultSet(
+        [
+            AnalysisResult(values, _simple(values, damage), title, desc, key)
+            for key, title, desc, values in parts
+        ]
+    )

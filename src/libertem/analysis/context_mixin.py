@@ -223,11 +223,14 @@ class AnalysisMixin:
         """Centre of mass of each frame within ``mask_radius`` of ``(cx, cy)``.
 
         Results ``field``, ``magnitude``, ``divergence``, ``curl``, ``x``, ``y``; see
-        :class:`~libertem.analysis.com.COMAnalysis`. ``mask_radius_inner`` makes
-        the mask a ring; ``scan_rotation`` is in degrees.
+        :class:`~libertem.analysis.com.COMAnalysis`. ``mask_radius_inner`` (with
+        ``mask_radius``) makes the mask a ring; ``scan_rotation`` is in degrees.
+        The dataset needs 2 navigation and 2 signal dimensions, else
+        ``ValueError``.
         """
-        from libertem.analysis.com import COMAnalysis
+        from libertem.analysis.com import COMAnalysis, check_com_arguments
 
+        check_com_arguments(dataset, mask_radius, mask_radius_inner)
         parameters = _given(cx=cx, cy=cy, r=mask_radius, ri=mask_radius_inner)
         parameters.update(flip_y=flip_y, scan_rotation=scan_rotation)
         return COMAnalysis(dataset=dataset, parameters=parameters)

@@ -9,7 +9,6 @@ import numpy as np
 
 from libertem.common.backend import is_cupy_backend
 from libertem.common.container import MaskContainer
-from libertem.common.exceptions import UDFException
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
 from libertem.udf.base import UDF
 from libertem.udf.com_fields import (
@@ -68,7 +67,7 @@ class CoMParams(NamedTuple):
     ----------
     cy, cx
         Reference position on the detector (row, column) the shifts are relative
-        to; ``None``: the centre, ``sig_shape / 2``.
+        to; ``None``: the centre rounded down, ``sig_shape // 2``.
     r
         Radius of the disk around ``(cy, cx)`` taken into account; ``inf``: the
         whole frame.
@@ -80,8 +79,10 @@ class CoMParams(NamedTuple):
     flip_y
         Mirror the detector y axis before rotating.
     regression
-        A :class:`RegressionOptions` value, or a ``(3, 2)`` array of coefficients
-        ``[offset, d/dy, d/dx]`` for the ``(y, x)`` field to subtract.
+        A :class:`RegressionOptions` value (any ``int`` is taken as one), or
+        anything :func:`numpy.array` turns into a ``(3, 2)`` array of coefficients
+        ``[offset, d/dy, d/dx]`` for the ``(y, x)`` field to subtract. Checked when
+        the results are computed.
     """
 
     cy: float | None = None
@@ -101,7 +102,8 @@ class CoMUDF(UDF):
 
     Create it with :meth:`with_params`. The centre of mass is taken relative to
     ``(cy, cx)`` ("raw"), then corrected from detector to scan coordinates
-    (``flip_y``, ``scan_rotation``) and flattened by the ``regression``.
+    (``flip_y``, ``scan_rotation``) and flattened by the ``regression``. Needs a
+    dataset with 2D navigation and 2D signal shape.
 
     Parameters
     ----------
@@ -116,18 +118,19 @@ class CoMUDF(UDF):
         Centre of mass ``(y, x)`` in detector pixel coordinates.
     ``raw_shifts`` ``(..., 2)``
         ``raw_com - (cy, cx)``, before corrections.
-    ``raw_mask_sum``
-        Intensity within the mask.
     ``field`` ``(..., 2)``
         The shift after coordinate correction and regression; ``field_y`` and
         ``field_x`` are its components, ``magnitude`` its length.
     ``divergence``, ``curl``
-        Of ``field`` over a 2D scan (:func:`divergence`, :func:`curl_2d`); zero for
-        other scans. NaN next to frames that are outside the ROI or not processed.
+        Of ``field`` (:func:`divergence`, :func:`curl_2d`); NaN next to frames
+        outside the ROI.
     ``regression`` (``kind='single'``, ``(3, 2)``)
         The coefficients ``[offset, d/dy, d/dx]`` subtracted from the field.
 
-    Frames without intensity in the mask have NaN shifts.
+    A frame without intensity in the mask has its centre of mass at the
+    reference, shift 0; so do frames not yet processed in partial results. The
+    regression is fitted on, and subtracted at, the processed frames within the
+    ROI.
 
     Examples
     --------
@@ -142,7 +145,6 @@ class CoMUDF(UDF):
                 f"com_params must be CoMParams, got {type(com_params).__name__}; "
                 "use CoMUDF.with_params(...) to pass parameters by name"
             )
-        _check_regression(com_params.regression)
         super().__init__(com_params=com_params)
 
     @classmethod
@@ -157,7 +159,15 @@ class CoMUDF(UDF):
         flip_y: bool = False,
         regression: np.ndarray | Literal[-1, 0, 1] = RegressionOptions.NO_REGRESSION,
     ) -> CoMUDF:
-        """A CoMUDF with the fields of :class:`CoMParams` given by name."""
+        """A CoMUDF with the fields of :class:`CoMParams` given by name.
+
+        Raises
+        ------
+        ValueError
+            If ``ri >= r``.
+        """
+        if ri is not None and ri >= r:
+            raise ValueError("Inner radius must be less than outer radius for annular CoM")
         return cls(
             CoMParams(
                 cy=cy,
@@ -177,17 +187,21 @@ class CoMUDF(UDF):
         if self.meta is None or (p.cy is not None and p.cx is not None):
             return p
         sy, sx = self._sig_shape()
-        return p._replace(cy=sy / 2 if p.cy is None else p.cy, cx=sx / 2 if p.cx is None else p.cx)
+        return p._replace(
+            cy=sy // 2 if p.cy is None else p.cy, cx=sx // 2 if p.cx is None else p.cx
+        )
 
     # set-up --------------------------------------------------------------------
     def _sig_shape(self) -> tuple[int, int]:
         sig = tuple(self.meta.dataset_shape.sig)
         if len(sig) != 2:
-            raise UDFException(f"CoMUDF needs 2D frames, the dataset has signal shape {sig}")
+            raise ValueError("CoMUDF only works with 2D sig shape.")
         return sig
 
-    def _nav_2d(self) -> bool:
-        return len(tuple(self.meta.dataset_shape.nav)) == 2
+    def _check_shapes(self) -> None:
+        self._sig_shape()
+        if len(tuple(self.meta.dataset_shape.nav)) != 2:
+            raise ValueError("CoMUDF only works with 2D nav shape.")
 
     def get_backends(self):
         return _DEFAULT_BACKENDS
@@ -208,13 +222,7 @@ class CoMUDF(UDF):
         return {"masks": container, "engine": ApplyMasksEngine(container, self.meta, True)}
 
     def get_result_buffers(self):
-        self._sig_shape()
-        p = self.params.com_params
-        if _is_linear(p.regression) and not self._nav_2d():
-            raise UDFException(
-                "regression=SUBTRACT_LINEAR needs a 2D scan, the dataset has navigation "
-                f"shape {tuple(self.meta.dataset_shape.nav)}"
-            )
+        self._check_shapes()
         dtype = np.result_type(self.meta.input_dtype, np.float32)
 
         def nav(extra=()):
@@ -226,7 +234,6 @@ class CoMUDF(UDF):
             ),
             "raw_com": nav((2,)),
             "raw_shifts": nav((2,)),
-            "raw_mask_sum": nav(),
             "field": nav((2,)),
             "field_y": nav(),
             "field_x": nav(),
@@ -254,12 +261,6 @@ class CoMUDF(UDF):
             return np.ones(nav_shape, dtype=bool)
         return np.asarray(valid, dtype=bool).reshape(nav_shape)
 
-    def _to_grid(self, values: np.ndarray, selected: np.ndarray) -> np.ndarray:
-        """Nav-shaped array (plus trailing axes) from ROI-compressed values, NaN elsewhere."""
-        grid = np.full(selected.shape + values.shape[1:], np.nan)
-        grid[selected] = values
-        return grid
-
     def get_results(self):
         p = self.get_params()
         nav_shape = tuple(self.meta.dataset_shape.nav)
@@ -268,23 +269,26 @@ class CoMUDF(UDF):
             if self.meta.roi is None
             else np.asarray(self.meta.roi, dtype=bool).reshape(nav_shape)
         )
-        moments = self._to_grid(np.asarray(self.results.moments), selected)
+        # frames outside the ROI have no moments; those not processed yet have zeros
+        moments = np.zeros(nav_shape + (3,), dtype=np.asarray(self.results.moments).dtype)
+        moments[selected] = self.results.moments
         shift_y, shift_x = center_shifts(
             moments[..., 0], moments[..., 1], moments[..., 2], p.cy, p.cx
         )
-        valid = self._valid_nav_mask() & np.isfinite(shift_y) & np.isfinite(shift_x)
+        valid = self._valid_nav_mask() & selected
         field_y, field_x = apply_correction(shift_y, shift_x, p.scan_rotation, p.flip_y)
         field = np.stack([field_y, field_x], axis=-1)
         regression = self.get_regression(field, valid)
-        if _is_linear(p.regression) or isinstance(p.regression, np.ndarray):
-            self.apply_lin_regression(regression, _design(nav_shape), field, valid)
-        else:
+        option = p.regression
+        if isinstance(option, int) and option == RegressionOptions.SUBTRACT_MEAN:
             self.apply_mean_regression(regression, field, valid)
-        field[~valid] = np.nan
+        elif not isinstance(option, int) or option == RegressionOptions.SUBTRACT_LINEAR:
+            self.apply_lin_regression(regression, _design(nav_shape), field, valid)
+        # NaN outside the ROI, so that derivatives next to it are NaN as well
+        field[~selected] = np.nan
         results = {
             "raw_com": np.stack([shift_y + p.cy, shift_x + p.cx], axis=-1)[selected],
             "raw_shifts": np.stack([shift_y, shift_x], axis=-1)[selected],
-            "raw_mask_sum": moments[..., 0][selected],
             "regression": regression,
         }
         for key, value in self.get_field_results(field[..., 0], field[..., 1]).items():
@@ -313,10 +317,23 @@ class CoMUDF(UDF):
             Nav-shaped ``(..., 2)`` corrected shifts.
         valid_mask
             Nav-shaped: where ``field`` holds data to fit.
+
+        Raises
+        ------
+        ValueError
+            If the ``regression`` parameter is an ``int`` other than -1, 0 and 1, or
+            does not make a ``(3, 2)`` array.
         """
         option = self.params.com_params.regression
-        if isinstance(option, np.ndarray):
-            return np.asarray(option, dtype=np.float64).reshape((3, 2))
+        if not isinstance(option, int):
+            coeffs = np.array(option)
+            if coeffs.shape != (3, 2):
+                raise ValueError(
+                    f"Regression parameter {coeffs} doesn't have required shape (3, 2)."
+                )
+            return coeffs.astype(np.float64)
+        if option not in (-1, 0, 1):
+            raise ValueError(f"Unrecognized regression option {option}")
         coeffs = np.zeros((3, 2))
         if option == RegressionOptions.NO_REGRESSION or not valid_mask.any():
             return coeffs
@@ -340,30 +357,7 @@ class CoMUDF(UDF):
         field_inout[valid_mask] -= inp[valid_mask] @ regression
 
 
-def _design(nav_shape: tuple[int, ...]) -> np.ndarray:
-    """Rows ``[1, y, x]`` for every scan position (zeros for missing axes)."""
-    ys, xs = np.indices(nav_shape) if len(nav_shape) == 2 else (None, None)
-    if ys is None:
-        ys = np.zeros(nav_shape)
-        xs = np.zeros(nav_shape)
+def _design(nav_shape: tuple[int, int]) -> np.ndarray:
+    """Rows ``[1, y, x]`` for every position of a 2D scan."""
+    ys, xs = np.indices(nav_shape)
     return np.stack([np.ones(nav_shape), ys, xs], axis=-1)
-
-
-def _is_linear(regression) -> bool:
-    return (
-        not isinstance(regression, np.ndarray) and regression == RegressionOptions.SUBTRACT_LINEAR
-    )
-
-
-def _check_regression(regression) -> None:
-    if isinstance(regression, np.ndarray):
-        if regression.shape != (3, 2):
-            raise ValueError(
-                f"regression coefficients must have shape (3, 2), got {regression.shape}"
-            )
-        return
-    if regression not in tuple(RegressionOptions):
-        raise ValueError(
-            f"regression={regression!r} is not one of {[int(o) for o in RegressionOptions]} "
-            "or a (3, 2) array"
-        )

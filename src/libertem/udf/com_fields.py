@@ -39,12 +39,12 @@ class GuessResult(NamedTuple):
     Attributes
     ----------
     scan_rotation
-        Rotation in whole degrees, ``0 <= scan_rotation < 360``.
+        Rotation in whole degrees, ``-179 <= scan_rotation <= 180``.
     flip_y
         Whether the detector y axis is mirrored.
     cy, cx
         Offset to add to the reference position (row, column) on the detector:
-        the mean shift, which vanishes for a well-chosen reference.
+        the mean of the given shifts over the ROI.
     """
 
     scan_rotation: int
@@ -84,13 +84,14 @@ def apply_correction(
     Returns
     -------
     tuple of numpy.ndarray
-        The transformed ``(y, x)`` components, float64.
+        The transformed ``(y, x)`` components, float64 (complex128 for complex input).
     """
     matrix = transformation_matrix(scan_rotation, flip_y)
     if not forward:
         matrix = np.linalg.inv(matrix)
-    y = np.asarray(y_centers, dtype=np.float64)
-    x = np.asarray(x_centers, dtype=np.float64)
+    dtype = np.result_type(np.asarray(y_centers), np.asarray(x_centers), np.float64)
+    y = np.asarray(y_centers, dtype=dtype)
+    x = np.asarray(x_centers, dtype=dtype)
     return matrix[0, 0] * y + matrix[0, 1] * x, matrix[1, 0] * y + matrix[1, 1] * x
 
 
@@ -109,11 +110,18 @@ def center_shifts(img_sum, img_y, img_x, ref_y, ref_x) -> tuple[np.ndarray, np.n
     Returns
     -------
     tuple of numpy.ndarray
-        ``(img_y / img_sum - ref_y, img_x / img_sum - ref_x)``; NaN where the sum is 0.
+        ``(img_y / img_sum - ref_y, img_x / img_sum - ref_x)``, exactly 0 where the
+        sum is 0 (the centre is taken to be the reference there). Complex sums give
+        complex shifts.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        img_sum = np.asarray(img_sum, dtype=np.float64)
-        return np.asarray(img_y) / img_sum - ref_y, np.asarray(img_x) / img_sum - ref_x
+    img_sum = np.asarray(img_sum)
+    img_y = np.asarray(img_y)
+    img_x = np.asarray(img_x)
+    nonzero = img_sum != 0
+    divisor = np.where(nonzero, img_sum, 1)
+    center_y = np.where(nonzero, img_y / divisor, ref_y)
+    center_x = np.where(nonzero, img_x / divisor, ref_x)
+    return center_y - ref_y, center_x - ref_x
 
 
 def _stack_with_moments(base_mask_factory, detector_y: int, detector_x: int, which: int):
@@ -193,16 +201,26 @@ def curl_2d(y_centers, x_centers) -> np.ndarray:
     return np.gradient(y_centers, axis=1) - np.gradient(x_centers, axis=0)
 
 
-def divergence_and_curl(y_centers, x_centers) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`divergence` and :func:`curl_2d` of a field on a 2D scan; zeros for other scans.
+def _gradient(values: np.ndarray, axis: int) -> np.ndarray:
+    """:func:`numpy.gradient` along ``axis``; zero along an axis of length 1."""
+    if values.shape[axis] < 2:
+        return np.zeros(values.shape, dtype=np.result_type(values, np.float64))
+    return np.gradient(values, axis=axis)
 
-    A line scan (or a scan of more than two axes) has no 2D derivatives; its
-    divergence and curl are reported as zero.
+
+def divergence_and_curl(y_centers, x_centers) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`divergence` and :func:`curl_2d` of a field on a 2D scan.
+
+    A scan axis of length 1 has no derivative along it: it contributes zero.
+    Fields that are not 2D have no 2D derivatives: zeros.
     """
     y = np.asarray(y_centers)
+    x = np.asarray(x_centers)
     if y.ndim != 2:
         return np.zeros(y.shape), np.zeros(y.shape)
-    return divergence(y_centers, x_centers), curl_2d(y_centers, x_centers)
+    div = _gradient(y, 0) + _gradient(x, 1)
+    curl = _gradient(y, 1) - _gradient(x, 0)
+    return div, curl
 
 
 def magnitude(y_centers, x_centers) -> np.ndarray:
@@ -210,107 +228,96 @@ def magnitude(y_centers, x_centers) -> np.ndarray:
     return np.hypot(y_centers, x_centers)
 
 
-def _selection(y_centers, x_centers, roi):
-    """The field with NaN outside ``roi`` (a bool mask or a tuple of slices)."""
-    y = np.array(y_centers, dtype=np.float64)
-    x = np.array(x_centers, dtype=np.float64)
-    if y.shape != x.shape or y.ndim != 2:
-        raise ValueError(
-            f"y_centers and x_centers must be 2D arrays of one shape, got {y.shape}, {x.shape}"
-        )
-    if roi is None:
-        return y, x
-    if isinstance(roi, tuple):
-        return y[roi], x[roi]
-    roi = np.asarray(roi, dtype=bool)
-    if roi.shape != y.shape:
-        raise ValueError(f"roi of shape {roi.shape} does not match the field's shape {y.shape}")
-    y[~roi] = np.nan
-    x[~roi] = np.nan
-    return y, x
+_DEFAULT_ROI = (slice(0, -1), slice(0, -1))
 
 
 def _rms(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(np.sqrt(np.mean(finite**2))) if finite.size else np.nan
+    return np.sqrt(np.mean(values**2))
 
 
 def coordinate_check(y_centers, x_centers, roi=None) -> tuple[np.ndarray, np.ndarray]:
     """RMS curl of the corrected field for every whole-degree rotation, unflipped and flipped.
+
+    For each angle and flip, the whole field is corrected with
+    :func:`apply_correction`, its curl (:func:`curl_2d`) computed, and only then
+    restricted to ``roi``.
 
     Parameters
     ----------
     y_centers, x_centers
         Detector shifts on a 2D scan.
     roi
-        Boolean mask or tuple of slices of the scan area to use.
+        Boolean mask or tuple of slices of the scan area to use; default all
+        rows but the last and all columns but the last.
 
     Returns
     -------
     tuple of numpy.ndarray
-        ``(straight, flipped)``, each of shape ``(360,)``: the RMS curl after
-        :func:`apply_correction` with ``scan_rotation = 0 ... 359`` and
-        ``flip_y`` False, resp. True. The correct setting has the smallest curl.
+        ``(straight, flipped)``, each of shape ``(360,)``: the root mean square
+        of the curl after :func:`apply_correction` with
+        ``scan_rotation = 0 ... 359`` and ``flip_y`` False, resp. True. The
+        correct setting has the smallest curl.
     """
-    y, x = _selection(y_centers, x_centers, roi)
+    if roi is None:
+        roi = _DEFAULT_ROI
     results = []
     for flip in (False, True):
-        curls = np.empty(360)
+        curls = np.zeros(360)
         for angle in range(360):
-            cy, cx = apply_correction(y, x, angle, flip)
-            curls[angle] = _rms(curl_2d(cy, cx))
+            corrected_y, corrected_x = apply_correction(y_centers, x_centers, angle, flip)
+            curls[angle] = _rms(curl_2d(corrected_y, corrected_x)[roi])
         results.append(curls)
     return results[0], results[1]
 
 
-def _negative_skew(div: np.ndarray) -> float:
-    """How much more of the divergence lies at the negative than at the positive end."""
-    finite = div[np.isfinite(div)]
-    if finite.size == 0:
-        return 0.0
-    top = max(-finite.min(), finite.max())
-    if top == 0:
-        return 0.0
-    hist, _ = np.histogram(finite, bins=6, range=(-top, top))
-    weights = np.array([3, 2, 1, -1, -2, -3])
-    return float(np.sum(hist * weights))
-
-
-def guess_corrections(y_centers: np.ndarray, x_centers: np.ndarray, roi=None) -> GuessResult:
-    """Guess ``scan_rotation``, ``flip_y`` and a better reference from detector shifts.
+def guess_corrections(
+    y_centers: np.ndarray,
+    x_centers: np.ndarray,
+    roi: np.ndarray | tuple[slice, ...] | None = None,
+) -> GuessResult:
+    """Guess ``scan_rotation``, ``flip_y`` and the reference offset from detector shifts.
 
     A beam deflected by electric fields gives a field without curl in scan
     coordinates, so the rotation and flip with the smallest RMS curl win (see
-    :func:`coordinate_check`). That leaves rotations 180 degrees apart; since the
-    beam is pulled towards the nuclei, where the divergence is strongly negative,
-    the one whose divergence leans to the negative end is taken.
+    :func:`coordinate_check`; of equal minima the smaller angle). That leaves
+    rotations 180 degrees apart: since the beam is pulled towards the nuclei,
+    where the divergence is strongly negative, 180 degrees are added if the
+    lowest of 5 equal histogram bins of the divergence over ``[-a, a]`` (``a``
+    its largest magnitude within ``roi``) holds fewer values than the highest
+    one. The angle is then brought into ``-179 ... 180``.
 
     Parameters
     ----------
     y_centers, x_centers
         Detector shifts on a 2D scan (e.g. CoMUDF's ``raw_shifts`` components).
     roi
-        Boolean mask or tuple of slices of the scan area to use.
+        Boolean mask or tuple of slices of the scan area to use; default all
+        rows but the last and all columns but the last. Derivatives are taken
+        of the whole field, then restricted to ``roi``.
 
     Returns
     -------
     GuessResult
-        See there. Experimental: check the result on the data.
+        ``scan_rotation`` (``int``), ``flip_y`` (``bool``), and ``cy``, ``cx``:
+        the means of ``y_centers``, ``x_centers`` over ``roi``. Experimental:
+        check the result on the data.
     """
-    y, x = _selection(y_centers, x_centers, roi)
-    straight, flipped = coordinate_check(y, x)
-    flip = bool(np.nanmin(flipped) < np.nanmin(straight))
-    curls = flipped if flip else straight
-    best = int(np.nanargmin(curls))
-    candidates = (best % 180, best % 180 + 180)
-    skews = []
-    for angle in candidates:
-        cy, cx = apply_correction(y, x, angle, flip)
-        skews.append(_negative_skew(divergence(cy, cx)))
-    angle = candidates[int(np.argmax(skews))]
+    if roi is None:
+        roi = _DEFAULT_ROI
+    straight, flipped = coordinate_check(y_centers, x_centers, roi=roi)
+    flip_y = bool(np.min(flipped) < np.min(straight))
+    angle = int(np.argmin(flipped if flip_y else straight))
+    corrected_y, corrected_x = apply_correction(y_centers, x_centers, angle, flip_y)
+    div = divergence(corrected_y, corrected_x)[roi]
+    top = np.max(np.abs(div))
+    hist, _ = np.histogram(div, bins=5, range=(-top, top))
+    if hist[0] < hist[-1]:
+        angle += 180
+    if angle > 180:
+        angle -= 360
     return GuessResult(
-        scan_rotation=int(angle),
-        flip_y=flip,
-        cy=float(np.nanmean(y)),
-        cx=float(np.nanmean(x)),
+        scan_rotation=angle,
+        flip_y=flip_y,
+        cy=np.mean(np.asarray(y_centers)[roi]),
+        cx=np.mean(np.asarray(x_centers)[roi]),
     )

@@ -92,51 +92,69 @@ def hologram_frame(
 ) -> np.ndarray:
     """A synthetic off-axis electron hologram of an object wave.
 
-    The object wave ``amp * exp(1j * phi)`` interferes with a tilted reference wave
-    of amplitude 1: ``I = counts / 2 * (1 + amp**2 + 2 * visibility * amp *
-    cos(q . r + phi))``. The fringes have a period of ``sampling`` pixels, and
-    their wave vector ``q`` points ``f_angle`` degrees away from the x axis.
+    The object wave ``amp * exp(1j * phi)`` interferes with a tilted reference
+    wave of amplitude 1. With ``y``, ``x`` the row and column indices and
+    ``t = f_angle`` in radians::
+
+        I = counts / 2 * (1 + amp**2 + 2 * visibility * amp
+                          * cos(2 pi / sampling * (y cos t + x sin t) - phi))
+
+    so ``f_angle=0`` gives fringes that vary along the rows (``y``) and
+    ``f_angle=90`` along the columns (``x``).
 
     Parameters
     ----------
     amp, phi
-        Amplitude and phase (radians) of the object wave, 2D arrays of one shape.
+        Amplitude and phase (radians) of the object wave, arrays of one shape.
     counts
-        Mean number of electrons per pixel where ``amp == 1``.
+        Mean intensity per pixel where ``amp == 1``.
     sampling
         Fringe period in pixels.
     visibility
         Fringe contrast, 0 to 1.
     f_angle
-        Direction of the fringe wave vector in degrees.
+        Fringe direction in degrees, see above.
     gaussian_noise
-        Standard deviation of added normal noise, relative to ``counts``.
+        If given (``float`` or ``int``), the image is blurred with a Gaussian
+        filter of this sigma in pixels (:func:`scipy.ndimage.gaussian_filter`,
+        boundary mode "reflect"), after the Poisson noise.
     poisson_noise
-        Dose scale for shot noise: the image is drawn as
-        ``Poisson(I * poisson_noise) / poisson_noise``.
+        If given (``float`` or ``int``), shot noise: with
+        ``s = poisson_noise * counts`` the image becomes
+        ``s * numpy.random.poisson(I / s)``, drawn from numpy's global random state.
 
     Returns
     -------
     numpy.ndarray
-        The hologram, float64, the shape of ``amp``.
+        The hologram, float64, the shape of ``phi``.
+
+    Raises
+    ------
+    ValueError
+        If ``amp`` and ``phi`` are not 2D arrays of one shape, or a noise parameter is neither
+        ``float`` nor ``int``.
     """
-    amp = np.asarray(amp, dtype=np.float64)
-    phi = np.asarray(phi, dtype=np.float64)
-    if amp.shape != phi.shape or amp.ndim != 2:
-        raise ValueError(
-            f"amp and phi must be 2D arrays of one shape, got {amp.shape}, {phi.shape}"
-        )
-    y, x = np.mgrid[0 : amp.shape[0], 0 : amp.shape[1]]
+    amp = np.asarray(amp)
+    phi = np.asarray(phi)
+    if amp.shape != phi.shape or phi.ndim != 2:
+        raise ValueError("Amplitude and phase should be 2d arrays of the same shape.")
+    y, x = np.indices(phi.shape, dtype=np.float64)
     angle = np.deg2rad(f_angle)
     k = 2 * np.pi / sampling
-    carrier = k * (x * np.cos(angle) + y * np.sin(angle))
-    holo = counts / 2 * (1 + amp**2 + 2 * visibility * amp * np.cos(carrier + phi))
-    rng = np.random.default_rng()
+    carrier = k * y * np.cos(angle) + k * x * np.sin(angle)
+    holo = counts / 2 * (1.0 + amp**2 + 2.0 * visibility * amp * np.cos(carrier - phi))
     if poisson_noise:
-        holo = rng.poisson(holo * poisson_noise) / poisson_noise
+        if not isinstance(poisson_noise, float | int):
+            raise ValueError("poisson_noise parameter should be float or int or None.")
+        dose = poisson_noise * counts
+        holo = dose * np.random.poisson(holo / dose)  # noqa: NPY002 (global state, as documented)
     if gaussian_noise:
-        holo = holo + rng.normal(0.0, gaussian_noise * counts, size=holo.shape)
-    return holo
+        if not isinstance(gaussian_noise, float | int):
+            raise ValueError("gaussian_noise parameter should be float or int or None.")
+        from scipy.ndimage import gaussian_filter
+
+        holo = gaussian_filter(holo, gaussian_noise)
+    return np.asarray(holo, dtype=np.float64)
 
 
 def gradient_data(nav_dims: Sequence[int], sig_dims: Sequence[int]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse
 import sparse
 
 from libertem.common.slice import Slice
@@ -20,8 +21,8 @@ from libertem.io.corrections.detector import (
     apply_prepared,
     check_real,
     correct,
-    excluded_coords,
 )
+from libertem.io.corrections.repair import excluded_coords
 
 __all__ = [
     "CorrectionSet",
@@ -33,72 +34,102 @@ __all__ = [
 ]
 
 
-def _crossing(excluded: np.ndarray, size: int, length: int) -> bool:
-    """Whether tiles of ``size`` along an axis of ``length`` separate an excluded pixel
-    from a neighbour."""
-    if size >= length or excluded.size == 0:
-        return False
-    pos = excluded % size
-    first = (pos == 0) & (excluded > 0)
-    last = (pos == size - 1) & (excluded < length - 1)
-    return bool(np.any(first | last))
+def _candidates(start: int, base: int, target: int):
+    """``start``, then alternately one step further from ``target`` and one step back
+    past ``start``: ``start, start - s*base, start + s*base, start - 2*s*base, ...``."""
+    sign = 1 if start >= target else -1
+    yield start
+    step = 1
+    while True:
+        yield start - sign * step * base
+        yield start + sign * step * base
+        step += 1
 
 
 def disjunct_multiplier(excluded, sig_shape, base_shape=1, target=1) -> int:
-    """A multiple of ``base_shape`` for the tile size along one axis that keeps pixels whole.
+    """A tile size along one axis whose tile borders avoid the positions ``excluded``.
 
-    Tiles of size ``m * base_shape`` along an axis of length ``sig_shape`` have
-    borders at the multiples of that size. The multiplier ``m`` returned is the
-    one closest to ``target`` (the larger one at equal distance) for which no
-    border lies between an excluded pixel and its neighbours; tiles spanning the
-    whole axis always qualify.
+    Tiles of size ``v`` along an axis of length ``sig_shape`` start at the
+    multiples of ``v``. Candidates are multiples of ``base_shape``, starting at
+    the one closest to ``target`` and then alternating around it (the side away
+    from ``target`` first); the first candidate none of whose multiples below
+    ``sig_shape`` lies in ``excluded`` wins. If none of the first
+    ``max(excluded) // base_shape + 1`` candidates does, the smallest multiple of
+    ``base_shape`` beyond ``max(excluded)`` is taken (at most ``sig_shape``).
 
     Parameters
     ----------
     excluded : array-like of int
-        Coordinates of the excluded pixels along this axis.
+        Forbidden border positions along this axis, not 0.
     sig_shape : int
         Length of the axis.
     base_shape : int
         The tile size is a multiple of this.
     target : int
-        The wanted multiplier.
+        The wanted tile size.
 
     Returns
     -------
     int
-        The multiplier, at least 1.
+        The tile size.
     """
-    excluded = np.asarray(excluded, dtype=np.int64).reshape(-1)
-    length, base = int(sig_shape), max(1, int(base_shape))
-    top = max(1, -(-length // base))
-    target = min(max(1, int(target)), top)
-    for step in range(top + 1):
-        for m in (target + step, target - step):
-            if 1 <= m <= top and not _crossing(excluded, m * base, length):
-                return m
-    return top  # pragma: no cover - m == top spans the axis and always qualifies
+    forbidden = np.unique(np.asarray(excluded, dtype=np.int64).reshape(-1))
+    length, base, target = int(sig_shape), max(1, int(base_shape)), int(target)
+    if forbidden.size == 0:
+        return target
+    top = int(forbidden[-1])
+    tries = top // base + 1
+    start = base * round(target / base)
+    for i, candidate in enumerate(_candidates(start, base, target)):
+        if i >= tries:
+            break
+        if candidate <= 0:
+            continue
+        borders = np.arange(candidate, min(top, length - 1) + 1, candidate)
+        if not np.isin(borders, forbidden).any():
+            return candidate
+    return min((top // base + 1) * base, length)
+
+
+def _adjust_axis(size: int, length: int, base: int, coords: np.ndarray) -> int:
+    """The tile size along one axis, see :meth:`CorrectionSet.adjust_tileshape`."""
+    if length <= 1:
+        return size
+    unique = np.unique(coords)
+    if len(unique) > length / 3:
+        return length
+    forbidden = np.union1d(unique, unique + 1)
+    forbidden = forbidden[forbidden <= length]
+    pixel_at_zero = bool(forbidden[0] == 0)
+    forbidden = forbidden[forbidden != 0]
+    m = min(length, disjunct_multiplier(forbidden, length, base, size))
+    minimum = max(m, 2) if pixel_at_zero else m
+    if size < minimum or size % m != 0:
+        size = m
+    return length if size <= 0 or size > length else size
 
 
 def adjust(adjusted_shape_inout, sig_shape, base_shape, excluded_list) -> None:
     """Adjust a signal tile shape in place so that tiles keep excluded pixels whole.
 
+    Along each signal axis, no tile may start at an excluded pixel or right
+    after one, so that the neighbours of every excluded pixel lie in its tile.
+
     Parameters
     ----------
     adjusted_shape_inout : list or numpy.ndarray of int
-        The signal tile shape, changed in place along every axis the tiles cut.
+        The signal tile shape, changed in place.
     sig_shape, base_shape : sequence of int
         The signal shape and the natural block of the data (tile sides are multiples).
     excluded_list : sequence of arrays
         Per signal axis, the coordinates of the excluded pixels along it (the
         rows of ``sparse.COO.coords``).
     """
-    for axis, (size, length) in enumerate(zip(adjusted_shape_inout, sig_shape)):
-        if size >= length:
-            continue
-        base = max(1, int(base_shape[axis]))
-        m = disjunct_multiplier(excluded_list[axis], length, base, max(1, round(size / base)))
-        adjusted_shape_inout[axis] = min(m * base, int(length))
+    for axis, length in enumerate(sig_shape):
+        coords = np.asarray(excluded_list[axis], dtype=np.int64).reshape(-1)
+        adjusted_shape_inout[axis] = _adjust_axis(
+            int(adjusted_shape_inout[axis]), int(length), max(1, int(base_shape[axis])), coords
+        )
 
 
 def _check_frame(a, what: str):
@@ -111,30 +142,26 @@ def _check_frame(a, what: str):
 
 
 def _to_coo(excluded_pixels) -> sparse.COO | None:
+    """``excluded_pixels`` as ``sparse.COO`` (dtype kept; non-zero entries are excluded)."""
     if excluded_pixels is None:
         return None
-    if isinstance(excluded_pixels, np.ndarray):
-        if excluded_pixels.dtype != bool:
-            raise CorrectError(
-                f"excluded_pixels must be a boolean mask (sparse.COO or numpy), "
-                f"got dtype {excluded_pixels.dtype}"
-            )
-        return sparse.COO.from_numpy(excluded_pixels)
-    try:
-        coo = sparse.COO(excluded_pixels)
-    except (TypeError, ValueError) as e:
-        raise CorrectError(
-            f"excluded_pixels must be a boolean mask (sparse.COO or numpy), "
-            f"got {type(excluded_pixels).__name__}"
-        ) from e
-    return coo.astype(bool)
+    if scipy.sparse.issparse(excluded_pixels):
+        # direct; sparseconverter would first compile a capability test (seconds)
+        return sparse.COO.from_scipy_sparse(excluded_pixels)
+    from sparseconverter import SPARSE_COO, for_backend
+
+    return for_backend(excluded_pixels, SPARSE_COO)
+
+
+def _has_excluded(excluded: sparse.COO | None) -> bool:
+    return excluded is not None and excluded.nnz > 0
 
 
 class CorrectionSet:
     """Corrections applied to the data on the fly: dark frame, gain map, excluded pixels.
 
     Each frame is corrected as ``(raw - dark) * gain``, then every excluded
-    pixel is replaced by the median of its valid neighbours (see
+    pixel is replaced by the mean of its valid neighbours (see
     :mod:`libertem.io.corrections.detector`). Pass it to
     ``Context.run_udf(..., corrections=...)``.
 
@@ -145,18 +172,21 @@ class CorrectionSet:
     gain : numpy.ndarray, optional
         Gain map to multiply with, of the signal shape.
     excluded_pixels : sparse.COO, optional
-        Boolean mask of the signal shape, ``True`` at pixels to patch (a dense
-        boolean numpy array is accepted too).
+        Mask of the signal shape, non-zero at pixels to patch: a ``sparse.COO``
+        or anything :mod:`sparseconverter` converts to one (a dense numpy array
+        of any dtype, ``scipy.sparse`` matrices, ...). An empty array excludes
+        nothing.
     allow_empty : bool
-        Accept excluded pixels that have no valid neighbour (they are set to
-        zero); otherwise they raise
-        :class:`~libertem.io.corrections.detector.RepairValueError` when the
-        corrections are applied.
+        Accept excluded pixels that have no valid neighbour (they keep their
+        value); otherwise the constructor raises
+        :class:`~libertem.io.corrections.detector.RepairValueError`.
 
     Raises
     ------
     CorrectError
         If the parts have different shapes or are not numeric arrays.
+    RepairValueError
+        If an excluded pixel has no valid neighbour and ``allow_empty`` is not set.
     """
 
     def __init__(
@@ -177,10 +207,13 @@ class CorrectionSet:
                 ("gain", self._gain),
                 ("excluded_pixels", self._excluded_pixels),
             )
-            if a is not None
+            if a is not None and (name != "excluded_pixels" or _has_excluded(a))
         }
         if len(set(shapes.values())) > 1:
             raise CorrectError(f"corrections of different shapes: {shapes}")
+        if _has_excluded(self._excluded_pixels) and not self._allow_empty:
+            excluded = self._excluded_pixels
+            RepairDescriptor(excluded.shape, excluded, allow_empty=False)
         self._cache: dict = {}
 
     def get_dark_frame(self) -> np.ndarray | None:
@@ -192,7 +225,7 @@ class CorrectionSet:
         return self._gain
 
     def get_excluded_pixels(self) -> sparse.COO | None:
-        """The boolean ``sparse.COO`` mask of excluded pixels, or ``None``."""
+        """The ``sparse.COO`` mask of excluded pixels (non-zero = excluded), or ``None``."""
         return self._excluded_pixels
 
     @property
@@ -203,18 +236,19 @@ class CorrectionSet:
     @property
     def sig_shape(self) -> tuple[int, ...] | None:
         """The signal shape of the corrections, or ``None`` if there are none."""
-        for a in (self._dark, self._gain, self._excluded_pixels):
+        for a in (self._dark, self._gain):
             if a is not None:
                 return tuple(int(s) for s in a.shape)
+        if _has_excluded(self._excluded_pixels):
+            return tuple(int(s) for s in self._excluded_pixels.shape)
         return None
 
     def have_corrections(self) -> bool:
         """Whether applying this set changes any data."""
-        excluded = self._excluded_pixels
         return (
             self._dark is not None
             or self._gain is not None
-            or (excluded is not None and excluded.nnz > 0)
+            or _has_excluded(self._excluded_pixels)
         )
 
     def check_sig_shape(self, sig_shape: Sequence[int]) -> None:
@@ -235,7 +269,7 @@ class CorrectionSet:
                     ("gain map", self._gain),
                     ("excluded pixels", self._excluded_pixels),
                 )
-                if a is not None
+                if a is not None and (name != "excluded pixels" or _has_excluded(a))
             ]
             raise CorrectError(
                 f"the corrections ({', '.join(parts)}) have shape {own}, "
@@ -243,7 +277,20 @@ class CorrectionSet:
             )
 
     def adjust_tileshape(self, tile_shape, sig_shape, base_shape):
-        """A tile shape near ``tile_shape`` that keeps excluded pixels with their neighbours.
+        """A tile shape near ``tile_shape`` whose tiles keep excluded pixels with their
+        neighbours.
+
+        Without excluded pixels, ``tile_shape`` is returned as it is. Otherwise
+        each signal axis ``d`` is adjusted on its own, so that no tile starts at
+        an excluded pixel or right after one:
+
+        1. An axis of length at most 1 is kept.
+        2. If more than a third of the positions along ``d`` hold excluded
+           pixels, the tiles span the axis.
+        3. Otherwise the size is searched among multiples of ``base_shape[d]``
+           (see :func:`disjunct_multiplier`), starting at the one closest to the
+           wanted size; a wanted size that is a multiple of the size found (and
+           at least 2 if a pixel at position 0 is excluded) is kept.
 
         Parameters
         ----------
@@ -252,34 +299,30 @@ class CorrectionSet:
         sig_shape : tuple of int
             The dataset's signal shape.
         base_shape : tuple of int
-            The dataset's natural block, like ``tile_shape`` with or without depth;
-            the adjusted signal sides stay multiples of it (or span the axis).
+            The dataset's natural block, like ``tile_shape`` with or without depth.
 
         Returns
         -------
-        tuple of int
-            The adjusted tile shape, with as many entries as ``tile_shape``.
+        tuple
+            The adjusted tile shape (numpy integers), as many entries as
+            ``tile_shape``.
 
         Raises
         ------
         CorrectError
             If the corrections do not fit ``sig_shape``.
-        RepairValueError
-            If an excluded pixel has no valid neighbour and ``allow_empty`` is not set.
         """
         sig_shape = tuple(int(s) for s in sig_shape)
         self.check_sig_shape(sig_shape)
-        if self._excluded_pixels is not None and ("checked", sig_shape) not in self._cache:
-            RepairDescriptor(sig_shape, self._excluded_pixels, self._allow_empty)
-            self._cache[("checked", sig_shape)] = True
-        d = len(sig_shape)
-        tile_shape = tuple(int(s) for s in tile_shape)
-        lead, sig_tile = tile_shape[: len(tile_shape) - d], list(tile_shape[len(tile_shape) - d :])
-        base = tuple(int(b) for b in base_shape)[-d:]
         excluded = self._excluded_pixels
-        if excluded is not None and excluded.nnz > 0:
-            adjust(sig_tile, sig_shape, base, excluded_coords(excluded, sig_shape))
-        return (*lead, *sig_tile)
+        if not _has_excluded(excluded):
+            return tile_shape
+        d = len(sig_shape)
+        adjusted = np.array(tile_shape, dtype=np.int64)
+        sig_tile = adjusted[len(adjusted) - d :]
+        base = tuple(int(b) for b in base_shape)[-d:]
+        adjust(sig_tile, sig_shape, base, excluded_coords(excluded, sig_shape))
+        return tuple(adjusted)
 
     def _prepared(self, dtype: np.dtype, origin: tuple[int, ...], shape: tuple[int, ...]):
         """Dark, gain (in ``dtype``) and repair descriptor for one signal region, cached."""
@@ -304,7 +347,7 @@ class CorrectionSet:
                         f"corrections of shape {full}"
                     )
             excluded = self._excluded_pixels
-            if excluded is not None and excluded.nnz > 0:
+            if _has_excluded(excluded):
                 local = excluded[region]
                 if tuple(local.shape) != shape:
                     raise CorrectError(

@@ -1,10 +1,10 @@
 """Detector corrections: dark frame subtraction, gain map and patching of excluded pixels.
 
 A corrected frame is ``(raw - dark) * gain``, after which every *excluded* pixel
-(dead, hot or otherwise defective) is replaced by the median of its valid
-neighbours: the pixels that differ by at most one in every signal coordinate
-(the 8 surrounding pixels of a 2D frame), lie inside the frame and are not
-excluded themselves.
+(dead, hot or otherwise defective) is replaced by the arithmetic mean of its
+valid neighbours: the pixels that differ by at most one in every signal
+coordinate (the 8 surrounding pixels of a 2D frame, 26 in 3D), lie inside the
+frame and are not excluded themselves (see :mod:`libertem.io.corrections.repair`).
 
 Excluded pixels are given as a boolean array or ``sparse.COO`` of the signal
 shape (``True`` = excluded), or as an integer array of coordinates of shape
@@ -14,7 +14,6 @@ shape (``True`` = excluded), or as an integer array of coordinates of shape
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import product as _cartesian
 
 import numpy as np
 import scipy.sparse
@@ -23,6 +22,15 @@ import sparse
 from libertem.common.math import prod
 from libertem.common.sparse import is_sparse
 from libertem.io.corrections import kernels
+from libertem.io.corrections.repair import (
+    CorrectError,
+    RepairDescriptor,
+    RepairValueError,
+    environments,
+    flatten_filter,
+    numba_ravel_multi_index_multi,
+    numba_unravel_index_multi,
+)
 
 __all__ = [
     "CorrectError",
@@ -37,252 +45,6 @@ __all__ = [
     "numba_unravel_index_multi",
     "prod",
 ]
-
-
-class CorrectError(ValueError):
-    """Corrections that do not fit the data (shapes, dtypes, coordinates)."""
-
-
-class RepairValueError(CorrectError):
-    """An excluded pixel has no valid neighbour to be repaired from."""
-
-
-def numba_ravel_multi_index_multi(multi_index, dims) -> np.ndarray:
-    """Flat C-order indices of many coordinates, like :func:`numpy.ravel_multi_index`.
-
-    Parameters
-    ----------
-    multi_index : array-like
-        Coordinates of shape ``(len(dims), n)``; they must lie inside ``dims``.
-    dims : sequence of int
-        The shape the coordinates refer to.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``n`` flat indices (``int64``).
-    """
-    multi_index = np.asarray(multi_index, dtype=np.int64).reshape((len(dims), -1))
-    return kernels.ravel_multi(multi_index, np.asarray(dims, dtype=np.int64))
-
-
-def numba_unravel_index_multi(indices, shape) -> np.ndarray:
-    """Coordinates of many flat C-order indices, like :func:`numpy.unravel_index`.
-
-    Parameters
-    ----------
-    indices : array-like
-        ``n`` flat indices into ``shape``.
-    shape : sequence of int
-        The shape the indices refer to.
-
-    Returns
-    -------
-    numpy.ndarray
-        Coordinates of shape ``(len(shape), n)`` (``int64``).
-    """
-    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-    return kernels.unravel_multi(indices, np.asarray(shape, dtype=np.int64))
-
-
-def excluded_coords(excluded_pixels, sig_shape: Sequence[int]) -> np.ndarray:
-    """Coordinates ``(sig_dims, n)`` of the excluded pixels, unique and in C order.
-
-    Parameters
-    ----------
-    excluded_pixels
-        ``None``, a boolean array or sparse array of shape ``sig_shape``, or
-        integer coordinates of shape ``(sig_dims, n)``.
-    sig_shape
-        The signal shape they refer to.
-
-    Raises
-    ------
-    CorrectError
-        If the shape does not fit or a coordinate lies outside the frame.
-    """
-    sig_shape = tuple(int(s) for s in sig_shape)
-    d = len(sig_shape)
-    if excluded_pixels is None:
-        return np.zeros((d, 0), dtype=np.int64)
-    if isinstance(excluded_pixels, scipy.sparse.spmatrix | scipy.sparse.sparray):
-        excluded_pixels = sparse.COO.from_scipy_sparse(excluded_pixels)
-    if is_sparse(excluded_pixels):
-        mask = sparse.COO(excluded_pixels)
-        _check_mask_shape(mask.shape, sig_shape)
-        coords = mask.coords[:, mask.data.astype(bool)]
-    else:
-        arr = np.asarray(excluded_pixels)
-        if arr.dtype == bool:
-            _check_mask_shape(arr.shape, sig_shape)
-            coords = np.array(np.nonzero(arr))
-        else:
-            if not np.issubdtype(arr.dtype, np.integer) and arr.size > 0:
-                raise CorrectError(
-                    f"excluded pixels must be a boolean mask or integer coordinates, "
-                    f"got dtype {arr.dtype}"
-                )
-            if arr.size == 0:
-                arr = arr.reshape((d, 0))
-            if arr.ndim != 2 or arr.shape[0] != d:
-                raise CorrectError(
-                    f"excluded pixel coordinates must have shape ({d}, n) for signal shape "
-                    f"{sig_shape}, got {arr.shape}"
-                )
-            coords = arr
-    coords = np.asarray(coords, dtype=np.int64).reshape((d, -1))
-    outside = np.any((coords < 0) | (coords >= np.array(sig_shape)[:, None]), axis=0)
-    if np.any(outside):
-        first = tuple(int(c) for c in coords[:, np.argmax(outside)])
-        raise CorrectError(f"excluded pixel {first} lies outside the signal shape {sig_shape}")
-    flat = np.unique(np.ravel_multi_index(tuple(coords), sig_shape))
-    return np.array(np.unravel_index(flat, sig_shape), dtype=np.int64).reshape((d, -1))
-
-
-def _check_mask_shape(shape, sig_shape) -> None:
-    if tuple(shape) != tuple(sig_shape):
-        raise CorrectError(
-            f"excluded pixel mask has shape {tuple(shape)}, the signal shape is {sig_shape}"
-        )
-
-
-def _neighbour_offsets(d: int) -> np.ndarray:
-    """The ``3**d - 1`` offsets of the neighbours of a pixel in ``d`` dimensions."""
-    offsets = np.array(list(_cartesian((-1, 0, 1), repeat=d)), dtype=np.int64)
-    return offsets[np.any(offsets != 0, axis=1)]
-
-
-def environments(excluded_pixels, sigshape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbours inside the frame of each excluded pixel.
-
-    Parameters
-    ----------
-    excluded_pixels
-        Excluded pixels, in any form described in this module's docstring.
-    sigshape
-        The signal shape.
-
-    Returns
-    -------
-    repairs : numpy.ndarray
-        Neighbour coordinates, shape ``(n, 3**sig_dims - 1, sig_dims)``; for
-        pixel ``i`` the first ``repair_counts[i]`` entries lie inside the frame
-        (the others are meaningless).
-    repair_counts : numpy.ndarray
-        Number of neighbours inside the frame per excluded pixel.
-    """
-    sigshape = tuple(int(s) for s in sigshape)
-    coords = excluded_coords(excluded_pixels, sigshape)
-    offsets = _neighbour_offsets(len(sigshape))
-    neighbours = coords.T[:, None, :] + offsets[None, :, :]
-    inside = np.all((neighbours >= 0) & (neighbours < np.array(sigshape)), axis=2)
-    order = np.argsort(~inside, axis=1, kind="stable")
-    repairs = np.take_along_axis(neighbours, order[:, :, None], axis=1)
-    return repairs, inside.sum(axis=1).astype(np.int64)
-
-
-def flatten_filter(
-    excluded_pixels, repairs: np.ndarray, repair_counts, sig_shape: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat indices of the excluded pixels and of their valid neighbours.
-
-    Takes the output of :func:`environments` and drops the neighbours that are
-    excluded themselves.
-
-    Parameters
-    ----------
-    excluded_pixels
-        The excluded pixels passed to :func:`environments`.
-    repairs, repair_counts
-        What :func:`environments` returned. If ``repair_counts`` is a writable
-        numpy array, it is overwritten with the counts of valid neighbours.
-    sig_shape
-        The signal shape.
-
-    Returns
-    -------
-    exclude_flat : numpy.ndarray
-        Flat indices of the excluded pixels, shape ``(n,)``.
-    repair_flat : numpy.ndarray
-        Flat indices of the valid neighbours, shape ``(n, 3**sig_dims - 1)``;
-        row ``i`` holds ``counts[i]`` valid entries, then ``-1``.
-    counts : numpy.ndarray
-        Number of valid neighbours per excluded pixel.
-    """
-    sig_shape = tuple(int(s) for s in sig_shape)
-    d = len(sig_shape)
-    coords = excluded_coords(excluded_pixels, sig_shape)
-    exclude_flat = numba_ravel_multi_index_multi(coords, sig_shape)
-    n = exclude_flat.size
-    m = 3**d - 1 if n == 0 else None
-    repairs = np.asarray(repairs, dtype=np.int64).reshape((n, m or -1, d))
-    counts_in = np.asarray(repair_counts, dtype=np.int64).reshape(n)
-    m = repairs.shape[1]
-    in_frame = np.arange(m)[None, :] < counts_in[:, None]
-    clipped = np.where(in_frame[:, :, None], repairs, 0)
-    flat = numba_ravel_multi_index_multi(clipped.reshape((-1, d)).T, sig_shape).reshape((n, m))
-    valid = in_frame & ~np.isin(flat, exclude_flat)
-    order = np.argsort(~valid, axis=1, kind="stable")
-    repair_flat = np.take_along_axis(np.where(valid, flat, -1), order, axis=1)
-    counts = valid.sum(axis=1).astype(np.int64)
-    if isinstance(repair_counts, np.ndarray) and repair_counts.flags.writeable:
-        repair_counts.reshape(-1)[:] = counts
-    return exclude_flat, repair_flat, counts
-
-
-class RepairDescriptor:
-    """How to repair the excluded pixels of frames of one signal shape.
-
-    Parameters
-    ----------
-    sig_shape : tuple of int
-        The signal shape of the frames to repair.
-    excluded_pixels
-        Excluded pixels, in any form described in this module's docstring.
-    allow_empty : bool
-        Whether excluded pixels without any valid neighbour are accepted (they
-        are set to zero); otherwise they raise :class:`RepairValueError`.
-
-    Attributes
-    ----------
-    exclude_flat, repair_flat, repair_counts : numpy.ndarray
-        As returned by :func:`flatten_filter`.
-    """
-
-    def __init__(self, sig_shape, excluded_pixels=None, allow_empty=False):
-        self.sig_shape = tuple(int(s) for s in sig_shape)
-        coords = excluded_coords(excluded_pixels, self.sig_shape)
-        repairs, counts = environments(coords, self.sig_shape)
-        self.exclude_flat, self.repair_flat, self.repair_counts = flatten_filter(
-            coords, repairs, counts, self.sig_shape
-        )
-        self.check_empty_repairs(allow_empty)
-
-    @property
-    def n_excluded(self) -> int:
-        """Number of excluded pixels."""
-        return int(self.exclude_flat.size)
-
-    def empty_repairs(self) -> np.ndarray:
-        """Coordinates ``(sig_dims, k)`` of the excluded pixels that have no valid neighbour."""
-        empty = self.exclude_flat[self.repair_counts == 0]
-        return numba_unravel_index_multi(empty, self.sig_shape)
-
-    def check_empty_repairs(self, allow_empty) -> None:
-        """Raise :class:`RepairValueError` for pixels without valid neighbours, unless allowed."""
-        if allow_empty:
-            return
-        empty = self.empty_repairs()
-        if empty.shape[1] > 0:
-            shown = ", ".join(str(tuple(int(c) for c in p)) for p in empty.T[:5])
-            more = "" if empty.shape[1] <= 5 else f" and {empty.shape[1] - 5} more"
-            raise RepairValueError(
-                f"excluded pixels without a valid neighbour to repair them from: {shown}{more} "
-                f"(signal shape {self.sig_shape}); pass allow_empty=True to set them to zero"
-            )
-
-    def __repr__(self) -> str:
-        return f"<RepairDescriptor sig_shape={self.sig_shape} excluded={self.n_excluded}>"
 
 
 def check_real(arr: np.ndarray, what: str) -> np.ndarray:
@@ -336,7 +98,7 @@ def apply_prepared(data, sig_ndim, dark, gain, descriptor) -> None:
         g = placeholder if gain is None else gain.reshape((rows, cols))
         kernels.subtract_multiply(stack, d, g, dark is not None, gain is not None)
     if descriptor is not None and descriptor.n_excluded > 0:
-        kernels.patch_median(
+        kernels.patch_mean(
             stack, descriptor.exclude_flat, descriptor.repair_flat, descriptor.repair_counts
         )
     kernels.write_back(stack, data)
@@ -367,12 +129,13 @@ def correct(
         A precomputed description of the repair (it takes precedence over
         ``excluded_pixels``); reuse one to correct many buffers.
     inplace : bool
-        Correct ``buffer`` itself (it must have a float dtype) instead of a copy.
+        Correct ``buffer`` itself (it must have a float dtype and be C-contiguous)
+        instead of a copy.
     sig_shape : tuple of int, optional
         The signal shape; by default that of ``dark_image`` or ``gain_map``,
         else ``buffer.shape[1:]``.
     allow_empty : bool
-        Accept excluded pixels without valid neighbours (set to zero).
+        Accept excluded pixels without valid neighbours (they keep their value).
 
     Returns
     -------
@@ -384,7 +147,8 @@ def correct(
     Raises
     ------
     CorrectError
-        If shapes do not fit each other.
+        If shapes do not fit each other; if ``buffer`` is Fortran-ordered, or
+        ``inplace`` and ``buffer`` is not C-contiguous.
     TypeError
         For ``inplace=True`` with a buffer that is not of a float dtype.
     RepairValueError
@@ -412,10 +176,13 @@ def correct(
         )
     if inplace:
         if not np.issubdtype(buffer.dtype, np.floating):
-            raise TypeError(f"in-place correction needs a float buffer, got dtype {buffer.dtype}")
+            raise TypeError("In-place correction only supported for floating point data.")
         out = buffer
     else:
-        out = np.array(buffer, dtype=np.result_type(buffer.dtype, np.float32))
+        # the copy keeps the memory layout: Fortran order stays Fortran order
+        out = buffer.astype(np.result_type(buffer.dtype, np.float32))
+    if not out.flags.c_contiguous or np.isfortran(buffer):
+        raise CorrectError("For in-place operation, the buffer given must be C-contiguous")
     # splitting the last axis or adding a leading one is always a view
     frames = out.reshape((1, *sig_shape) if len(frame_shape) == sig_ndim else frame_shape)
     apply_prepared(
@@ -431,12 +198,13 @@ def correct(
 def repair_matrix(descriptor: RepairDescriptor) -> scipy.sparse.csr_array:
     """The linear map ``raw -> repaired`` (flat frames) that patches with neighbour means.
 
-    Row ``e`` of an excluded pixel holds ``1 / count`` at its valid neighbours
-    (nothing if it has none); all other rows are those of the identity.
+    Row ``e`` of an excluded pixel holds ``1 / count`` at its valid neighbours;
+    all other rows, including those of excluded pixels without valid neighbours,
+    are those of the identity.
     """
     size = prod(descriptor.sig_shape)
     keep = np.ones(size, dtype=bool)
-    keep[descriptor.exclude_flat] = False
+    keep[descriptor.exclude_flat[descriptor.repair_counts > 0]] = False
     rows = [np.flatnonzero(keep)]
     cols = [rows[0]]
     vals = [np.ones(rows[0].size)]
@@ -458,10 +226,8 @@ def correct_dot_masks(
 
     Returns masks ``m'`` so that ``m' . raw`` equals ``m . corrected`` for every
     frame, where ``corrected`` is ``raw * gain_map`` with each excluded pixel
-    replaced by the *mean* of its valid neighbours (a dot product is linear, so
-    a median cannot be folded in; for pixels with at most two valid neighbours,
-    mean and median agree, and :func:`correct` gives the same result). A dark
-    frame is not folded in: subtract ``m' . dark`` from the result instead.
+    replaced by the mean of its valid neighbours, as :func:`correct` does. A
+    dark frame is not folded in: subtract ``m' . dark`` from the result instead.
 
     Parameters
     ----------
@@ -473,7 +239,7 @@ def correct_dot_masks(
     excluded_pixels : optional
         Excluded pixels, in any form described in this module's docstring.
     allow_empty : bool
-        Accept excluded pixels without valid neighbours (their weight is dropped).
+        Accept excluded pixels without valid neighbours (they keep their value).
 
     Returns
     -------

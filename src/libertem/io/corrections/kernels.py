@@ -45,24 +45,8 @@ def subtract_multiply(data, dark, gain, has_dark, has_gain):
 
 
 @numba.njit(nogil=True, cache=True)
-def _median_of(values, count):
-    """Median of ``values[:count]`` (sorts that part in place); mean of the middle two if even."""
-    for i in range(1, count):
-        v = values[i]
-        j = i - 1
-        while j >= 0 and values[j] > v:
-            values[j + 1] = values[j]
-            j -= 1
-        values[j + 1] = v
-    half = count // 2
-    if count % 2 == 1:
-        return values[half]
-    return (values[half - 1] + values[half]) / 2
-
-
-@numba.njit(nogil=True, cache=True)
-def patch_median(data, exclude_flat, repair_flat, repair_counts):
-    """Replace excluded pixels by the median of their valid neighbours, in place.
+def patch_mean(data, exclude_flat, repair_flat, repair_counts):
+    """Replace excluded pixels by the mean of their valid neighbours, in place.
 
     Parameters
     ----------
@@ -74,23 +58,22 @@ def patch_median(data, exclude_flat, repair_flat, repair_counts):
         ``(n_excluded, max_neighbours)`` flat indices of each pixel's valid
         neighbours; row ``i`` holds ``repair_counts[i]`` valid entries.
     repair_counts
-        Number of valid neighbours per excluded pixel. A pixel without any is
-        set to zero.
+        Number of valid neighbours per excluded pixel. A pixel without any
+        keeps its value.
     """
     n, rows, cols = data.shape
     n_excluded = exclude_flat.shape[0]
-    scratch = np.empty(max(1, repair_flat.shape[1]), dtype=data.dtype)
     for k in range(n):
         for e in range(n_excluded):
             count = repair_counts[e]
-            target = exclude_flat[e]
             if count == 0:
-                data[k, target // cols, target % cols] = 0
                 continue
+            total = 0.0
             for r in range(count):
                 f = repair_flat[e, r]
-                scratch[r] = data[k, f // cols, f % cols]
-            data[k, target // cols, target % cols] = _median_of(scratch, count)
+                total += data[k, f // cols, f % cols]
+            target = exclude_flat[e]
+            data[k, target // cols, target % cols] = total / count
 
 
 @numba.njit(nogil=True, cache=True)

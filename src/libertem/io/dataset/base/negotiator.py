@@ -115,7 +115,8 @@ class Negotiator:
             raise ValueError(f"tiles of {size} bytes exceed the I/O limit of {io_max_size} bytes")
         if _have(corrections):
             adjusted = tuple(corrections.adjust_tileshape(sig, ds_sig_shape, base_shape))
-            if adjusted != sig:
+            # whole frames never separate an excluded pixel from its neighbours
+            if adjusted != sig and sig != tuple(ds_sig_shape):
                 raise ValueError(
                     f"tile shape {shape} cuts through excluded pixel neighbourhoods; "
                     f"the corrections need {adjusted}"

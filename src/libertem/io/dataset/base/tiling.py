@@ -262,7 +262,10 @@ def make_tiling_scheme(
             tile[axis] = max(base[axis], (fit // base[axis]) * base[axis])
             tile[axis] = min(tile[axis], sig_shape[axis])
     if corrections is not None:
-        tile = list(corrections.adjust_tileshape(tuple(tile), sig_shape, base))
+        adjusted = corrections.adjust_tileshape(tuple(tile), sig_shape, base)
+        # whole frames never separate an excluded pixel from its neighbours
+        if not request.full_frames:
+            tile = list(adjusted)
     tile_bytes = prod(tile) * itemsize
     depth = wanted_depth if wanted_depth is not None else total // tile_bytes
     depth = max(1, min(depth, max_depth))
