@@ -125,6 +125,11 @@ class UDFMergeAllMixin:
         raise NotImplementedError()
 
 
+DEFAULT_MERGE_ONLY_NAV = (
+    "Default merging only works for kind='nav' buffers. "
+    "Please implement a suitable custom merge function."
+)
+
 _METHODS = (
     (UDFMethod.TILE, UDFTileMixin.process_tile),
     (UDFMethod.FRAME, UDFFrameMixin.process_frame),
@@ -132,23 +137,31 @@ _METHODS = (
 )
 
 
+def _implements(cls, method: UDFMethod) -> bool:
+    """Whether ``cls`` has its own ``process_<method>`` (not the mixin's stub)."""
+    stub = dict(_METHODS)[method]
+    impl = getattr(cls, f"process_{method.value}", None)
+    return impl is not None and impl is not stub
+
+
 def find_method(udf) -> str:
-    """Which processing method a UDF uses: ``'tile'``, ``'frame'`` or ``'partition'``:
-    what an overridden ``get_method()`` says, else the first one it implements."""
-    if type(udf).get_method is not UDF.get_method:
-        return UDFMethod(udf.get_method()).value
-    return _implemented_method(type(udf))
+    """Which processing method a UDF uses: ``'tile'``, ``'frame'`` or ``'partition'``,
+    as its ``get_method()`` says.
 
-
-def _implemented_method(cls) -> str:
-    """The first of ``process_tile``, ``process_frame``, ``process_partition`` of ``cls``."""
-    for method, stub in _METHODS:
-        impl = getattr(cls, f"process_{method.value}", None)
-        if impl is not None and impl is not stub:
-            return method.value
-    raise UDFException(
-        f"{cls.__name__} implements none of process_tile, process_frame, process_partition"
-    )
+    Raises
+    ------
+    UDFException
+        If ``get_method()`` returns something other than a
+        :class:`~libertem.common.udf.UDFMethod`, or a method the UDF does not implement.
+    """
+    method = udf.get_method()
+    if not isinstance(method, UDFMethod):
+        raise UDFException("UDF.get_method() returned unrecognized value")
+    if not _implements(type(udf), method):
+        raise UDFException(
+            f"UDF declared method {method.value} but does not implement process_{method.value}."
+        )
+    return method.value
 
 
 def overrides(udf, name: str) -> bool:
@@ -170,6 +183,9 @@ class UDFBase(UDFProtocol):
     User code rarely calls these methods; they are the steps the engine takes on
     every clean copy of a UDF (on the workers) and on the main node.
     """
+
+    #: the enum of processing methods that :meth:`get_method` returns
+    UDF_METHOD = UDFMethod
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__()
@@ -193,9 +209,21 @@ class UDFBase(UDFProtocol):
 
     # the engine's steps ------------------------------------------------------------
     def get_method(self) -> UDFMethod:
-        """The processing method (``process_tile`` before ``process_frame`` before
-        ``process_partition``)."""
-        return UDFMethod(_implemented_method(type(self)))
+        """The processing method: ``TILE`` if the class implements ``process_tile``,
+        else ``FRAME`` for ``process_frame``, else ``PARTITION`` for
+        ``process_partition``.
+
+        Override it to choose at run time among several implemented methods.
+
+        Raises
+        ------
+        TypeError
+            If the class implements none of them.
+        """
+        for method, _stub in _METHODS:
+            if _implements(type(self), method):
+                return method
+        raise TypeError("UDF should implement one of the `process_*` methods")
 
     def set_meta(self, meta: UDFMeta) -> None:
         """Use ``meta`` as ``self.meta``."""
@@ -339,20 +367,35 @@ class UDF(UDFBase):
 
         The default assigns ``kind='nav'`` buffers; UDFs with ``'sig'`` or
         ``'single'`` buffers must override it.
+
+        Raises
+        ------
+        NotImplementedError
+            If a merged buffer is not of ``kind='nav'``.
         """
-        for name in dest:
-            dest[name][:] = src[name]
+        if self.requires_custom_merge:
+            raise NotImplementedError(DEFAULT_MERGE_ONLY_NAV)
+        for name, target in dest.items():
+            target[:] = src.get(name)
 
     def get_results(self) -> dict[str, np.ndarray]:
         """Compute the final results from the merged buffers.
 
         The default returns every buffer that is not ``use='private'``; override it to
         fill ``use='result_only'`` buffers or to transform results. A value may be
-        wrapped with :meth:`with_mask` to say which of its entries are valid.
+        wrapped with :meth:`with_mask` to say which of its entries are valid. The
+        results of a run also hold every ``use=None`` buffer that an overriding
+        ``get_results`` leaves out, as merged.
+
+        Raises
+        ------
+        UDFException
+            In this default implementation, if a ``use='result_only'`` buffer is
+            declared (only an override can fill it).
         """
-        return {
-            name: buf.raw_data for name, buf in self.results.buffers().items() if buf.use is None
-        }
+        buffers = self.results.buffers()
+        refuse_result_only(buffers)
+        return {name: buf.raw_data for name, buf in buffers.items() if buf.use is None}
 
     def get_task_data(self) -> dict[str, Any]:
         """Create per-task data on the worker, available as ``self.task_data``."""
@@ -465,6 +508,23 @@ class UDF(UDFBase):
         return self.requires_custom_merge
 
 
+def refuse_result_only(buffers: Mapping[str, BufferWrapper]) -> None:
+    """What the default ``get_results`` says to ``use='result_only'`` buffers.
+
+    Raises
+    ------
+    UDFException
+        For the first ``use='result_only'`` buffer: only an overriding
+        ``get_results`` can fill it.
+    """
+    for name, buf in buffers.items():
+        if buf.use == "result_only":
+            raise UDFException(
+                f"don't know how to set use='result_only' buffer {name!r}; "
+                "please implement `get_results`"
+            )
+
+
 def check_cast(fromvar, tovar) -> None:
     """Check that the values of ``fromvar`` survive conversion to the dtype of ``tovar``.
 
@@ -560,4 +620,5 @@ __all__ = [
     "find_method",
     "overrides",
     "prod",
+    "refuse_result_only",
 ]

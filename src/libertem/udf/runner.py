@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
-from libertem.common.exceptions import UDFException
-from libertem.common.executor import NoopCommHandler
+from libertem.common.exceptions import UDFException, UDFRunCancelled
+from libertem.common.executor import JobCancelledError, NoopCommHandler, TaskCommHandler
 from libertem.common.progress import ProgressManager, ProgressReporter, TQDMProgressReporter
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
@@ -27,7 +27,7 @@ from libertem.udf.partition_runner import (
     aux_buffers,
     default_threads_per_worker,
 )
-from libertem.udf.results import ResultsForDataSet, UDFResults, damage_buffer
+from libertem.udf.results import ResultsForDataSet, UDFResults, UDFResultsLazy, damage_buffer
 from libertem.udf.validation import check_clean_copy, required_resources
 
 if TYPE_CHECKING:
@@ -67,19 +67,48 @@ class RunPlan:
     roi: np.ndarray | None
     n_selected: int
 
+    released: bool = False
+
     def all_done(self) -> BufferWrapper:
         """A damage buffer with every selected frame done."""
         if self.roi is None:
             done = np.ones(self.dataset_shape.nav.size, dtype=bool)
         else:
             done = self.roi.copy()
-        return damage_buffer(done, self.dataset_shape)
+        return damage_buffer(done, self.dataset_shape, self.roi)
+
+    def bind(self) -> None:
+        """Point aux data at the selected frames of the whole dataset (main node)."""
+        for udf in self.udfs:
+            for buf in aux_buffers(udf):
+                buf.bind_aux(0, self.dataset_shape.nav.size, self.roi)
+        self.released = False
 
     def release(self) -> None:
         """Point aux data back at the whole dataset after the run."""
         for udf in self.udfs:
             for buf in aux_buffers(udf):
                 buf.bind_aux(0, self.dataset_shape.nav.size, None)
+        self.released = True
+
+    def results(self, damage: np.ndarray) -> UDFResultsLazy:
+        """The results when the frames ``damage`` (flat, not changed later) are merged.
+
+        ``get_results`` of the UDFs runs when ``.buffers`` is first read, once.
+        """
+        shape, roi = self.dataset_shape, self.roi
+
+        def compute():
+            rebind = self.released
+            if rebind:
+                self.bind()
+            try:
+                return tuple(main.results(shape, roi, damage) for main in self.mains)
+            finally:
+                if rebind:
+                    self.release()
+
+        return UDFResultsLazy(self.udfs, compute, damage_buffer(damage, shape, roi))
 
 
 def executor_threads_per_worker(executor) -> int:
@@ -178,7 +207,7 @@ class UDFRunner:
         progress_reporter: ProgressReporter | None = None,
     ):
         if not udfs:
-            raise UDFException("no UDF given")
+            raise ValueError("empty list of UDFs - nothing to do!")
         for udf in udfs:
             if not isinstance(udf, UDF):
                 raise UDFException(f"expected UDF instances, got {type(udf).__name__}")
@@ -291,9 +320,10 @@ class UDFRunner:
             start += n
 
         mains = []
+        merge_all = getattr(executor, "run_plan", None) is not None
         for udf in udfs:
             udf.meta._tiling_scheme = scheme
-            mains.append(MainUDF(udf, sig_shape, n_selected))
+            mains.append(MainUDF(udf, sig_shape, n_selected, merge_all=merge_all))
             for buf in aux_buffers(udf):
                 buf.bind_aux(0, shape.nav.size, roi_flat)
             if overrides(udf, "preprocess"):
@@ -351,11 +381,8 @@ class UDFRunner:
         """
         plan = self.plan(dataset, executor, roi, backends, corrections)
         if dry:
-            try:
-                damage = np.zeros(plan.dataset_shape.nav.size, dtype=bool)
-                yield self._snapshot(plan, damage)
-            finally:
-                plan.release()
+            plan.release()
+            yield plan.results(np.zeros(plan.dataset_shape.nav.size, dtype=bool))
             return
         run_plan = getattr(executor, "run_plan", None)
         if run_plan is not None:
@@ -366,7 +393,7 @@ class UDFRunner:
             yield UDFResults(buffers=buffers, damage=plan.all_done())
             return
         reporter = resolve_reporter(progress, self._progress_reporter)
-        yield from self._execute(plan, executor, reporter, iterate)
+        yield from self._execute(plan, executor, reporter, iterate, comm_handler(dataset))
 
     async def run_for_dataset_async(
         self,
@@ -420,7 +447,8 @@ class UDFRunner:
         plan.release()
         handle = executor.scatter(plan.params)
         tasks = [] if dry else plan.tasks
-        gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, None)
+        comms = None if dry else comm_handler(dataset)
+        gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, comms)
         return (
             ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs),
             handle,
@@ -445,25 +473,27 @@ class UDFRunner:
         return dict(cls.dry_run([udf.copy()], dataset, roi).buffers[0])
 
     # merging -----------------------------------------------------------------------
-    @staticmethod
-    def _snapshot(plan: RunPlan, damage: np.ndarray) -> UDFResults:
-        shape, roi = plan.dataset_shape, plan.roi
-        damage = damage.copy()  # results keep it: later merges must not change it
-        return UDFResults(
-            buffers=tuple(main.results(shape, roi, damage) for main in plan.mains),
-            damage=damage_buffer(damage, shape),
-        )
+    def _execute(
+        self, plan: RunPlan, executor, reporter, partial: bool, comms: TaskCommHandler
+    ) -> Iterator[UDFResults]:
+        """Run the plan's tasks and merge their results in partition order.
 
-    def _execute(self, plan: RunPlan, executor, reporter, partial: bool) -> Iterator[UDFResults]:
+        With ``partial``, yield the results after each merged partition (the last
+        of them is complete), else once at the end.
+        """
         shape, roi_flat, mains = plan.dataset_shape, plan.roi, plan.mains
         damage = np.zeros(shape.nav.size, dtype=bool)
         progress = ProgressManager(plan.tasks, uuid.uuid4().hex, reporter)
+        n_merged = 0
 
         def merge(partials, task: UDFTask) -> None:
-            for main, part in zip(mains, partials):
-                main.merge(part, task.compressed_start, task.n_frames)
+            nonlocal n_merged
             p = task.partition
+            nav_range = (p.start, p.stop)
+            for main, part in zip(mains, partials):
+                main.merge(part, task.compressed_start, task.n_frames, damage, nav_range, roi_flat)
             damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
+            n_merged += 1
 
         # Partial results are merged in partition order, whatever order tasks finish
         # in, so that floating-point results are the same from run to run. Should too
@@ -473,10 +503,10 @@ class UDFRunner:
         merged_early: set[int] = set()
         next_id = 0
         results = None
+        yielded = False
         plan.params.progress = reporter is not None
         try:
             handle = executor.scatter(plan.params)
-            comms = NoopCommHandler()
             progress.connect(comms)
             gen = executor.run_tasks(plan.tasks, handle, uuid.uuid4().hex, comms)
             results = ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs)
@@ -486,35 +516,51 @@ class UDFRunner:
                 nbytes = sum(np.asarray(a).nbytes for part in partials for a in part.values())
                 waiting[task.task_id] = (partials, task, nbytes)
                 waiting_bytes += nbytes
-                merged_any = False
+                ready = []
                 while next_id in waiting or next_id in merged_early:
                     if next_id in waiting:
-                        partials, task, nbytes = waiting.pop(next_id)
-                        waiting_bytes -= nbytes
-                        merge(partials, task)
-                        merged_any = True
+                        ready.append(waiting.pop(next_id))
                     merged_early.discard(next_id)
                     next_id += 1
                 if waiting_bytes > MAX_WAITING_BYTES:
                     for task_id in sorted(waiting):
-                        partials, task, _ = waiting.pop(task_id)
-                        merge(partials, task)
+                        ready.append(waiting.pop(task_id))
                         merged_early.add(task_id)
-                    waiting_bytes = 0
-                    merged_any = True
-                if partial and merged_any:
-                    yield self._snapshot(plan, damage)
+                for partials, task, nbytes in ready:
+                    waiting_bytes -= nbytes
+                    merge(partials, task)
+                    if partial:
+                        yielded = True
+                        yield plan.results(damage.copy())
             for task_id in sorted(waiting):
                 merge(*waiting.pop(task_id)[:2])
+                if partial:
+                    yielded = True
+                    yield plan.results(damage.copy())
+        except JobCancelledError as e:
+            raise UDFRunCancelled(f"UDF run cancelled after {n_merged} partitions") from e
         finally:
             if results is not None:
                 results.close()
             progress.close()
             plan.release()
-        final = self._snapshot(plan, damage)
         for udf in plan.udfs:
             udf.cleanup()
-        yield final
+        if not yielded:
+            yield plan.results(damage)
 
 
-__all__ = ["RunPlan", "UDFRunner", "UDFResults", "executor_threads_per_worker"]
+def comm_handler(dataset) -> TaskCommHandler:
+    """The dataset's handler of task messages (``get_task_comm_handler``), or a plain one."""
+    get = getattr(dataset, "get_task_comm_handler", None)
+    handler = None if get is None else get()
+    return NoopCommHandler() if handler is None else handler
+
+
+__all__ = [
+    "RunPlan",
+    "UDFRunner",
+    "UDFResults",
+    "comm_handler",
+    "executor_threads_per_worker",
+]
