@@ -33,7 +33,6 @@ from libertem.common.buffer_wrapper import (  # noqa: F401 - _fill_value: dask_b
     BufferLocation,
     BufferUse,
     BufferWrapper,
-    InvalidMaskError,
     _fill_value,
     _flat_roi,
     _partition_range,
@@ -42,6 +41,7 @@ from libertem.common.buffer_wrapper import (  # noqa: F401 - _fill_value: dask_b
 from libertem.common.math import count_nonzero, flat_nonzero, prod
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.common.valid_mask import InvalidMaskError
 
 if TYPE_CHECKING:
     from numpy import typing as nt

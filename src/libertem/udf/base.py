@@ -33,135 +33,21 @@ from libertem.common.slice import Slice
 from libertem.common.udf import CUDA, TilingPreferences, UDFMethod, UDFProtocol
 from libertem.udf.data import MergeAttrMapping, UDFData, UDFKwargsWrapper
 from libertem.udf.meta import UDFMeta
+from libertem.udf.mixins import (
+    DEFAULT_MERGE_ONLY_NAV,
+    UDFFrameMixin,
+    UDFMergeAllMixin,
+    UDFPartitionMixin,
+    UDFPostprocessMixin,
+    UDFPreprocessMixin,
+    UDFTileMixin,
+    find_method,
+    first_implemented,
+)
 from libertem.warnings import UseDiscouragedWarning
 
 if TYPE_CHECKING:
     from numpy import typing as nt
-
-
-class UDFFrameMixin:
-    """Implement ``process_frame`` to process one frame at a time."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_frame(self, frame: np.ndarray):
-        """Process one frame (an array of the signal shape).
-
-        ``kind='nav'`` buffers in ``self.results`` are views for this frame;
-        ``'sig'`` and ``'single'`` buffers are the whole partition's buffers.
-        """
-        raise NotImplementedError()
-
-
-class UDFTileMixin:
-    """Implement ``process_tile`` to process stacks of (parts of) frames."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_tile(self, tile: np.ndarray):
-        """Process a tile: ``depth`` frames times a rectangle of the signal.
-
-        ``self.meta.slice`` gives its position. ``kind='nav'`` buffers are views of
-        the tile's frames, ``kind='sig'`` buffers are cut to the tile's signal region.
-        """
-        raise NotImplementedError()
-
-
-class UDFPartitionMixin:
-    """Implement ``process_partition`` to process a whole partition at once."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_partition(self, partition: np.ndarray) -> None:
-        """Process all (selected) frames of a partition, stacked along the first axis."""
-        raise NotImplementedError()
-
-
-class UDFPreprocessMixin:
-    """Implement ``preprocess`` to initialize buffers before processing or merging."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def preprocess(self) -> None:
-        """Initialize buffers; runs per partition on workers and once on the main node."""
-        raise NotImplementedError()
-
-
-class UDFPostprocessMixin:
-    """Implement ``postprocess`` to finish a partition's results on the worker."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def postprocess(self) -> None:
-        """Run after all data of a partition has been processed."""
-        raise NotImplementedError()
-
-
-class UDFMergeAllMixin:
-    """Implement ``merge_all`` to merge all partial results in one step."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def merge_all(self, ordered_results: Mapping[Slice, MergeAttrMapping]) -> Mapping[str, Any]:
-        """Merge partial results.
-
-        Parameters
-        ----------
-        ordered_results
-            Mapping of each partition's :class:`~libertem.common.slice.Slice` to its
-            partial results (attribute/item access per buffer), ordered by position.
-
-        Returns
-        -------
-        dict
-            Buffer name to merged array; ``nav`` results flat and ROI-compressed.
-        """
-        raise NotImplementedError()
-
-
-DEFAULT_MERGE_ONLY_NAV = (
-    "Default merging only works for kind='nav' buffers. "
-    "Please implement a suitable custom merge function."
-)
-
-_METHODS = (
-    (UDFMethod.TILE, UDFTileMixin.process_tile),
-    (UDFMethod.FRAME, UDFFrameMixin.process_frame),
-    (UDFMethod.PARTITION, UDFPartitionMixin.process_partition),
-)
-
-
-def _implements(cls, method: UDFMethod) -> bool:
-    """Whether ``cls`` has its own ``process_<method>`` (not the mixin's stub)."""
-    stub = dict(_METHODS)[method]
-    impl = getattr(cls, f"process_{method.value}", None)
-    return impl is not None and impl is not stub
-
-
-def find_method(udf) -> str:
-    """Which processing method a UDF uses: ``'tile'``, ``'frame'`` or ``'partition'``,
-    as its ``get_method()`` says.
-
-    Raises
-    ------
-    UDFException
-        If ``get_method()`` returns something other than a
-        :class:`~libertem.common.udf.UDFMethod`, or a method the UDF does not implement.
-    """
-    method = udf.get_method()
-    if not isinstance(method, UDFMethod):
-        raise UDFException("UDF.get_method() returned unrecognized value")
-    if not _implements(type(udf), method):
-        raise UDFException(
-            f"UDF declared method {method.value} but does not implement process_{method.value}."
-        )
-    return method.value
 
 
 def overrides(udf, name: str) -> bool:
@@ -220,10 +106,10 @@ class UDFBase(UDFProtocol):
         TypeError
             If the class implements none of them.
         """
-        for method, _stub in _METHODS:
-            if _implements(type(self), method):
-                return method
-        raise TypeError("UDF should implement one of the `process_*` methods")
+        method = first_implemented(type(self))
+        if method is None:
+            raise TypeError("UDF should implement one of the `process_*` methods")
+        return method
 
     def set_meta(self, meta: UDFMeta) -> None:
         """Use ``meta`` as ``self.meta``."""
