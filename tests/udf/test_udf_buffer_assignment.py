@@ -10,12 +10,12 @@ import warnings
 
 import numpy as np
 import pytest
-from utils import assert_close, load_mem, make_data, make_roi
 
 from libertem.common.buffers import BufferWrapper
 from libertem.udf import UDF
 from libertem.udf.data import MergeAttrMapping, UDFData
 from libertem.warnings import UseDiscouragedWarning
+from utils import assert_close, load_mem, make_data, make_roi
 
 NAV, SIG = (3, 5), (4, 6)
 

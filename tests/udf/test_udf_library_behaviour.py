@@ -11,7 +11,6 @@ import functools
 import numba
 import numpy as np
 import pytest
-from utils import assert_close, load_mem, make_data, make_roi
 
 from libertem.common.buffers import reshaped_view
 from libertem.io.dataset.memory import MemoryDataSet
@@ -19,6 +18,7 @@ from libertem.udf import UDF
 from libertem.udf.auto import AutoUDF
 from libertem.udf.logsum import LogsumUDF
 from libertem.udf.stddev import merge, process_tile
+from utils import assert_close, load_mem, make_data, make_roi
 
 NAV, SIG = (2, 3), (4, 5)
 

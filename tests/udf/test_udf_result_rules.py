@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from utils import assert_close, load_mem, make_data, make_roi
 
 from libertem.api import Context
 from libertem.common.buffers import BufferWrapper, InvalidMaskError
 from libertem.common.exceptions import UDFException
 from libertem.common.shape import Shape
 from libertem.udf import UDF
+from utils import assert_close, load_mem, make_data, make_roi
 
 NAV, SIG = (3, 4), (4, 4)
 

@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-from utils import assert_close, assert_ctx_works, load_mem, make_data, make_roi
 
 from libertem.common.exceptions import UDFException, UDFRunCancelled
 from libertem.common.executor import JobCancelledError, TaskCommHandler
@@ -21,6 +20,7 @@ from libertem.io.dataset.memory import MemoryDataSet
 from libertem.udf import UDF
 from libertem.udf.base import NoOpUDF
 from libertem.udf.sum import SumUDF
+from utils import assert_close, assert_ctx_works, load_mem, make_data, make_roi
 
 NAV, SIG = (3, 4), (4, 4)
 
@@ -228,13 +228,14 @@ def test_async_update_parameters_is_a_coroutine(inline_ctx):
 
     async def main():
         it = inline_ctx.run_udf_iter(dataset=ds, udf=[Stamp(stamp=0)], sync=False)
-        n, awaitables = 0, []
+        n, awaitables, last = 0, [], None
         async for part in it:
             r = it.update_parameters_experimental([{"stamp": n + 1}])
             awaitables.append(inspect.isawaitable(r))
             await r
             n += 1
-        return awaitables, part.buffers[0]["stamp"].data.tolist()
+            last = part
+        return awaitables, last.buffers[0]["stamp"].data.tolist()
 
     awaitables, stamps = asyncio.run(main())
     assert awaitables == [True, True]
