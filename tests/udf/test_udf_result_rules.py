@@ -406,3 +406,21 @@ def test_aux_data_in_merge_is_the_partition_part(ctx, use_roi):
     w = AuxInMerge.aux_data(data=weights, kind="nav", dtype=np.float32)
     res = ctx.run_udf(dataset=ds, udf=AuxInMerge(weights=w), roi=roi)
     assert res["copy"].raw_data.tolist() == weights[_sel(roi).reshape(-1)].tolist()
+
+
+def test_aux_data_in_merge_after_parameter_update(inline_ctx):
+    roi = make_roi(NAV, seed=12)
+    sel = roi.reshape(-1)
+    ds = load_mem(inline_ctx, np.zeros((*NAV, *SIG), np.float32), num_partitions=3)
+
+    def aux(values):
+        return AuxInMerge.aux_data(data=values, kind="nav", dtype=np.float32)
+
+    new = np.arange(sel.size, dtype=np.float32) + 100
+    it = inline_ctx.run_udf_iter(dataset=ds, udf=AuxInMerge(weights=aux(np.zeros(12))), roi=roi)
+    first = next(it)
+    done_first = first.damage.data.reshape(-1)
+    it.update_parameters_experimental([{"weights": aux(new)}])
+    *_, last = it
+    expected = np.where(done_first, 0, new)[sel]
+    assert last.buffers[0]["copy"].raw_data.tolist() == expected.tolist()

@@ -67,7 +67,6 @@ class MainUDF:
         if not (self.custom_merge or uses_merge_all):
             if any(buf.kind != "nav" for buf in self.mergeable.values()):
                 raise NotImplementedError(DEFAULT_MERGE_ONLY_NAV)
-        self._aux = aux_buffers(udf)
         udf.results = UDFData(buffers)
 
     def merge(
@@ -103,9 +102,10 @@ class MainUDF:
         meta = self.udf.meta
         for buf in self.mergeable.values():
             buf.set_view_nav_range(start, start + n)
-        whole_aux = [(buf, buf.raw_data) for buf in self._aux]
+        aux = aux_buffers(self.udf)  # looked up each time: parameters may be updated
+        whole_aux = [(buf, buf.raw_data) for buf in aux]
         if nav_range is not None:
-            for buf in self._aux:
+            for buf in aux:
                 buf.bind_aux(nav_range[0], nav_range[1], roi)
         if damage is not None:
             meta.set_valid_nav_source(damage, roi)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem.common.buffers import BufferWrapper
+from libertem.common.buffers import AuxBufferWrapper, BufferWrapper
 
 
 class UDFResults:
@@ -127,9 +127,12 @@ class ResultsForDataSet:
         ``patch[i]`` holds new values for keyword arguments of UDF ``i``.
         """
         self._params.patch(patch)
+        shape = self._params.dataset_shape
         for udf, update in zip(self._udfs, patch):
             udf._kwargs.update(update)
             for key, value in update.items():
+                if isinstance(value, AuxBufferWrapper) and shape is not None:
+                    value.bind_aux(0, shape.nav.size, self._params.roi)  # as on the main node
                 udf.params.set_buffer(key, value)
         scatter_update = getattr(self._executor, "scatter_update", None)
         if scatter_update is not None:

@@ -179,6 +179,8 @@ class UDFRunner:
         merge_all = getattr(executor, "run_plan", None) is not None
         for udf in udfs:
             udf.meta._tiling_scheme = scheme
+            # the main node merges host arrays: preprocess, merge and get_results use numpy
+            udf._backend = udf.BACKEND_NUMPY
             mains.append(MainUDF(udf, sig_shape, n_selected, merge_all=merge_all))
             for buf in aux_buffers(udf):
                 buf.bind_aux(0, shape.nav.size, roi_flat)
