@@ -76,9 +76,9 @@ def test_backend_names():
     assert list(LogsumUDF().get_backends()) == ["cupy", "numpy", "sparse.COO", "sparse.GCXS"]
 
 
-@pytest.mark.parametrize(
-    "backend, use_roi", [("numpy", True), ("sparse.COO", True), ("sparse.GCXS", False)]
-)
+# sparse.GCXS takes the same path as sparse.COO (``todense``); left out because its first
+# use compiles numba code of pydata.sparse for many seconds
+@pytest.mark.parametrize("backend, use_roi", [("numpy", True), ("sparse.COO", False)])
 def test_logsum_on_each_backend(ctx, backend, use_roi):
     dense = np.zeros((*NAV, *SIG), dtype=np.float32)
     dense[0, 0, 1, 1] = 5
