@@ -1,11 +1,11 @@
 """Warning categories of libertem."""
 
 
-class UseDiscouragedWarning(RuntimeWarning):
+class UseDiscouragedWarning(FutureWarning):
     """A feature is used in a way that works, but that is slow or error-prone.
 
-    For example, a buffer accessed in a way that forces an expensive conversion.
-    Filter it with the standard :mod:`warnings` machinery.
+    For example, dict-style access to result buffers (``self.results['name']``)
+    instead of attribute access. Filter it with the standard :mod:`warnings` machinery.
     """
 
 

@@ -57,20 +57,16 @@ def batched(iterable: Iterable, n: int) -> Iterator[tuple]:
 
 
 def reshaped_view(a: np.ndarray, shape) -> np.ndarray:
-    """``a`` reshaped to ``shape`` without copying.
+    """``a`` reshaped to ``shape`` without copying: a view that shares memory with ``a``.
 
     Raises
     ------
-    ValueError
-        If the memory layout of ``a`` does not allow it (a reshape would copy).
+    AttributeError
+        If the memory layout of ``a`` does not allow it (a reshape would copy);
+        numpy's error for assigning an incompatible ``shape``.
     """
     view = a.view()
-    try:
-        view.shape = tuple(shape)
-    except AttributeError as e:
-        raise ValueError(
-            f"cannot reshape an array of shape {a.shape} to {shape} without copying"
-        ) from e
+    view.shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
     return view
 
 

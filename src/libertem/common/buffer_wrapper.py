@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from libertem.common.bbox import get_bbox_slice, get_inner_slice
 from libertem.common.math import count_nonzero
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.common.valid_mask import ValidMaskMixin
 
 if TYPE_CHECKING:
     from numpy import typing as nt
@@ -26,10 +27,24 @@ _WHERES = (None, "device")
 
 
 def _fill_value(dtype: np.dtype):
-    if dtype.kind in "fc":
+    """What ``kind='nav'`` results hold at positions outside the ROI, by dtype kind."""
+    kind = np.dtype(dtype).kind
+    if kind == "f":
         return np.nan
-    if dtype.kind == "O":
+    if kind == "c":
+        return complex(np.nan, np.nan)
+    if kind == "O":
         return None
+    if kind == "S":
+        return b""
+    if kind == "U":
+        return ""
+    if kind == "M":
+        return np.datetime64("NaT")
+    if kind == "m":
+        return np.timedelta64("NaT")
+    if kind == "V":
+        return np.zeros((), dtype=dtype)[()]
     return 0
 
 
@@ -57,11 +72,7 @@ def _partition_range(partition) -> tuple[int, int]:
     return int(start), int(stop)
 
 
-class InvalidMaskError(ValueError):
-    """A valid-mask (see :meth:`libertem.udf.UDF.with_mask`) that does not fit its result."""
-
-
-class BufferWrapper:
+class BufferWrapper(ValidMaskMixin):
     """A buffer declared by a UDF, plus its storage and current view.
 
     Buffers are declared with :meth:`libertem.udf.UDF.buffer` and come back from
@@ -121,6 +132,7 @@ class BufferWrapper:
         self._partition_start: int | None = None
         self._valid_mask: np.ndarray | None = None
         self._valid_nav: np.ndarray | None = None
+        self._full_nav = False
         self._pending_flush: tuple[tuple, np.ndarray] | None = None
         self._partitions: list | None = None
 
@@ -253,6 +265,23 @@ class BufferWrapper:
         self._dataset_shape = dataset_shape
         self._roi = _flat_roi(roi_flat)
 
+    def set_result(self, value, dataset_shape: Shape, roi_flat: np.ndarray | None) -> None:
+        """Hold the final result ``value`` (as ``get_results`` returned it).
+
+        A ``kind='nav'`` value may have one entry per selected frame (flat or
+        nav-shaped without ROI) or, with a ROI, one entry per frame of the whole
+        navigation space; :attr:`data` then shows it as given, without fill values.
+        """
+        self.set_result_context(dataset_shape, roi_flat)
+        arr = value
+        if self._kind == "nav":
+            nav_size = dataset_shape.nav.size
+            n = nav_size if self._roi is None else count_nonzero(self._roi)
+            per_frame = math.prod(self._extra_shape)
+            self._full_nav = n != nav_size and np.size(arr) == nav_size * per_frame
+            arr = arr.reshape((nav_size if self._full_nav else n, *self._extra_shape))
+        self.set_storage(arr)
+
     def result_buffer_type(self) -> type[BufferWrapper]:
         """The class of the buffers that carry this buffer's final results."""
         return BufferWrapper
@@ -262,7 +291,7 @@ class BufferWrapper:
     def raw_data(self) -> np.ndarray:
         """The storage: for ``nav`` buffers flat and compressed to the selected frames."""
         if self._storage is None:
-            raise RuntimeError("buffer has no storage yet")
+            raise ValueError("this BufferWrapper doesn't have a value associated with it")
         return self._storage
 
     def _nav_data_shape(self) -> tuple[int, ...] | None:
@@ -277,7 +306,7 @@ class BufferWrapper:
         shape = self._nav_data_shape()
         if shape is None:
             return storage
-        if self._roi is None:
+        if self._roi is None or self._full_nav:
             return storage.reshape(shape)
         full = np.empty((self._roi.size, *self._extra_shape), dtype=storage.dtype)
         full[...] = _fill_value(storage.dtype)
@@ -308,76 +337,7 @@ class BufferWrapper:
             f"dtype={self._dtype} use={self._use}>"
         )
 
-    # valid masks -------------------------------------------------------------------
-    def make_default_mask(
-        self, valid_nav_mask: np.ndarray, dataset_shape: Shape, roi: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The valid-mask of this buffer's :attr:`data` when frames ``valid_nav_mask`` are done.
-
-        ``valid_nav_mask`` marks processed frames, over the whole navigation space
-        or compressed to the ROI. For ``nav`` buffers an entry is valid if its frame
-        is processed and selected; ``sig`` and ``single`` buffers are valid as a
-        whole once any frame is processed.
-        """
-        nav_size = dataset_shape.nav.size
-        roi = _flat_roi(roi)
-        valid = np.asarray(valid_nav_mask, dtype=bool).reshape(-1)
-        if valid.size != nav_size:
-            if roi is None or valid.size != count_nonzero(roi):
-                raise InvalidMaskError(
-                    f"valid_nav_mask of {valid.size} entries fits neither the navigation "
-                    f"size {nav_size} nor the ROI"
-                )
-            full = np.zeros(nav_size, dtype=bool)
-            full[roi] = valid
-            valid = full
-        elif roi is not None:
-            valid = valid & roi
-        if self._kind == "nav":
-            shape = tuple(dataset_shape.nav) + self._extra_shape
-            per_frame = valid.reshape(tuple(dataset_shape.nav) + (1,) * len(self._extra_shape))
-            return np.broadcast_to(per_frame, shape).copy()
-        return np.full(self.shape, bool(valid.any()))
-
-    def set_valid_mask(self, mask) -> None:
-        """Set which entries are valid: a bool, or an array broadcastable to :attr:`data`
-        or shaped like :attr:`raw_data` (compressed by the ROI for ``nav`` buffers)."""
-        shape = self.shape
-        mask = np.asarray(mask, dtype=bool)
-        raw_shape = None if self._storage is None else tuple(self._storage.shape)
-        if self._nav_data_shape() is not None and mask.shape == raw_shape != shape:
-            if self._roi is not None:
-                full = np.zeros((self._roi.size, *self._extra_shape), dtype=bool)
-                full[self._roi] = mask
-                mask = full
-            mask = mask.reshape(shape)
-        try:
-            mask = np.broadcast_to(mask, shape).copy()
-        except ValueError as e:
-            raise InvalidMaskError(
-                f"valid mask of shape {mask.shape} does not fit a result of shape {shape}"
-            ) from e
-        self._valid_mask = mask
-
-    def set_valid_nav(self, valid_nav: np.ndarray) -> None:
-        """Derive :attr:`valid_mask` from the processed frames (flat, whole nav), on access."""
-        self._valid_nav = valid_nav
-        self._valid_mask = None
-
-    @property
-    def valid_mask(self) -> np.ndarray:
-        """Boolean array of the shape of :attr:`data`: which entries hold results."""
-        if self._valid_mask is not None:
-            return self._valid_mask
-        if self._valid_nav is not None and self._dataset_shape is not None:
-            self._valid_mask = self.make_default_mask(
-                self._valid_nav, self._dataset_shape, self._roi
-            )
-            return self._valid_mask
-        if self._kind == "nav" and self._roi is not None and self._dataset_shape is not None:
-            return self.make_default_mask(self._roi, self._dataset_shape, self._roi)
-        return np.ones(self.shape, dtype=bool)
-
+    # valid masks (see ValidMaskMixin) -------------------------------------------
     @property
     def masked_data(self) -> np.ma.MaskedArray:
         """:attr:`data` as a masked array that hides the invalid entries."""
@@ -387,24 +347,7 @@ class BufferWrapper:
     def raw_masked_data(self) -> np.ma.MaskedArray:
         """:attr:`raw_data` as a masked array that hides the invalid entries."""
         raw = to_numpy(self.raw_data)
-        mask = self.valid_mask
-        if self._nav_data_shape() is not None:
-            mask = mask.reshape((-1, *self._extra_shape))
-            if self._roi is not None:
-                mask = mask[self._roi]
-        return np.ma.array(raw, mask=~mask.reshape(raw.shape))
-
-    def get_valid_slice_inner(self, axis: int = 0) -> tuple[slice, ...]:
-        """Index into :attr:`data` of the first run of complete (all valid) planes on ``axis``."""
-        return get_inner_slice(self.valid_mask, axis=axis)
-
-    @property
-    def valid_slice_bounding(self) -> tuple[slice, ...]:
-        """Index into :attr:`data` of the bounding box of the valid entries."""
-        mask = self.valid_mask
-        if not mask.any():
-            return tuple(slice(0, 0) for _ in mask.shape)
-        return get_bbox_slice(mask)
+        return np.ma.array(raw, mask=~self._raw_valid_mask().reshape(raw.shape))
 
     # views (the engine's fast interface) ------------------------------------------
     @property

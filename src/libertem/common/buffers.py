@@ -33,7 +33,6 @@ from libertem.common.buffer_wrapper import (  # noqa: F401 - _fill_value: dask_b
     BufferLocation,
     BufferUse,
     BufferWrapper,
-    InvalidMaskError,
     _fill_value,
     _flat_roi,
     _partition_range,
@@ -42,6 +41,7 @@ from libertem.common.buffer_wrapper import (  # noqa: F401 - _fill_value: dask_b
 from libertem.common.math import count_nonzero, flat_nonzero, prod
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.common.valid_mask import InvalidMaskError
 
 if TYPE_CHECKING:
     from numpy import typing as nt
@@ -52,7 +52,8 @@ T = TypeVar("T")
 class ArrayWithMask(Generic[T]):
     """A result array together with the mask of its valid entries.
 
-    Returned from ``get_results`` via :meth:`libertem.udf.UDF.with_mask`.
+    Returned from ``get_results`` via :meth:`libertem.udf.UDF.with_mask`. The mask
+    is checked right away and stored broadcast to the shape of ``arr``.
 
     Parameters
     ----------
@@ -60,11 +61,27 @@ class ArrayWithMask(Generic[T]):
         The result.
     mask
         Boolean array broadcastable to ``arr`` (``True``: valid), or one bool for all.
+
+    Raises
+    ------
+    InvalidMaskError
+        If ``mask`` cannot be broadcast to the shape of ``arr``, or is not boolean.
     """
 
     def __init__(self, arr: T, mask: np.ndarray | bool):
+        shape = tuple(getattr(arr, "shape", np.shape(arr)))
+        mask_arr = to_numpy(mask)
+        try:
+            mask_arr = np.broadcast_to(mask_arr, shape)
+        except ValueError:
+            raise InvalidMaskError(
+                f"`arr` and `mask` must have compatible shapes "
+                f"(arr.shape={shape} vs mask.shape={mask_arr.shape})"
+            ) from None
+        if mask_arr.dtype != np.bool_:
+            raise InvalidMaskError(f"`mask` should have `dtype=bool` (have {mask_arr.dtype})")
         self._arr = arr
-        self._mask = mask
+        self._mask = mask_arr
 
     @property
     def arr(self) -> T:
@@ -72,8 +89,8 @@ class ArrayWithMask(Generic[T]):
         return self._arr
 
     @property
-    def mask(self) -> np.ndarray | bool:
-        """The valid-mask as given."""
+    def mask(self) -> np.ndarray:
+        """The valid-mask, broadcast to the shape of :attr:`arr`."""
         return self._mask
 
 
@@ -144,16 +161,21 @@ class AuxBufferWrapper(BufferWrapper):
 
 
 class PlaceholderBufferWrapper(BufferWrapper):
-    """Stands in for a ``use='result_only'`` buffer where partitions are processed.
+    """Stands in for a ``use='result_only'`` buffer, which never holds data of its own.
 
-    Such buffers exist only on the main node; any access to data here is an error.
+    While partitions are processed (``process_*``), reading it gives ``None``;
+    anywhere else (``postprocess``, ``get_results``) reading it raises
+    ``ValueError``: only the value ``get_results`` returns becomes the result.
     """
 
+    _processing = False
+
     def _refuse(self):
-        raise ValueError(
-            f"a buffer with use={self.use!r} exists only on the main node (in get_results), "
-            "not while partitions are processed"
-        )
+        raise ValueError("this BufferWrapper doesn't have a value associated with it")
+
+    def set_processing(self, processing: bool) -> None:
+        """Whether partitions are being processed now (reading gives ``None`` then)."""
+        self._processing = bool(processing)
 
     def allocate(self, lib=None) -> None:
         """Nothing to allocate."""
@@ -170,7 +192,9 @@ class PlaceholderBufferWrapper(BufferWrapper):
 
     @property
     def view(self):
-        """Refused: see the class description."""
+        """``None`` while partitions are processed, refused otherwise."""
+        if self._processing:
+            return None
         self._refuse()
 
     def export(self) -> None:
@@ -179,6 +203,12 @@ class PlaceholderBufferWrapper(BufferWrapper):
     def has_data(self) -> bool:
         """Always ``False``."""
         return False
+
+    def reset_view(self) -> None:
+        """No view to reset."""
+
+    def flush(self, debug: bool = False) -> None:
+        """Nothing to write back."""
 
     def get_view_for_partition(self, partition):
         """No view: ``None``."""

@@ -47,8 +47,12 @@ class ExecutorError(Exception):
     """Running something on an executor failed."""
 
 
-class JobCancelledError(UDFRunCancelled):
-    """The run was cancelled (see ``cancel(cancel_id)``) before all its tasks finished."""
+class JobCancelledError(Exception):
+    """The run was cancelled (see ``cancel(cancel_id)``) before all its tasks finished.
+
+    Raised by executors (and task comm handlers, or a UDF); the UDF runner turns it
+    into :class:`~libertem.common.exceptions.UDFRunCancelled`.
+    """
 
 
 class WorkerLostError(UDFRunCancelled):

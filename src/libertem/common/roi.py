@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from libertem.common.shape import Shape
@@ -38,6 +40,9 @@ def _roi_from_coordinates(roi, nav_shape: tuple[int, ...]) -> np.ndarray | None:
 def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
     """Check a ROI against the navigation shape and return it as a flat bool array.
 
+    A ROI of another dtype is cast to bool (non-zero: selected) with a
+    ``UserWarning``; the caller's array is not changed.
+
     Parameters
     ----------
     roi
@@ -51,7 +56,7 @@ def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
     Raises
     ------
     ValueError
-        If the ROI is not boolean or does not match the navigation shape.
+        If the ROI does not match the navigation shape.
     """
     if roi is None:
         return None
@@ -66,10 +71,12 @@ def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
             roi = from_coords
     roi = np.asarray(roi)
     if roi.dtype != np.bool_:
-        raise ValueError(
-            f"roi must be a boolean array, got dtype {roi.dtype}; "
-            "use e.g. `roi.astype(bool)` to select frames by nonzero values"
+        warnings.warn(
+            f"ROI dtype is {roi.dtype}, expected bool. Attempting cast to bool.",
+            UserWarning,
+            stacklevel=3,
         )
+        roi = roi.astype(bool)  # a new array: the caller's ROI stays as it is
     nav_size = int(np.prod(nav_shape, dtype=np.int64))
     if roi.shape != nav_shape and roi.shape != (nav_size,):
         raise ValueError(

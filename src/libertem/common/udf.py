@@ -103,7 +103,24 @@ class UDFProtocol(Protocol):
     BACKEND_CUPY_SCIPY_CSR = CUPY_SCIPY_CSR
     BACKEND_CUPY_SCIPY_CSC = CUPY_SCIPY_CSC
 
-    BACKEND_ALL = _BackendSet("BACKENDS")
+    #: every backend a UDF may name, except ``cuda``, ``numpy.matrix`` and ``sparse.DOK``
+    BACKEND_ALL = frozenset(
+        (
+            NUMPY,
+            CUPY,
+            SPARSE_COO,
+            SPARSE_GCXS,
+            SCIPY_COO,
+            SCIPY_CSR,
+            SCIPY_CSC,
+            SCIPY_COO_ARRAY,
+            SCIPY_CSR_ARRAY,
+            SCIPY_CSC_ARRAY,
+            CUPY_SCIPY_COO,
+            CUPY_SCIPY_CSR,
+            CUPY_SCIPY_CSC,
+        )
+    )
     CPU_BACKENDS = _BackendSet("CPU_BACKENDS")
     CUDA_BACKENDS = _BackendSet("CUDA_BACKENDS")
     CUPY_BACKENDS = _BackendSet("CUPY_BACKENDS")

@@ -175,7 +175,8 @@ class MessagePump:
 
     Use as a context manager around the run: it calls ``handler.start()``, runs
     ``handler.monitor(queue)`` and, at the end, delivers what is still queued and
-    calls ``handler.done()``.
+    calls ``handler.done()`` if the run completed (not after an error or a
+    cancellation).
     """
 
     def __init__(self, handler: TaskCommHandler, queue: WorkerQueue):
@@ -194,10 +195,11 @@ class MessagePump:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put({"topic": STOP_TOPIC})
         self._thread.join()
-        self._handler.done()
+        if exc_type is None:
+            self._handler.done()
 
 
 class BaseJobExecutor(JobExecutor):

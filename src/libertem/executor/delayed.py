@@ -12,7 +12,12 @@ import dask.array as da
 import numpy as np
 
 from libertem.common.backend import get_use_cuda
-from libertem.common.buffers import BufferWrapper
+from libertem.common.buffers import (
+    ArrayWithMask,
+    BufferWrapper,
+    PlaceholderBufferWrapper,
+    _fill_value,
+)
 from libertem.common.executor import (
     Environment,
     TaskCommHandler,
@@ -36,8 +41,15 @@ from libertem.executor.utils.delayed_unpack import (
 )
 from libertem.io.dataset.base import DataSet
 from libertem.udf.backends import get_resources_for_backends
-from libertem.udf.base import UDF, MergeAttrMapping, UDFMergeAllMixin, overrides
+from libertem.udf.base import (
+    UDF,
+    MergeAttrMapping,
+    UDFMergeAllMixin,
+    overrides,
+    refuse_result_only,
+)
 from libertem.udf.data import UDFData
+from libertem.udf.main_udf import collect_results
 from libertem.udf.results import UDFResults
 from libertem.udf.runner import UDFRunner
 from libertem.udf.validation import required_resources
@@ -139,8 +151,8 @@ def merge_wrap(udf, dest_dict, src_dict, raw_damage) -> dict[str, np.ndarray]:
     src_dict
         The task's results.
     raw_damage
-        Flat boolean mask of the frames merged with this step (for
-        ``meta.get_valid_nav_mask``), or ``None``.
+        Flat boolean mask (whole navigation space) of the frames merged before
+        this step (for ``meta.get_valid_nav_mask``), or ``None``.
 
     Returns
     -------
@@ -149,9 +161,10 @@ def merge_wrap(udf, dest_dict, src_dict, raw_damage) -> dict[str, np.ndarray]:
     """
     merged = make_copy(dest_dict)
     start, n = udf.meta.slice.origin[0], udf.meta.slice.shape[0]
-    set_mask = getattr(udf.meta, "set_valid_nav_mask", None)
-    if raw_damage is not None and set_mask is not None:
-        set_mask(raw_damage)
+    set_source = getattr(udf.meta, "set_valid_nav_source", None)
+    if raw_damage is not None and set_source is not None:
+        roi = udf.meta.roi
+        set_source(raw_damage, None if roi is None else roi.reshape(-1))
     buffers = {}
     for name, decl in udf.get_result_buffers().items():
         if name not in merged:
@@ -160,19 +173,35 @@ def merge_wrap(udf, dest_dict, src_dict, raw_damage) -> dict[str, np.ndarray]:
         buf.set_storage(merged[name])
         buf.set_view_nav_range(start, start + n)
         buffers[name] = buf
-    udf.merge(dest=UDFData(buffers), src=MergeAttrMapping(src_dict))
+    dest = MergeAttrMapping({name: buf.view for name, buf in buffers.items()})
+    udf.merge(dest=dest, src=MergeAttrMapping(src_dict))
     return {name: buf.raw_data for name, buf in buffers.items()}
 
 
-def _get_results(udf, merged) -> dict[str, np.ndarray]:
-    """``get_results`` of a clean UDF copy over the merged buffers (all declared ones)."""
+def _get_results(udf, merged, shapes) -> dict[str, np.ndarray]:
+    """``get_results`` of a clean UDF copy over the merged buffers, checked and completed
+    as on the main node; a ``use='result_only'`` buffer it leaves out holds the fill
+    value (``shapes``: name -> raw shape)."""
     buffers = {}
     for name, decl in udf.get_result_buffers().items():
+        if decl.use == "result_only":
+            buffers[name] = PlaceholderBufferWrapper(
+                decl.kind, decl.extra_shape, decl.dtype, decl.where, decl.use
+            )
+            continue
         buf = BufferWrapper(decl.kind, decl.extra_shape, decl.dtype, decl.where, decl.use)
         buf.set_storage(np.asarray(merged[name]))
         buffers[name] = buf
     udf.results = UDFData(buffers)
-    return {name: np.asarray(getattr(v, "raw_data", v)) for name, v in udf.get_results().items()}
+    collected = collect_results(buffers, udf.get_results())
+    out = {}
+    for name, value in collected.items():
+        value = value.arr if isinstance(value, ArrayWithMask) else value
+        out[name] = np.asarray(getattr(value, "raw_data", value))
+    for name, buf in buffers.items():
+        if name not in out and buf.use == "result_only":
+            out[name] = np.full(shapes[name], _fill_value(buf.dtype), dtype=buf.dtype)
+    return out
 
 
 def _unwrap_leaf(item):
@@ -333,7 +362,6 @@ class DelayedJobExecutor(BaseJobExecutor):
         damage = np.zeros(plan.dataset_shape.nav.size, dtype=bool)
         for task, items, _arrays in per_task:
             p = task.partition
-            damage[p.start : p.stop] = True if plan.roi is None else plan.roi[p.start : p.stop]
             region = Slice((task.compressed_start,), Shape((task.n_frames,), sig_dims=0))
             acc = self.run_delayed(
                 merge_wrap,
@@ -343,6 +371,7 @@ class DelayedJobExecutor(BaseJobExecutor):
                 damage.copy(),
                 _delayed_kwargs={"pure": False},
             )
+            damage[p.start : p.stop] = True if plan.roi is None else plan.roi[p.start : p.stop]
         return {
             name: da.from_delayed(acc[name], shape=decl.raw_data.shape, dtype=decl.dtype)
             for name, decl in decls.items()
@@ -352,22 +381,29 @@ class DelayedJobExecutor(BaseJobExecutor):
         udf = main.udf
         declared = main.declared
         if type(udf).get_results is UDF.get_results:
+            refuse_result_only(declared)
             results = {
                 name: da.asarray(value)
                 for name, value in merged.items()
                 if declared[name].use is None
             }
         else:
-            arrays = {name: merged.get(name, buf.raw_data) for name, buf in declared.items()}
+            arrays = {name: merged.get(name, buf.raw_data) for name, buf in main.mergeable.items()}
+            sig_shape = tuple(plan.dataset_shape.sig)
+            shapes = {
+                name: decl.storage_shape(plan.n_selected, sig_shape)
+                for name, decl in declared.items()
+            }
             computed = self.run_delayed(
-                _get_results, _clean_copy(udf), arrays, _delayed_kwargs={"pure": False}
+                _get_results, _clean_copy(udf), arrays, shapes, _delayed_kwargs={"pure": False}
             )
             results = {}
             for name, decl in declared.items():
                 if decl.use == "private":
                     continue
-                shape = decl.storage_shape(plan.n_selected, tuple(plan.dataset_shape.sig))
-                results[name] = da.from_delayed(computed[name], shape=shape, dtype=decl.dtype)
+                results[name] = da.from_delayed(
+                    computed[name], shape=shapes[name], dtype=decl.dtype
+                )
         return {
             name: DaskResultBufferWrapper.from_dask(
                 declared[name],

@@ -13,7 +13,7 @@ from libertem.udf.base import UDF
 class AutoUDF(UDF):
     """Apply ``f`` to every frame; the result buffer ``'result'`` is ``kind='nav'``.
 
-    Its per-frame shape and dtype are found by calling ``f`` on a frame of zeros
+    Its per-frame shape and dtype are found by calling ``f`` on a frame of ones
     of the input dtype.
 
     Parameters
@@ -21,7 +21,8 @@ class AutoUDF(UDF):
     f
         Function of one frame; its result should be much smaller than the frame.
     monitor
-        Also keep the frame processed last in a ``'monitor'`` buffer (``kind='sig'``),
+        Also return ``'monitor'`` (``kind='single'``, shaped like one frame's
+        result): ``f`` of the last frame processed so far that the ROI selects,
         e.g. to watch a long run in a live plot.
     """
 
@@ -38,25 +39,34 @@ class AutoUDF(UDF):
         return self.buffer(kind="nav", extra_shape=var.shape, dtype=var.dtype)
 
     def auto_monitor_buffer(self, var) -> BufferWrapper:
-        """The ``kind='sig'`` buffer for frames like ``var`` (its dtype)."""
-        return self.buffer(kind="sig", dtype=np.asarray(var).dtype)
+        """The ``use='result_only'``, ``kind='single'`` buffer for one result like ``var``."""
+        var = np.asarray(var)
+        return self.buffer(
+            kind="single", extra_shape=var.shape, dtype=var.dtype, use="result_only"
+        )
 
     def get_result_buffers(self):
-        """``'result'`` shaped like ``f`` of a frame of zeros (and ``'monitor'``)."""
-        mock = np.zeros(tuple(self.meta.dataset_shape.sig), dtype=self.meta.input_dtype)
-        buffers = {"result": self.auto_buffer(self.params.f(mock))}
+        """``'result'`` shaped like ``f`` of a frame of ones (and ``'monitor'``)."""
+        mock = np.ones(tuple(self.meta.dataset_shape.sig), dtype=self.meta.input_dtype)
+        var = self.params.f(mock)
+        buffers = {"result": self.auto_buffer(var)}
         if self.params.monitor:
-            buffers["monitor"] = self.auto_monitor_buffer(mock)
+            buffers["monitor"] = self.auto_monitor_buffer(var)
         return buffers
 
     def process_frame(self, frame):
-        """Store ``f(frame)`` as this frame's result (and the frame, with ``monitor``)."""
+        """Store ``f(frame)`` as this frame's result."""
         self.results.result[:] = self.params.f(frame)
-        if self.params.monitor:
-            self.results.monitor[:] = frame
 
-    def merge(self, dest, src):
-        """Per-frame results by position; the monitor shows the last merged partition."""
-        dest.result[:] = src.result
-        if self.params.monitor:
-            dest.monitor[:] = src.monitor
+    def get_results(self):
+        """``'result'``, and with ``monitor`` the result of the last valid frame."""
+        if not self.params.monitor:
+            return {}
+        result = self.results.result
+        valid = self.meta.get_valid_nav_mask()
+        done = np.flatnonzero(valid) if valid is not None else np.arange(len(result))
+        if done.size:
+            monitor = np.array(result[done[-1]])
+        else:
+            monitor = np.zeros(result.shape[1:], dtype=result.dtype)
+        return {"monitor": monitor.reshape(result.shape[1:] or (1,))}

@@ -33,122 +33,21 @@ from libertem.common.slice import Slice
 from libertem.common.udf import CUDA, TilingPreferences, UDFMethod, UDFProtocol
 from libertem.udf.data import MergeAttrMapping, UDFData, UDFKwargsWrapper
 from libertem.udf.meta import UDFMeta
+from libertem.udf.mixins import (
+    DEFAULT_MERGE_ONLY_NAV,
+    UDFFrameMixin,
+    UDFMergeAllMixin,
+    UDFPartitionMixin,
+    UDFPostprocessMixin,
+    UDFPreprocessMixin,
+    UDFTileMixin,
+    find_method,
+    first_implemented,
+)
 from libertem.warnings import UseDiscouragedWarning
 
 if TYPE_CHECKING:
     from numpy import typing as nt
-
-
-class UDFFrameMixin:
-    """Implement ``process_frame`` to process one frame at a time."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_frame(self, frame: np.ndarray):
-        """Process one frame (an array of the signal shape).
-
-        ``kind='nav'`` buffers in ``self.results`` are views for this frame;
-        ``'sig'`` and ``'single'`` buffers are the whole partition's buffers.
-        """
-        raise NotImplementedError()
-
-
-class UDFTileMixin:
-    """Implement ``process_tile`` to process stacks of (parts of) frames."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_tile(self, tile: np.ndarray):
-        """Process a tile: ``depth`` frames times a rectangle of the signal.
-
-        ``self.meta.slice`` gives its position. ``kind='nav'`` buffers are views of
-        the tile's frames, ``kind='sig'`` buffers are cut to the tile's signal region.
-        """
-        raise NotImplementedError()
-
-
-class UDFPartitionMixin:
-    """Implement ``process_partition`` to process a whole partition at once."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def process_partition(self, partition: np.ndarray) -> None:
-        """Process all (selected) frames of a partition, stacked along the first axis."""
-        raise NotImplementedError()
-
-
-class UDFPreprocessMixin:
-    """Implement ``preprocess`` to initialize buffers before processing or merging."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def preprocess(self) -> None:
-        """Initialize buffers; runs per partition on workers and once on the main node."""
-        raise NotImplementedError()
-
-
-class UDFPostprocessMixin:
-    """Implement ``postprocess`` to finish a partition's results on the worker."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def postprocess(self) -> None:
-        """Run after all data of a partition has been processed."""
-        raise NotImplementedError()
-
-
-class UDFMergeAllMixin:
-    """Implement ``merge_all`` to merge all partial results in one step."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-    def merge_all(self, ordered_results: Mapping[Slice, MergeAttrMapping]) -> Mapping[str, Any]:
-        """Merge partial results.
-
-        Parameters
-        ----------
-        ordered_results
-            Mapping of each partition's :class:`~libertem.common.slice.Slice` to its
-            partial results (attribute/item access per buffer), ordered by position.
-
-        Returns
-        -------
-        dict
-            Buffer name to merged array; ``nav`` results flat and ROI-compressed.
-        """
-        raise NotImplementedError()
-
-
-_METHODS = (
-    (UDFMethod.TILE, UDFTileMixin.process_tile),
-    (UDFMethod.FRAME, UDFFrameMixin.process_frame),
-    (UDFMethod.PARTITION, UDFPartitionMixin.process_partition),
-)
-
-
-def find_method(udf) -> str:
-    """Which processing method a UDF uses: ``'tile'``, ``'frame'`` or ``'partition'``:
-    what an overridden ``get_method()`` says, else the first one it implements."""
-    if type(udf).get_method is not UDF.get_method:
-        return UDFMethod(udf.get_method()).value
-    return _implemented_method(type(udf))
-
-
-def _implemented_method(cls) -> str:
-    """The first of ``process_tile``, ``process_frame``, ``process_partition`` of ``cls``."""
-    for method, stub in _METHODS:
-        impl = getattr(cls, f"process_{method.value}", None)
-        if impl is not None and impl is not stub:
-            return method.value
-    raise UDFException(
-        f"{cls.__name__} implements none of process_tile, process_frame, process_partition"
-    )
 
 
 def overrides(udf, name: str) -> bool:
@@ -170,6 +69,9 @@ class UDFBase(UDFProtocol):
     User code rarely calls these methods; they are the steps the engine takes on
     every clean copy of a UDF (on the workers) and on the main node.
     """
+
+    #: the enum of processing methods that :meth:`get_method` returns
+    UDF_METHOD = UDFMethod
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__()
@@ -193,9 +95,21 @@ class UDFBase(UDFProtocol):
 
     # the engine's steps ------------------------------------------------------------
     def get_method(self) -> UDFMethod:
-        """The processing method (``process_tile`` before ``process_frame`` before
-        ``process_partition``)."""
-        return UDFMethod(_implemented_method(type(self)))
+        """The processing method: ``TILE`` if the class implements ``process_tile``,
+        else ``FRAME`` for ``process_frame``, else ``PARTITION`` for
+        ``process_partition``.
+
+        Override it to choose at run time among several implemented methods.
+
+        Raises
+        ------
+        TypeError
+            If the class implements none of them.
+        """
+        method = first_implemented(type(self))
+        if method is None:
+            raise TypeError("UDF should implement one of the `process_*` methods")
+        return method
 
     def set_meta(self, meta: UDFMeta) -> None:
         """Use ``meta`` as ``self.meta``."""
@@ -339,20 +253,35 @@ class UDF(UDFBase):
 
         The default assigns ``kind='nav'`` buffers; UDFs with ``'sig'`` or
         ``'single'`` buffers must override it.
+
+        Raises
+        ------
+        NotImplementedError
+            If a merged buffer is not of ``kind='nav'``.
         """
-        for name in dest:
-            dest[name][:] = src[name]
+        if self.requires_custom_merge:
+            raise NotImplementedError(DEFAULT_MERGE_ONLY_NAV)
+        for name, target in dest.items():
+            target[:] = src.get(name)
 
     def get_results(self) -> dict[str, np.ndarray]:
         """Compute the final results from the merged buffers.
 
         The default returns every buffer that is not ``use='private'``; override it to
         fill ``use='result_only'`` buffers or to transform results. A value may be
-        wrapped with :meth:`with_mask` to say which of its entries are valid.
+        wrapped with :meth:`with_mask` to say which of its entries are valid. The
+        results of a run also hold every ``use=None`` buffer that an overriding
+        ``get_results`` leaves out, as merged.
+
+        Raises
+        ------
+        UDFException
+            In this default implementation, if a ``use='result_only'`` buffer is
+            declared (only an override can fill it).
         """
-        return {
-            name: buf.raw_data for name, buf in self.results.buffers().items() if buf.use is None
-        }
+        buffers = self.results.buffers()
+        refuse_result_only(buffers)
+        return {name: buf.raw_data for name, buf in buffers.items() if buf.use is None}
 
     def get_task_data(self) -> dict[str, Any]:
         """Create per-task data on the worker, available as ``self.task_data``."""
@@ -465,6 +394,23 @@ class UDF(UDFBase):
         return self.requires_custom_merge
 
 
+def refuse_result_only(buffers: Mapping[str, BufferWrapper]) -> None:
+    """What the default ``get_results`` says to ``use='result_only'`` buffers.
+
+    Raises
+    ------
+    UDFException
+        For the first ``use='result_only'`` buffer: only an overriding
+        ``get_results`` can fill it.
+    """
+    for name, buf in buffers.items():
+        if buf.use == "result_only":
+            raise UDFException(
+                f"don't know how to set use='result_only' buffer {name!r}; "
+                "please implement `get_results`"
+            )
+
+
 def check_cast(fromvar, tovar) -> None:
     """Check that the values of ``fromvar`` survive conversion to the dtype of ``tovar``.
 
@@ -560,4 +506,5 @@ __all__ = [
     "find_method",
     "overrides",
     "prod",
+    "refuse_result_only",
 ]

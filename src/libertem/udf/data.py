@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
+from libertem.warnings import UseDiscouragedWarning
 
 T = TypeVar("T")
+
+
+_DICT_ACCESS = "dict-like access is discouraged, as it can be confusing vs. using attribute access"
 
 
 class UDFData:
@@ -20,13 +25,19 @@ class UDFData:
     tile or partition now processed, and so does auxiliary data passed as a
     parameter. Everything else is returned as it is.
 
+    Assigning to an entry, ``data.name = value``, writes ``value`` into its current
+    view (``data.name[...] = value``); names starting with ``_`` are ordinary
+    attributes. Item access, ``data['name']``, returns the
+    :class:`~libertem.common.buffers.BufferWrapper` itself and warns
+    (:class:`~libertem.warnings.UseDiscouragedWarning`); use :meth:`get_buffer`.
+
     Parameters
     ----------
     data
         Mapping of names to values or buffers.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "__dict__")
 
     def __init__(self, data: dict[str, BufferWrapper]):
         object.__setattr__(self, "_data", dict(data))
@@ -42,16 +53,31 @@ class UDFData:
         return value
 
     def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(
-            f"cannot rebind {name!r}: assign into the buffer instead, e.g. "
-            f"`self.results.{name}[:] = value`"
-        )
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        try:
+            entry = self._data[name]
+        except KeyError:
+            raise AttributeError(repr(name)) from None
+        target = entry.view if isinstance(entry, BufferWrapper) else entry
+        if target is not value:  # ``data.x += y`` has already written in place
+            target[...] = value
+
+    def _resolve(self, name: str):
+        value = self._data[name]
+        if isinstance(value, BufferWrapper):
+            return value.view
+        return value
 
     def __getitem__(self, name: str):
-        try:
-            return self.__getattr__(name)
-        except AttributeError as e:
-            raise KeyError(name) from e
+        warnings.warn(
+            _DICT_ACCESS + ". Please use `get_buffer` instead, if you really need the "
+            "`BufferWrapper` and not the current view",
+            UseDiscouragedWarning,
+            stacklevel=2,
+        )
+        return self._data[name]
 
     def __contains__(self, name: str) -> bool:
         return name in self._data
@@ -66,7 +92,7 @@ class UDFData:
         """The (resolved) entry ``k``, or ``default`` if there is none."""
         if k not in self._data:
             return default
-        return self[k]
+        return self._resolve(k)
 
     def keys(self):
         """Names of the entries."""
@@ -74,11 +100,11 @@ class UDFData:
 
     def values(self):
         """The (resolved) values."""
-        return (self[name] for name in self._data)
+        return (self._resolve(name) for name in self._data)
 
     def items(self):
         """Pairs of name and (resolved) value."""
-        return ((name, self[name]) for name in self._data)
+        return ((name, self._resolve(name)) for name in self._data)
 
     def get_buffer(self, name: str) -> BufferWrapper:
         """The :class:`BufferWrapper` (or plain value) behind an entry."""
@@ -98,7 +124,7 @@ class UDFData:
 
     def get_proxy(self) -> MergeAttrMapping:
         """The current views of all entries, as a :class:`MergeAttrMapping`."""
-        return MergeAttrMapping({name: self[name] for name in self._data})
+        return MergeAttrMapping({name: self._resolve(name) for name in self._data})
 
     # allocation and views, for all buffers at once ------------------------------
     def allocate_for_full(self, dataset, roi: np.ndarray | None) -> None:
@@ -177,6 +203,10 @@ class UDFKwargsWrapper(UDFData):
     def __init__(self, data: dict[str, Any]):
         super().__init__(data)
 
+    def __getitem__(self, name: str):
+        """The (resolved) parameter ``name``."""
+        return self._resolve(name)
+
     def new_for_partition(self, partition, roi: np.ndarray) -> UDFKwargsWrapper:
         """A copy whose auxiliary data holds only the part for ``partition`` (and ``roi``)."""
         return UDFKwargsWrapper(
@@ -192,8 +222,10 @@ class UDFKwargsWrapper(UDFData):
 class MergeAttrMapping(Mapping):
     """Arrays by name, with attribute and item access: ``dest`` and ``src`` of ``merge``.
 
-    Assign into the arrays (``dest.intensity[:] += src.intensity``); names cannot be
-    rebound.
+    ``dest.name = value`` writes into the array (``dest.name[...] = value``), so
+    ``dest.total += src.total`` works; an unknown name raises ``KeyError``. Item
+    access (``dest['name']``) works too, but warns
+    (:class:`~libertem.warnings.UseDiscouragedWarning`).
 
     Parameters
     ----------
@@ -201,7 +233,7 @@ class MergeAttrMapping(Mapping):
         Name -> array.
     """
 
-    __slots__ = ("_dict",)
+    __slots__ = ("_dict", "__dict__")
 
     def __init__(self, dict_input: dict[str, np.ndarray]):
         object.__setattr__(self, "_dict", dict(dict_input))
@@ -213,16 +245,45 @@ class MergeAttrMapping(Mapping):
             raise AttributeError(f"no buffer named {name!r}") from None
 
     def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(f"cannot rebind {name!r}: assign into it (`dest.{name}[:] = ...`)")
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        target = self._dict[name]
+        if target is not value:  # ``dest.x += y`` has already written in place
+            target[...] = value
 
     def __getitem__(self, name: str):
+        warnings.warn(_DICT_ACCESS, UseDiscouragedWarning, stacklevel=2)
         return self._dict[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._dict
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict)
 
     def __len__(self) -> int:
         return len(self._dict)
+
+    def get(self, name: str, default=None):
+        """The array ``name``, or ``default``."""
+        return self._dict.get(name, default)
+
+    def keys(self):
+        """The names."""
+        return self._dict.keys()
+
+    def values(self):
+        """The arrays."""
+        return self._dict.values()
+
+    def items(self):
+        """Pairs of name and array."""
+        return self._dict.items()
+
+    def as_dict(self) -> dict:
+        """The arrays as a plain dict."""
+        return dict(self._dict)
 
     def __repr__(self) -> str:
         return f"MergeAttrMapping({sorted(self._dict)})"

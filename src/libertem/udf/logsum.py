@@ -20,13 +20,22 @@ class LogsumUDF(UDF):
         super().__init__()
 
     def get_backends(self):
-        return (self.BACKEND_NUMPY, self.BACKEND_CUPY)
+        """Dense NumPy and CuPy, and the pydata.sparse formats (``sparse.COO``,
+        ``sparse.GCXS``); the log is taken of dense frames."""
+        return (
+            self.BACKEND_CUPY,
+            self.BACKEND_NUMPY,
+            self.BACKEND_SPARSE_COO,
+            self.BACKEND_SPARSE_GCXS,
+        )
 
     def get_result_buffers(self):
         return {"logsum": self.buffer(kind="sig", dtype=self.meta.input_dtype, where="device")}
 
     def process_frame(self, frame):
         """Add the log-scaled frame."""
+        if hasattr(frame, "todense"):  # sparse: the shifted log is dense anyway
+            frame = frame.todense()
         xp = self.xp
         self.results.logsum[:] += xp.log(frame - xp.min(frame) + 1)
 

@@ -72,6 +72,7 @@ class UDFMeta:
         self._threads_per_worker = threads_per_worker
         self._array_backend = array_backend or "numpy"
         self._valid_nav_mask = valid_nav_mask
+        self._valid_nav_source: tuple[np.ndarray, np.ndarray | None] | None = None
         self._roi_indices: np.ndarray | None = None
         self._slice: Slice | None = partition_slice
 
@@ -167,8 +168,9 @@ class UDFMeta:
     def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
         """Which frames have been processed so far, as a flat boolean array.
 
-        Available on the main node while results are computed (``get_results``),
-        ``None`` elsewhere.
+        On the main node: inside ``merge`` the frames merged before the partial
+        result now merged, inside ``get_results`` all frames merged so far.
+        ``None`` elsewhere (e.g. in ``process_*``).
 
         Parameters
         ----------
@@ -176,6 +178,12 @@ class UDFMeta:
             ``False``: one entry per frame the ROI selects; ``True``: one entry per
             frame of the dataset (``False`` outside the ROI).
         """
+        source = self._valid_nav_source
+        if source is not None:
+            damage, roi = source
+            if full_nav or roi is None:
+                return damage.copy()
+            return damage[roi]
         mask = self._valid_nav_mask
         if mask is None or not full_nav or self._roi is None:
             return mask
@@ -186,6 +194,13 @@ class UDFMeta:
     def set_valid_nav_mask(self, new_valid_nav_mask: np.ndarray | None) -> None:
         """Set the mask :meth:`get_valid_nav_mask` returns (compressed by the ROI)."""
         self._valid_nav_mask = new_valid_nav_mask
+        self._valid_nav_source = None
+
+    def set_valid_nav_source(self, damage: np.ndarray, roi: np.ndarray | None) -> None:
+        """Let :meth:`get_valid_nav_mask` derive the mask, when asked, from ``damage``
+        (flat, whole navigation space, not changed while it is set) and the flat ``roi``."""
+        self._valid_nav_mask = None
+        self._valid_nav_source = (damage, roi)
 
     def __repr__(self) -> str:
         return (

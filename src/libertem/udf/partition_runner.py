@@ -212,6 +212,11 @@ class _UDFState:
             for name, buf in udf.results.buffers().items()
             if not isinstance(buf, PlaceholderBufferWrapper)
         }
+        self.placeholders = [
+            buf
+            for buf in udf.results.buffers().values()
+            if isinstance(buf, PlaceholderBufferWrapper)
+        ]
         target = udf.meta.array_backend
         # plain: the tile goes to the UDF as read, at most converted in dtype
         self.plain = is_numpy_like(target) and is_numpy_like(read_backend)
@@ -223,6 +228,11 @@ class _UDFState:
     def reset_views(self) -> None:
         for b in self.nav_views + self.sig_views:
             b.reset_view()
+
+    def set_processing(self, processing: bool) -> None:
+        """``use='result_only'`` buffers read as ``None`` while ``process_*`` runs."""
+        for b in self.placeholders:
+            b.set_processing(processing)
 
 
 class UDFPartRunner:
@@ -305,9 +315,15 @@ class UDFPartRunner:
             tracker = PartitionProgressTracker(
                 partition, PROGRESS_INTERVAL_S, send=_progress_sender(env, task_id), ident=task_id
             )
-        self._process_tiles(
-            states, partition, params, part_slice, roi_part, read_backend, env, tracker
-        )
+        for state in states:
+            state.set_processing(True)
+        try:
+            self._process_tiles(
+                states, partition, params, part_slice, roi_part, read_backend, env, tracker
+            )
+        finally:
+            for state in states:
+                state.set_processing(False)
         for state in states:
             udf = state.udf
             state.reset_views()
@@ -450,17 +466,40 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, partition) -> 
         _call(udf, "process_partition", partition, data)
 
 
+_REMOVED_TILE_ATTRIBUTES = {
+    "tile_slice": "self.meta.slice",
+    "scheme_idx": "self.meta.tiling_scheme_idx",
+}
+
+
 def _call(udf: UDF, method: str, partition, *args: Any) -> None:
-    """Call a UDF method; an exception gets a note saying where it happened."""
+    """Call a UDF method; an exception gets a note saying where it happened.
+
+    An ``AttributeError`` about the tile attributes that no longer exist
+    (``tile_slice``, ``scheme_idx``) is replaced by one that names their successor.
+    """
     try:
         getattr(udf, method)(*args)
-    except Exception as e:
-        if hasattr(e, "add_note"):
-            e.add_note(
-                f"raised in {type(udf).__name__}.{method} while processing partition "
-                f"[{partition.start}, {partition.stop})"
-            )
+    except AttributeError as e:
+        for attr, successor in _REMOVED_TILE_ATTRIBUTES.items():
+            if method.startswith("process_") and attr in str(e):
+                raise AttributeError(
+                    f"Attribute {attr} for input tiles was removed. "
+                    f"Please use {successor} instead."
+                ) from e
+        _add_note(e, udf, method, partition)
         raise
+    except Exception as e:
+        _add_note(e, udf, method, partition)
+        raise
+
+
+def _add_note(e: Exception, udf: UDF, method: str, partition) -> None:
+    if hasattr(e, "add_note"):
+        e.add_note(
+            f"raised in {type(udf).__name__}.{method} while processing partition "
+            f"[{partition.start}, {partition.stop})"
+        )
 
 
 __all__ = ["UDFTask", "UDFPartRunner", "TileConverter", "UDFParams", "aux_buffers"]

@@ -92,8 +92,8 @@ class ResultAsyncGenerator:
         """Raise ``exc`` inside the run."""
         return await self._agen.athrow(exc)
 
-    def update_parameters_experimental(self, parameters: list[dict[str, Any]]) -> None:
-        """See :meth:`ResultGenerator.update_parameters_experimental`."""
+    async def update_parameters_experimental(self, parameters: list[dict[str, Any]]) -> None:
+        """See :meth:`ResultGenerator.update_parameters_experimental`; a coroutine here."""
         self._sync.update_parameters_experimental(parameters)
 
 

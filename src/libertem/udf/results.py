@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from libertem.common.buffers import BufferWrapper
+from libertem.common.buffers import AuxBufferWrapper, BufferWrapper
 
 
 class UDFResults:
@@ -121,14 +121,18 @@ class ResultsForDataSet:
         return self._gen.throw(exc)
 
     def update_parameters_experimental(self, patch: list[dict[str, Any]]) -> None:
-        """Change UDF parameters for the tasks that start from now on.
+        """Change UDF parameters for the tasks that start from now on (and for ``merge``
+        and ``get_results`` on the main node).
 
         ``patch[i]`` holds new values for keyword arguments of UDF ``i``.
         """
         self._params.patch(patch)
+        shape = self._params.dataset_shape
         for udf, update in zip(self._udfs, patch):
             udf._kwargs.update(update)
             for key, value in update.items():
+                if isinstance(value, AuxBufferWrapper) and shape is not None:
+                    value.bind_aux(0, shape.nav.size, self._params.roi)  # as on the main node
                 udf.params.set_buffer(key, value)
         scatter_update = getattr(self._executor, "scatter_update", None)
         if scatter_update is not None:
@@ -137,11 +141,21 @@ class ResultsForDataSet:
                 self._handle = new_handle
 
 
-def damage_buffer(damage: np.ndarray, shape) -> BufferWrapper:
-    """A navigation-shaped boolean result buffer over the flat ``damage`` array."""
+def damage_buffer(damage: np.ndarray, shape, roi: np.ndarray | None = None) -> BufferWrapper:
+    """The ``kind='nav'`` boolean result buffer of the processed frames.
+
+    Parameters
+    ----------
+    damage
+        Flat mask over the whole navigation space.
+    shape
+        The dataset's shape.
+    roi
+        The flat ROI of the run, or ``None``: :attr:`~BufferWrapper.raw_data` holds
+        the selected frames only, like any ``kind='nav'`` result.
+    """
     buf = BufferWrapper("nav", dtype=bool)
-    buf.set_storage(damage)
-    buf.set_result_context(shape, None)
+    buf.set_result(damage if roi is None else damage[roi], shape, roi)
     return buf
 
 

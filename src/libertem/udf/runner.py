@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
-from libertem.common.exceptions import UDFException
-from libertem.common.executor import NoopCommHandler, enter_scatter, scattered
-from libertem.common.progress import ProgressManager, ProgressReporter, TQDMProgressReporter
+from libertem.common.exceptions import UDFException, UDFRunCancelled
+from libertem.common.executor import JobCancelledError, TaskCommHandler, enter_scatter, scattered
+from libertem.common.progress import ProgressManager, ProgressReporter
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
@@ -26,137 +25,23 @@ from libertem.udf.partition_runner import (
     UDFPartRunner,
     UDFTask,
     aux_buffers,
-    default_threads_per_worker,
 )
-from libertem.udf.results import ResultsForDataSet, UDFResults, damage_buffer
+from libertem.udf.results import ResultsForDataSet, UDFResults
+from libertem.udf.run_plan import (
+    RunPlan,
+    comm_handler,
+    executor_threads_per_worker,
+    resolve_corrections,
+    resolve_input_dtypes,
+    resolve_reporter,
+)
 from libertem.udf.validation import check_clean_copy, required_resources
 
 if TYPE_CHECKING:
-    from libertem.corrections import CorrectionSet
+    pass
 
 # partial results held back to merge in partition order, at most (bytes)
 MAX_WAITING_BYTES = 512 * 1024 * 1024
-
-
-@dataclass
-class RunPlan:
-    """Everything decided on the main node before a run starts.
-
-    Attributes
-    ----------
-    udfs
-        The UDFs, on the main node.
-    mains
-        Per UDF, its full-size result buffers and merge logic.
-    tasks
-        One task per partition with selected frames.
-    params
-        What all tasks share (shipped once).
-    dataset_shape
-        Shape of the dataset.
-    roi
-        Flat boolean ROI, or ``None``.
-    n_selected
-        Number of selected frames.
-    """
-
-    udfs: list[UDF]
-    mains: list[MainUDF]
-    tasks: list[UDFTask]
-    params: UDFParams
-    dataset_shape: Shape
-    roi: np.ndarray | None
-    n_selected: int
-
-    def all_done(self) -> BufferWrapper:
-        """A damage buffer with every selected frame done."""
-        if self.roi is None:
-            done = np.ones(self.dataset_shape.nav.size, dtype=bool)
-        else:
-            done = self.roi.copy()
-        return damage_buffer(done, self.dataset_shape)
-
-    def release(self) -> None:
-        """Point aux data back at the whole dataset after the run."""
-        for udf in self.udfs:
-            for buf in aux_buffers(udf):
-                buf.bind_aux(0, self.dataset_shape.nav.size, None)
-
-
-def executor_threads_per_worker(executor) -> int:
-    """The threads a UDF may use per worker of ``executor``.
-
-    Executors announce it as a ``threads_per_worker`` attribute; otherwise the
-    inline executor offers all cores and every other executor one thread.
-    """
-    value = getattr(executor, "threads_per_worker", None)
-    if callable(value):
-        value = value()
-    if value is not None:
-        return int(value)
-    from libertem.executor.inline import InlineJobExecutor
-
-    return default_threads_per_worker(
-        "inline" if isinstance(executor, InlineJobExecutor) else None
-    )
-
-
-def resolve_reporter(progress, default: ProgressReporter | None = None) -> ProgressReporter | None:
-    """``run_udf(progress=...)``: a reporter as given; ``True``: ``default`` or a tqdm bar;
-    false: none."""
-    if isinstance(progress, ProgressReporter):
-        return progress
-    if progress:
-        return default or TQDMProgressReporter()
-    return None
-
-
-def _takes_stored_byte_order(udf: UDF) -> bool:
-    """Whether the class whose processing method ``udf`` runs declares that it takes
-    tiles in the stored byte order: a subclass that overrides ``process_tile`` of
-    :class:`~libertem.udf.sum.SumUDF` gets native tiles unless it declares so too."""
-    for klass in type(udf).__mro__:
-        if any(m in vars(klass) for m in ("process_tile", "process_frame", "process_partition")):
-            return bool(vars(klass).get("_TAKES_STORED_BYTE_ORDER", False))
-    return False
-
-
-def resolve_input_dtypes(
-    udfs: Sequence[UDF], dataset_dtype, stored_dtype, corrected: bool, host_numpy_only: bool
-) -> tuple[list[np.dtype], np.dtype]:
-    """The dtype of the tiles each UDF sees, and the dtype the partitions read in.
-
-    Each UDF gets ``result_type(preferred, dataset dtype)`` (native byte order); float
-    when corrections apply. When the files store the values in the other byte order
-    (``dataset.stored_dtype``, e.g. big-endian Merlin frames) and every UDF of the run
-    takes tiles in that order (``_TAKES_STORED_BYTE_ORDER``, as
-    :class:`~libertem.udf.sum.SumUDF`, which casts while it adds up), the partitions
-    hand out views of the stored data and skip the byte swapping pass. Only on NumPy
-    host workers: CuPy has no foreign byte order.
-    """
-    native = np.dtype(dataset_dtype)
-    stored = np.dtype(stored_dtype)
-    input_dtypes = [np.result_type(udf.get_preferred_input_dtype(), native) for udf in udfs]
-    if corrected:  # corrected tiles are float, whatever the UDFs prefer
-        input_dtypes = [np.result_type(d, np.float32) for d in input_dtypes]
-        return input_dtypes, np.result_type(*input_dtypes)
-    if (
-        host_numpy_only
-        and not stored.isnative
-        and all(_takes_stored_byte_order(udf) for udf in udfs)
-        and all(d == stored.newbyteorder("=") for d in input_dtypes)
-    ):
-        return [stored] * len(udfs), stored
-    read_dtype = input_dtypes[0] if len(set(input_dtypes)) == 1 else native
-    return input_dtypes, read_dtype
-
-
-def resolve_corrections(dataset, corrections: CorrectionSet | None) -> CorrectionSet | None:
-    """The corrections of a run: as given, else the dataset's own (if it has any)."""
-    if corrections is None:
-        get = getattr(dataset, "get_correction_data", None)
-        corrections = None if get is None else get()
-    return corrections
 
 
 class UDFRunner:
@@ -179,7 +64,7 @@ class UDFRunner:
         progress_reporter: ProgressReporter | None = None,
     ):
         if not udfs:
-            raise UDFException("no UDF given")
+            raise ValueError("empty list of UDFs - nothing to do!")
         for udf in udfs:
             if not isinstance(udf, UDF):
                 raise UDFException(f"expected UDF instances, got {type(udf).__name__}")
@@ -292,9 +177,12 @@ class UDFRunner:
             start += n
 
         mains = []
+        merge_all = getattr(executor, "run_plan", None) is not None
         for udf in udfs:
             udf.meta._tiling_scheme = scheme
-            mains.append(MainUDF(udf, sig_shape, n_selected))
+            # the main node merges host arrays: preprocess, merge and get_results use numpy
+            udf._backend = udf.BACKEND_NUMPY
+            mains.append(MainUDF(udf, sig_shape, n_selected, merge_all=merge_all))
             for buf in aux_buffers(udf):
                 buf.bind_aux(0, shape.nav.size, roi_flat)
             if overrides(udf, "preprocess"):
@@ -352,11 +240,8 @@ class UDFRunner:
         """
         plan = self.plan(dataset, executor, roi, backends, corrections)
         if dry:
-            try:
-                damage = np.zeros(plan.dataset_shape.nav.size, dtype=bool)
-                yield self._snapshot(plan, damage)
-            finally:
-                plan.release()
+            plan.release()
+            yield plan.results(np.zeros(plan.dataset_shape.nav.size, dtype=bool))
             return
         run_plan = getattr(executor, "run_plan", None)
         if run_plan is not None:
@@ -367,9 +252,7 @@ class UDFRunner:
             yield UDFResults(buffers=buffers, damage=plan.all_done())
             return
         reporter = resolve_reporter(progress, self._progress_reporter)
-        get_comms = getattr(dataset, "get_task_comm_handler", None)
-        comms = get_comms() if get_comms is not None else None
-        yield from self._execute(plan, executor, reporter, iterate, comms)
+        yield from self._execute(plan, executor, reporter, iterate, comm_handler(dataset))
 
     async def run_for_dataset_async(
         self,
@@ -423,7 +306,8 @@ class UDFRunner:
         plan.release()
         handle = enter_scatter(executor, plan.params)
         tasks = [] if dry else plan.tasks
-        gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, None)
+        comms = None if dry else comm_handler(dataset)
+        gen = executor.run_tasks(tasks, handle, uuid.uuid4().hex, comms)
         return (
             ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs),
             handle,
@@ -448,29 +332,28 @@ class UDFRunner:
         return dict(cls.dry_run([udf.copy()], dataset, roi).buffers[0])
 
     # merging -----------------------------------------------------------------------
-    @staticmethod
-    def _snapshot(plan: RunPlan, damage: np.ndarray) -> UDFResults:
-        shape, roi = plan.dataset_shape, plan.roi
-        damage = damage.copy()  # results keep it: later merges must not change it
-        return UDFResults(
-            buffers=tuple(main.results(shape, roi, damage) for main in plan.mains),
-            damage=damage_buffer(damage, shape),
-        )
-
     def _execute(
-        self, plan: RunPlan, executor, reporter, partial: bool, comms=None
+        self, plan: RunPlan, executor, reporter, partial: bool, comms: TaskCommHandler
     ) -> Iterator[UDFResults]:
-        """Run the tasks of ``plan``; ``comms`` is the dataset's ``TaskCommHandler`` (it
-        may send data to the tasks, e.g. from a live source) or ``None``."""
+        """Run the plan's tasks and merge their results in partition order.
+
+        With ``partial``, yield the results after each merged partition (the last
+        of them is complete), else once at the end. ``comms`` is the dataset's
+        ``TaskCommHandler`` (it may send data to the tasks, e.g. from a live source).
+        """
         shape, roi_flat, mains = plan.dataset_shape, plan.roi, plan.mains
         damage = np.zeros(shape.nav.size, dtype=bool)
         progress = ProgressManager(plan.tasks, uuid.uuid4().hex, reporter)
+        n_merged = 0
 
         def merge(partials, task: UDFTask) -> None:
-            for main, part in zip(mains, partials):
-                main.merge(part, task.compressed_start, task.n_frames)
+            nonlocal n_merged
             p = task.partition
+            nav_range = (p.start, p.stop)
+            for main, part in zip(mains, partials):
+                main.merge(part, task.compressed_start, task.n_frames, damage, nav_range, roi_flat)
             damage[p.start : p.stop] = True if roi_flat is None else roi_flat[p.start : p.stop]
+            n_merged += 1
 
         # Partial results are merged in partition order, whatever order tasks finish
         # in, so that floating-point results are the same from run to run. Should too
@@ -480,12 +363,11 @@ class UDFRunner:
         merged_early: set[int] = set()
         next_id = 0
         results = None
+        yielded = False
         plan.params.progress = reporter is not None
         scope = contextlib.ExitStack()
         try:
             handle = scope.enter_context(scattered(executor, plan.params))
-            if comms is None:
-                comms = NoopCommHandler()
             progress.connect(comms)
             gen = executor.run_tasks(plan.tasks, handle, uuid.uuid4().hex, comms)
             results = ResultsForDataSet(gen, plan.params, handle, executor, plan.udfs)
@@ -495,36 +377,47 @@ class UDFRunner:
                 nbytes = sum(np.asarray(a).nbytes for part in partials for a in part.values())
                 waiting[task.task_id] = (partials, task, nbytes)
                 waiting_bytes += nbytes
-                merged_any = False
+                ready = []
                 while next_id in waiting or next_id in merged_early:
                     if next_id in waiting:
-                        partials, task, nbytes = waiting.pop(next_id)
-                        waiting_bytes -= nbytes
-                        merge(partials, task)
-                        merged_any = True
+                        ready.append(waiting.pop(next_id))
                     merged_early.discard(next_id)
                     next_id += 1
                 if waiting_bytes > MAX_WAITING_BYTES:
                     for task_id in sorted(waiting):
-                        partials, task, _ = waiting.pop(task_id)
-                        merge(partials, task)
+                        ready.append(waiting.pop(task_id))
                         merged_early.add(task_id)
-                    waiting_bytes = 0
-                    merged_any = True
-                if partial and merged_any:
-                    yield self._snapshot(plan, damage)
+                for partials, task, nbytes in ready:
+                    waiting_bytes -= nbytes
+                    merge(partials, task)
+                    if partial:
+                        yielded = True
+                        yield plan.results(damage.copy())
             for task_id in sorted(waiting):
                 merge(*waiting.pop(task_id)[:2])
+                if partial:
+                    yielded = True
+                    yield plan.results(damage.copy())
+        except JobCancelledError as e:
+            raise UDFRunCancelled(f"UDF run cancelled after {n_merged} partitions") from e
         finally:
             if results is not None:
                 results.close()
             scope.close()
             progress.close()
             plan.release()
-        final = self._snapshot(plan, damage)
         for udf in plan.udfs:
             udf.cleanup()
-        yield final
+        if not yielded:
+            yield plan.results(damage)
 
 
-__all__ = ["RunPlan", "UDFRunner", "UDFResults", "executor_threads_per_worker"]
+__all__ = [
+    "RunPlan",
+    "UDFRunner",
+    "UDFResults",
+    "comm_handler",
+    "executor_threads_per_worker",
+    "resolve_input_dtypes",
+    "resolve_reporter",
+]

@@ -53,30 +53,40 @@ def merge_single(n, n_0, sum_0, varsum_0, n_1, sum_1, varsum_1, mean_1):
 
 @numba.njit(nogil=True, cache=True)
 def merge(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
-    """Merge per-pixel statistics ``src_*`` into ``dest_*`` in place (flat arrays).
+    """Merge the per-pixel statistics of ``src_n`` frames into those of ``dest_n`` frames.
 
     Parameters
     ----------
-    dest_n, dest_sum, dest_varsum
-        Counts, sums and sums of squared deviations so far, updated in place.
-    src_n, src_sum, src_varsum, src_mean
-        The statistics to add, and ``src_sum / src_n``.
+    dest_n
+        Number of frames in ``dest_sum`` / ``dest_varsum`` (an int).
+    dest_sum, dest_varsum
+        Flat per-pixel sums and sums of squared deviations, updated in place.
+    src_n
+        Number of frames of the statistics to add (an int).
+    src_sum, src_varsum, src_mean
+        Their flat per-pixel sums, sums of squared deviations and means.
+
+    Returns
+    -------
+    int
+        The number of frames now in ``dest``: ``dest_n + src_n``.
     """
-    for i in range(dest_n.shape[0]):
-        if src_n[i] == 0:
-            continue
-        n = dest_n[i] + src_n[i]
-        dest_sum[i], dest_varsum[i] = merge_single(
-            n,
-            dest_n[i],
-            dest_sum[i],
-            dest_varsum[i],
-            src_n[i],
-            src_sum[i],
-            src_varsum[i],
-            src_mean[i],
+    if dest_n == 0:
+        dest_sum[:] = src_sum
+        dest_varsum[:] = src_varsum
+        return src_n
+    if src_n == 0:
+        return dest_n
+    n = dest_n + src_n
+    for i in range(dest_sum.shape[0]):
+        mean_0 = dest_sum[i] / dest_n
+        delta = src_mean[i] - mean_0
+        mean = mean_0 + src_n * delta / n
+        dest_sum[i] = dest_sum[i] + src_sum[i]
+        dest_varsum[i] = (
+            dest_varsum[i] + src_varsum[i] + src_n * abs(delta) * abs(src_mean[i] - mean)
         )
-        dest_n[i] = n
+    return n
 
 
 def _module(forbuf):
@@ -132,6 +142,11 @@ def process_tile(tile, n_0, sum_inout, varsum_inout):
         Number of frames in ``sum_inout`` and ``varsum_inout`` so far.
     sum_inout, varsum_inout
         Flat per-pixel sums and sums of squared deviations.
+
+    Returns
+    -------
+    int
+        The number of frames now in the statistics: ``n_0`` plus the tile's frames.
     """
     n_1, n_pixels = tile.shape
     n = n_0 + n_1
@@ -150,6 +165,7 @@ def process_tile(tile, n_0, sum_inout, varsum_inout):
         sum_inout[p], varsum_inout[p] = merge_single(
             n, n_0, sum_inout[p], varsum_inout[p], n_1, s[p], v[p], mean[p]
         )
+    return n
 
 
 def process_tile_ndarray(tile, n_0: int, sum_inout, varsum_inout, forbuf) -> None:
@@ -266,8 +282,12 @@ class StdDevUDF(UDF):
             src.varsum,
             src.sum / safe,
         )
-        if dest.sum.dtype.kind == "f" and dest.sum.flags.c_contiguous:
-            merge(*(np.asarray(a).reshape(-1) for a in args))
+        counts = _uniform_counts(args[0], src_n)
+        contiguous = dest.sum.flags.c_contiguous and dest.varsum.flags.c_contiguous
+        if counts is not None and dest.sum.dtype.kind == "f" and contiguous:
+            flat = [np.asarray(a).reshape(-1) for a in args[1:3] + args[4:]]
+            n = merge(counts[0], flat[0], flat[1], counts[1], flat[2], flat[3], flat[4])
+            dest.num_frames[...] = n
         else:
             merge_ndarray(*args, forbuf=dest.sum)
 
@@ -298,6 +318,15 @@ class StdDevUDF(UDF):
             "var": var,
             "std": np.sqrt(var),
         }
+
+
+def _uniform_counts(dest_n, src_n) -> tuple[int, int] | None:
+    """The frame counts as two ints if each is the same for every pixel (as after
+    whole partitions), else ``None``."""
+    dest_n, src_n = np.asarray(dest_n), np.asarray(src_n)
+    if dest_n.size == 0 or dest_n.min() != dest_n.max() or src_n.min() != src_n.max():
+        return None
+    return int(dest_n.flat[0]), int(src_n.flat[0])
 
 
 def _flat_view(a):
