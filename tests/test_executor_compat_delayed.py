@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import sparse
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from libertem.api import Context
@@ -221,6 +221,7 @@ def test_inplace_wrapper():
     value=st.floats(-10, 10, allow_nan=False),
     chunks=st.integers(1, 5),
 )
+@example(start=0, length=4, inner=slice(None, None, 4), value=1.0, chunks=3)
 def test_inplace_wrapper_matches_numpy(start, length, inner, value, chunks):
     reference = np.arange(10.0)
     w = DaskInplaceWrapper(da.from_array(reference.copy(), chunks=chunks))

@@ -230,7 +230,9 @@ class DaskInplaceWrapper:
     def __setitem__(self, key, value) -> None:
         if hasattr(value, "unwrap_sliced"):  # a wrapper, or a buffer view built on one
             value = value.unwrap_sliced()
-        if not np.isscalar(value) and not isinstance(value, da.Array) and np.size(value) == 1:
+        if isinstance(value, da.Array):
+            value = _without_empty_chunks(value)
+        elif not np.isscalar(value) and np.size(value) == 1:
             value = np.asarray(value).item()
         try:
             self._array[self._key(key)] = value
@@ -249,6 +251,14 @@ class DaskInplaceWrapper:
 
     def __repr__(self) -> str:
         return f"<DaskInplaceWrapper {self._array!r} slice={self._slice!r}>"
+
+
+def _without_empty_chunks(arr: da.Array) -> da.Array:
+    """``arr`` without zero-length chunks: dask's in-place assignment of a value that has
+    them (e.g. ``x[0:4:4]`` of an array in chunks of 3) builds a graph with a missing
+    dependency."""
+    chunks = tuple(tuple(c for c in axis if c) or (0,) for axis in arr.chunks)
+    return arr if chunks == arr.chunks else arr.rechunk(chunks)
 
 
 __all__ = ["DaskInplaceWrapper", "combine_slices", "combine_slices_multid", "fake_np_flags"]
