@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from libertem import masks
 from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.getroi import get_roi
 from libertem.common.viz import visualize_simple
 from libertem.udf.masks import ApplyMasksUDF
 
@@ -29,41 +29,6 @@ class MasksResultSet(AnalysisResultSet):
 
 class SingleMaskResultSet(AnalysisResultSet):
     """Results of a single-mask analysis: ``intensity`` (more keys for complex masks)."""
-
-
-def get_roi(params: dict, shape) -> np.ndarray | None:
-    """A navigation ROI from the ``'roi'`` entry of analysis parameters.
-
-    Parameters
-    ----------
-    params
-        Analysis parameters; ``params['roi']`` (optional) is ``{}``, or
-        ``{'shape': 'disk', 'cx': ..., 'cy': ..., 'r': ...}``, or
-        ``{'shape': 'rect', 'x': ..., 'y': ..., 'width': ..., 'height': ...}``
-        in scan coordinates.
-    shape
-        Navigation shape ``(ny, nx)``.
-
-    Returns
-    -------
-    numpy.ndarray or None
-        Boolean mask of ``shape``, or ``None`` for no ROI.
-
-    Raises
-    ------
-    ValueError
-        For an unknown ROI shape.
-    """
-    roi = params.get("roi") or {}
-    if not roi:
-        return None
-    ny, nx = tuple(shape)
-    kind = roi.get("shape")
-    if kind == "disk":
-        return masks.circular(roi["cx"], roi["cy"], nx, ny, roi["r"])
-    if kind == "rect":
-        return masks.rectangular(roi["x"], roi["y"], roi["width"], roi["height"], nx, ny)
-    raise ValueError(f"unknown ROI shape {kind!r}; expected 'disk' or 'rect'")
 
 
 class BaseMasksAnalysis(BaseAnalysis):
