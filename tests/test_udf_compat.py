@@ -186,7 +186,7 @@ def test_udfdata_and_merge_mapping():
         proxy.a = 1
     with pytest.raises(AttributeError, match="cannot rebind"):
         d.a = 1
-    kw = UDFKwargsWrapper({"k": UDF.aux_data(np.arange(24), kind="nav")})
+    kw = UDFKwargsWrapper({"k": UDF.aux_data(np.arange(24, dtype=np.float32), kind="nav")})
     assert isinstance(kw, UDFData)
 
 
