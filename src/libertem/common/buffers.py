@@ -94,6 +94,9 @@ class AuxBufferWrapper(BufferWrapper):
             that total size (nav-shaped plus ``extra_shape``, or flat: C order, frame
             after frame); for ``kind='sig'``: signal-shaped plus ``extra_shape``. Its
             dtype must be the buffer's dtype (no cast).
+        is_global
+            ``True`` if ``buf`` covers the whole dataset, ``False`` if it already is
+            the part for one partition.
 
         Raises
         ------
@@ -101,9 +104,6 @@ class AuxBufferWrapper(BufferWrapper):
             If the dtype differs (as in LiberTEM).
         ValueError
             If ``kind='nav'`` and the size is not a multiple of ``prod(extra_shape)``.
-        is_global
-            ``True`` if ``buf`` covers the whole dataset, ``False`` if it already is
-            the part for one partition.
         """
         source = np.asarray(buf)
         # as in LiberTEM: no cast, the data must already have the declared dtype
