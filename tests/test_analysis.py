@@ -84,8 +84,8 @@ def test_sum(ctx, ds, data):
     res = ctx.run(ctx.create_sum_analysis(ds))
     assert np.allclose(res.intensity.raw_data, data.sum(axis=(0, 1)), rtol=1e-5)
     vis = res.intensity.visualized
-    # an RGB image
-    assert vis.shape == (*SIG, 3) and vis.dtype == np.uint8
+    # an RGBA image, as in LiberTEM
+    assert vis.shape == (*SIG, 4) and vis.dtype == np.uint8
 
 
 def test_sum_with_roi(ctx, ds, data):

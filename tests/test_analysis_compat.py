@@ -101,7 +101,7 @@ def test_get_udf_and_results_with_damage(ctx, ds, data):
         values = res.intensity.raw_data
         mask = dist(8, 7) <= 4
         assert np.allclose(values[damage], (data[damage] * mask).sum(axis=(1, 2)), rtol=1e-5)
-        assert res.intensity.visualized.shape == (*NAV, 3)
+        assert res.intensity.visualized.shape == (*NAV, 4)
         seen += 1
     assert seen >= 2
 

@@ -57,20 +57,20 @@ def ds(ctx, data):
 def test_visualize_simple():
     values = np.array([[0.0, 1.0], [2.0, 4.0]])
     image = visualize_simple(values)
-    assert image.shape == (2, 2, 3) and image.dtype == np.uint8
+    assert image.shape == (2, 2, 4) and image.dtype == np.uint8  # RGBA, as in LiberTEM
     cmap = make_colormap()
     assert cmap.name == "gist_earth"
-    expected = (cmap(values / 4)[..., :3] * 255).round().astype(np.uint8)
+    expected = (cmap(values / 4) * 255).round().astype(np.uint8)
     assert np.array_equal(image, expected)
     log = visualize_simple(values, logarithmic=True)
-    expected = (cmap(np.log(values + 1) / np.log(5))[..., :3] * 255).round().astype(np.uint8)
+    expected = (cmap(np.log(values + 1) / np.log(5)) * 255).round().astype(np.uint8)
     assert np.array_equal(log, expected)
     clipped = visualize_simple(values, vmin=1, vmax=2, colormap=colormaps["gray"])
-    assert clipped[0, 0].tolist() == [0, 0, 0] and clipped[1, 1].tolist() == [255, 255, 255]
+    assert clipped[0, 0].tolist() == [0, 0, 0, 255] and clipped[1, 1].tolist() == [255] * 4
     # only valid pixels set the range; NaN are drawn as the lowest value
     damaged = visualize_simple(np.array([[np.nan, 1.0], [3.0, 100.0]]), damage=[[1, 1], [1, 0]])
     gray = visualize_simple(np.array([[1.0, 3.0]]), colormap=colormaps["gray"])
-    assert gray[0, 0].tolist() == [0, 0, 0] and gray[0, 1].tolist() == [255, 255, 255]
+    assert gray[0, 0].tolist() == [0, 0, 0, 255] and gray[0, 1].tolist() == [255] * 4
     assert np.array_equal(damaged[0, 0], damaged[1, 1])
     assert np.array_equal(
         visualize_simple(np.array([[1j, 2]])), visualize_simple(np.array([[1, 2]]))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    lin_log_results,
+)
 from libertem.analysis.getroi import get_roi
 from libertem.common.viz import visualize_simple
 from libertem.udf.masks import ApplyMasksUDF
@@ -28,7 +33,8 @@ class MasksResultSet(AnalysisResultSet):
 
 
 class SingleMaskResultSet(AnalysisResultSet):
-    """Results of a single-mask analysis: ``intensity`` (more keys for complex masks)."""
+    """Results of a single-mask analysis: ``intensity`` and ``intensity_log`` (more keys
+    for complex masks)."""
 
 
 class BaseMasksAnalysis(BaseAnalysis):
@@ -137,7 +143,13 @@ class MasksAnalysis(BaseMasksAnalysis):
 
 
 class SingleMaskAnalysis(BaseMasksAnalysis):
-    """Base of the analyses with one mask (disk, ring, point): result ``intensity``."""
+    """Base of the analyses with one mask (disk, ring, point).
+
+    Results for real data: ``intensity`` (title ``'intensity [lin]'``) and
+    ``intensity_log`` (``'intensity [log]'``, log-scaled image), both with the
+    navigation-shaped values as ``raw_data``; complex masks add ``intensity_real``,
+    ``intensity_imag``, ``intensity_angle`` and ``intensity_complex``.
+    """
 
     def get_description(self) -> str:
         """Description of the ``intensity`` result."""
@@ -154,17 +166,7 @@ class SingleMaskAnalysis(BaseMasksAnalysis):
             return SingleMaskResultSet(
                 self.get_complex_results(data, "intensity", "intensity", desc, damage)
             )
-        return SingleMaskResultSet(
-            [
-                AnalysisResult(
-                    raw_data=data,
-                    visualized=lambda: visualize_simple(data, damage=damage),
-                    title="intensity",
-                    desc=desc,
-                    key="intensity",
-                )
-            ]
-        )
+        return SingleMaskResultSet(lin_log_results(data, desc, damage, log_first=False))
 
 
 def sig_center(analysis) -> tuple[float, float]:
