@@ -95,16 +95,8 @@ def circular(
     return _squared_radius_map(centerX, centerY, imageSizeX, imageSizeY) <= radius * radius
 
 
-def _make_circular_mask(
-    centerX: float,
-    centerY: float,
-    imageSizeX: int,
-    imageSizeY: int,
-    radius: float,
-    antialiased: bool = False,
-) -> np.ndarray:
-    """LiberTEM's private name of :func:`circular`, kept for code that imports it."""
-    return circular(centerX, centerY, imageSizeX, imageSizeY, radius, antialiased=antialiased)
+# LiberTEM's private name of circular, imported by code written for LiberTEM
+_make_circular_mask = circular
 
 
 def ring(
