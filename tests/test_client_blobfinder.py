@@ -10,8 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sparse
+from libertem_blobfinder.base.correlation import evaluate_correlations
 from libertem_blobfinder.common import gridmatching as grm
-from libertem_blobfinder.common.patterns import BackgroundSubtraction, Circular, RadialGradient
+from libertem_blobfinder.common.patterns import (
+    BackgroundSubtraction,
+    Circular,
+    RadialGradient,
+    feature_vector,
+)
 from libertem_blobfinder.udf.correlation import (
     FastCorrelationUDF,
     FullFrameCorrelationUDF,
@@ -23,6 +29,7 @@ from libertem_blobfinder.udf.refinement import run_refine
 
 from libertem.api import Context
 from libertem.masks import circular
+from libertem.udf.masks import ApplyMasksUDF
 
 NAV = (3, 4)
 SIG = (64, 64)
@@ -203,7 +210,8 @@ def test_zero_shift_as_aux_data(ctx, shifted):
     """FastCorrelationUDF reads a per-frame zero shift from auxiliary data."""
     data, positions = shifted
     ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=3)
-    shift = np.round(positions.mean(axis=2) - PEAKS.mean(axis=0))
+    # aux_data does not cast (as in LiberTEM): the data must have the given dtype
+    shift = np.round(positions.mean(axis=2) - PEAKS.mean(axis=0)).astype(np.float32)
     aux = FastCorrelationUDF.aux_data(data=shift, kind="nav", extra_shape=(2,), dtype=np.float32)
     udf = FastCorrelationUDF(peaks=PEAKS, match_pattern=Circular(radius=RADIUS), zero_shift=aux)
     res = ctx.run_udf(dataset=ds, udf=udf)
@@ -221,3 +229,69 @@ def test_on_dask_cluster(dask_ctx, shifted):
     fast, sparse_corr = dask_ctx.run_udf(dataset=ds, udf=udfs)
     assert np.abs(fast["refineds"].data - positions).max() < 0.25
     assert np.abs(sparse_corr["refineds"].data - positions).max() < 0.25
+
+
+def _sparse_correlation_reference(frames: np.ndarray, pattern, steps: int) -> tuple:
+    """SparseCorrelationUDF's correlation maps and refined positions, in float64 numpy:
+    the log-scaled frame correlated with the template at every offset around each peak."""
+    crop = pattern.get_crop_size()
+    size = 2 * crop + 1
+    template = np.asarray(pattern.get_mask((size, size)), dtype=np.float64)
+    n = 2 * steps + 1
+    corrs = np.zeros((len(frames), len(PEAKS), n, n))
+    refineds = np.zeros((len(frames), len(PEAKS), 2))
+    for f, frame in enumerate(frames):
+        assert frame.min() == 0  # so the UDF's log scaling of each tile is log(1 + x)
+        logged = np.log1p(frame.astype(np.float64))
+        for i, (py, px) in enumerate(PEAKS):
+            for a in range(n):
+                for b in range(n):
+                    y0, x0 = py + a - steps - crop, px + b - steps - crop
+                    corrs[f, i, a, b] = np.sum(template * logged[y0 : y0 + size, x0 : x0 + size])
+        evaluate_correlations(
+            corrs=corrs[f],
+            peaks=PEAKS,
+            crop_size=steps,
+            out_centers=np.zeros((len(PEAKS), 2)),
+            out_refineds=refineds[f],
+            out_heights=np.zeros(len(PEAKS)),
+            out_elevations=np.zeros(len(PEAKS)),
+        )
+    return corrs, refineds
+
+
+def test_sparse_correlation_equals_float64_reference(ctx, shifted):
+    """The refined positions equal a float64 numpy evaluation; LiberTEM's buffer dtypes."""
+    data, _ = shifted
+    steps = 2
+    pattern = RadialGradient(radius=RADIUS)
+    ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=3)
+    res = ctx.run_udf(
+        dataset=ds, udf=SparseCorrelationUDF(peaks=PEAKS, match_pattern=pattern, steps=steps)
+    )
+    corrs, refineds = _sparse_correlation_reference(data.reshape((-1, *SIG)), pattern, steps)
+    assert res["corr"].data.dtype == np.float32
+    assert res["refineds"].data.dtype == np.float32
+    np.testing.assert_allclose(
+        res["corr"].data.reshape(corrs.shape), corrs, rtol=1e-5, atol=1e-5 * np.abs(corrs).max()
+    )
+    np.testing.assert_allclose(res["refineds"].data.reshape(refineds.shape), refineds, rtol=1e-6)
+
+
+@pytest.mark.parametrize("use_sparse", [None, False, "sparse.pydata"])
+def test_feature_vector_is_float64(ctx, shifted, use_sparse):
+    """feature_vector's float64 template stack gives float64 feature vectors (the masks keep
+    their dtype, the result has result_type(float32 input, float64 masks))."""
+    data, _ = shifted
+    stack = feature_vector(SIG[1], SIG[0], PEAKS, Circular(radius=RADIUS))
+    assert stack.dtype == np.float64
+    ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=3)
+    udf = ApplyMasksUDF(mask_factories=lambda: stack, use_sparse=use_sparse)
+    res = ctx.run_udf(dataset=ds, udf=udf)
+    assert res["intensity"].data.dtype == np.float64
+    assert udf.get_mask_dtype() == np.float64
+    dense = np.asarray(stack.todense()).reshape((len(PEAKS), -1))
+    expected = data.reshape((-1, dense.shape[1])).astype(np.float64) @ dense.T
+    np.testing.assert_allclose(
+        res["intensity"].data.reshape(expected.shape), expected, rtol=1e-6, atol=1e-12
+    )

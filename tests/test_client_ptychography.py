@@ -57,6 +57,10 @@ def ssb_numpy(data: np.ndarray, dtype=np.float64) -> np.ndarray:
 def check(res, data):
     expected = ssb_numpy(data)
     assert res["fourier"].data.shape == NAV
+    # dtype=np.float64: LiberTEM's result dtypes are complex128 / float64
+    assert res["fourier"].data.dtype == np.complex128
+    assert res["complex"].data.dtype == np.complex128
+    assert res["amplitude"].data.dtype == res["phase"].data.dtype == np.float64
     assert np.allclose(res["fourier"].data, expected, atol=1e-9 * np.abs(expected).max())
     inverse = np.fft.ifft2(expected)
     assert np.allclose(res["amplitude"].data, np.sqrt(np.abs(inverse)))
@@ -68,6 +72,16 @@ def test_ssb_matches_numpy(ctx, data):
     ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=3)
     res = ctx.run_udf(dataset=ds, udf=SSB_UDF(**PARAMS, dtype=np.float64))
     check(res, data)
+
+
+def test_ssb_default_float32(ctx, data):
+    """The default dtype float32 computes in single precision: complex64 results."""
+    ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=3)
+    res = ctx.run_udf(dataset=ds, udf=SSB_UDF(**PARAMS))
+    assert res["fourier"].data.dtype == np.complex64
+    assert res["amplitude"].data.dtype == np.float32
+    expected = ssb_numpy(data)
+    assert np.allclose(res["fourier"].data, expected, atol=1e-5 * np.abs(expected).max())
 
 
 def test_ssb_sees_threads_per_worker(ctx, data):

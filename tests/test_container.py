@@ -106,10 +106,12 @@ def test_factories_called_once():
 @pytest.mark.parametrize(
     "mask_dtypes, dtype, expected",
     [
-        ([np.uint8, np.bool_], None, np.float32),
+        # the masks' own dtype, as in LiberTEM (no promotion to a float type)
+        ([np.uint8, np.bool_], None, np.uint8),
+        ([np.bool_], None, np.bool_),
         ([np.float32, np.int16], None, np.float32),
         ([np.float32, np.float64], None, np.float64),
-        ([np.int64], None, np.float64),
+        ([np.int64], None, np.int64),
         ([np.complex64], None, np.complex64),
         ([np.float64], np.float32, np.float32),
         ([np.uint8], np.int32, np.int32),

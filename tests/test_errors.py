@@ -97,7 +97,7 @@ def test_aux_data_wrong_size(ctx, nav_shape):
             self.results.x[:] = self.params.aux
 
     ds = load_mem(ctx, make_data((4, 6, 5, 4)))
-    aux = AuxUDF.aux_data(data=np.ones(nav_shape), kind="nav", dtype="float32")
+    aux = AuxUDF.aux_data(data=np.ones(nav_shape, dtype=np.float32), kind="nav", dtype="float32")
     with pytest.raises((UDFException, ValueError)):
         ctx.run_udf(dataset=ds, udf=AuxUDF(aux=aux))
     assert_ctx_works(ctx)

@@ -44,7 +44,7 @@ def test_rectangular_matches_slicing(x, y, w, h):
     expected = np.zeros((12, 10), dtype=bool)
     x0, x1 = sorted((x, x + w))
     y0, y1 = sorted((y, y + h))
-    expected[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    expected[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True  # both ends included
     assert np.array_equal(m, expected)
 
 

@@ -195,7 +195,7 @@ def test_udfdata_and_merge_mapping():
         proxy.missing = 1
     with pytest.raises(AttributeError):
         d.missing = 1
-    kw = UDFKwargsWrapper({"k": UDF.aux_data(np.arange(24), kind="nav")})
+    kw = UDFKwargsWrapper({"k": UDF.aux_data(np.arange(24, dtype=np.float32), kind="nav")})
     assert isinstance(kw, UDFData)
 
 

@@ -57,26 +57,26 @@ def ds(ctx, data):
 def test_visualize_simple():
     values = np.array([[0.0, 1.0], [2.0, 4.0]])
     image = visualize_simple(values)
-    assert image.shape == (2, 2, 3) and image.dtype == np.uint8
+    assert image.shape == (2, 2, 4) and image.dtype == np.uint8  # RGBA, as in LiberTEM
     cmap = make_colormap()
     assert cmap.name == "gist_earth"
     # zeros count as "no result" by default: the range is that of 1, 2, 4
     norm = np.clip((values - 1) / 3, 0, 1)
     norm[0, 0] = 0
-    expected = (cmap(norm)[..., :3] * 255).round().astype(np.uint8)
+    expected = (cmap(norm) * 255).round().astype(np.uint8)
     assert np.array_equal(image, expected)
     log = visualize_simple(values, logarithmic=True)
     lo, hi = float(np.float32(np.log(2))), float(np.float32(np.log(5)))
     norm = np.clip((np.log(values + 1) - lo) / (hi - lo), 0, 1)
     norm[0, 0] = 0
-    expected = (cmap(norm)[..., :3] * 255).round().astype(np.uint8)
+    expected = (cmap(norm) * 255).round().astype(np.uint8)
     assert np.array_equal(log, expected)
     clipped = visualize_simple(values, vmin=1, vmax=2, colormap=colormaps["gray"])
-    assert clipped[0, 0].tolist() == [0, 0, 0] and clipped[1, 1].tolist() == [255, 255, 255]
+    assert clipped[0, 0].tolist() == [0, 0, 0, 255] and clipped[1, 1].tolist() == [255] * 4
     # only valid pixels set the range; NaN are drawn as the lowest value
     damaged = visualize_simple(np.array([[np.nan, 1.0], [3.0, 100.0]]), damage=[[1, 1], [1, 0]])
     gray = visualize_simple(np.array([[1.0, 3.0]]), colormap=colormaps["gray"])
-    assert gray[0, 0].tolist() == [0, 0, 0] and gray[0, 1].tolist() == [255, 255, 255]
+    assert gray[0, 0].tolist() == [0, 0, 0, 255] and gray[0, 1].tolist() == [255] * 4
     assert np.array_equal(damaged[0, 0], damaged[1, 1])
     assert np.array_equal(
         visualize_simple(np.array([[1j, 2]])), visualize_simple(np.array([[1, 2]]))
@@ -84,10 +84,10 @@ def test_visualize_simple():
     # a far outlier does not take the whole colour range
     spiky = np.concatenate([np.arange(1.0, 1001.0), [1e7]]).reshape(7, 143)
     grey_spiky = visualize_simple(spiky, colormap=colormaps["gray"])
-    assert grey_spiky.reshape(-1, 3)[999].tolist() == [255, 255, 255]  # 1000 is at the top
-    assert grey_spiky.reshape(-1, 3)[499].tolist() == [127] * 3  # 500: about the middle
+    assert grey_spiky.reshape(-1, 4)[999].tolist() == [255, 255, 255, 255]  # 1000: the top
+    assert grey_spiky.reshape(-1, 4)[499].tolist() == [127, 127, 127, 255]  # 500: the middle
     # no valid pixel at all: a degenerate range, no error
-    assert visualize_simple(np.zeros((2, 2))).shape == (2, 2, 3)
+    assert visualize_simple(np.zeros((2, 2))).shape == (2, 2, 4)
 
 
 def _reference_rgb(y, x, vmax=None):

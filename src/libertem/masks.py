@@ -95,6 +95,10 @@ def circular(
     return _squared_radius_map(centerX, centerY, imageSizeX, imageSizeY) <= radius * radius
 
 
+# LiberTEM's private name of circular, imported by code written for LiberTEM
+_make_circular_mask = circular
+
+
 def ring(
     centerX: float,
     centerY: float,
@@ -155,9 +159,11 @@ def rectangular(X, Y, Width, Height, imageSizeX: int, imageSizeY: int) -> np.nda
     X, Y
         Corner of the rectangle (column, row).
     Width, Height
-        Size in pixels; negative values extend the rectangle to the left / upwards
-        from the corner. The rectangle covers columns ``[X, X + Width)`` (or
-        ``[X + Width, X)``), likewise for the rows, clipped to the image.
+        Extent in pixels; negative values extend the rectangle to the left / upwards
+        from the corner. Both end columns ``int(min(X, X + Width))`` and
+        ``int(max(X, X + Width))`` are included (``|Width| + 1`` columns for whole
+        numbers), likewise for the rows; the result is clipped to the image. If
+        ``Width`` or ``Height`` is 0, the mask is empty.
     imageSizeX, imageSizeY
         Width and height of the image.
 
@@ -166,10 +172,12 @@ def rectangular(X, Y, Width, Height, imageSizeX: int, imageSizeY: int) -> np.nda
     numpy.ndarray
         Boolean array of shape ``(imageSizeY, imageSizeX)``.
     """
-    x0, x1 = sorted((int(X), int(X + Width)))
-    y0, y1 = sorted((int(Y), int(Y + Height)))
     mask = np.zeros((imageSizeY, imageSizeX), dtype=bool)
-    mask[max(0, y0) : max(0, min(y1, imageSizeY)), max(0, x0) : max(0, min(x1, imageSizeX))] = True
+    if Width * Height == 0:
+        return mask
+    x0, x1 = int(min(X, X + Width)), int(max(X, X + Width))
+    y0, y1 = int(min(Y, Y + Height)), int(max(Y, Y + Height))
+    mask[max(0, y0) : max(0, y1 + 1), max(0, x0) : max(0, x1 + 1)] = True
     return mask
 
 

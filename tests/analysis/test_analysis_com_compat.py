@@ -91,7 +91,7 @@ def test_complex_data(ctx):
         assert values[1, 2] == 0
     for missing in ("field", "magnitude", "divergence", "curl", "x", "y"):
         assert not hasattr(res, missing)
-    assert res.x_real.visualized.shape == (3, 4, 3)
+    assert res.x_real.visualized.shape == (3, 4, 4)  # RGBA
 
 
 @pytest.mark.parametrize("nav", [(1, 5), (5, 1), (1, 1), (2, 2)])

@@ -417,7 +417,9 @@ def test_aux_data_in_merge_after_parameter_update(inline_ctx):
         return AuxInMerge.aux_data(data=values, kind="nav", dtype=np.float32)
 
     new = np.arange(sel.size, dtype=np.float32) + 100
-    it = inline_ctx.run_udf_iter(dataset=ds, udf=AuxInMerge(weights=aux(np.zeros(12))), roi=roi)
+    it = inline_ctx.run_udf_iter(
+        dataset=ds, udf=AuxInMerge(weights=aux(np.zeros(12, np.float32))), roi=roi
+    )
     first = next(it)
     done_first = first.damage.data.reshape(-1)
     it.update_parameters_experimental([{"weights": aux(new)}])

@@ -1,6 +1,7 @@
 """Analyses: ready-made UDF runs (masks, disk, ring, point, sum, COM, pick, radial
-Fourier) with named, visualizable results; created with ``Context.create_*_analysis``
-and run with ``Context.run``.
+Fourier, FFT of sum or frame, standard deviation, sum per frame, FEM, crystallinity,
+clustering) with named, visualizable results; created with
+``Context.create_*_analysis`` (or directly) and run with ``Context.run``.
 
 The classes load on first access, so that importing :mod:`libertem.api` (whose
 ``Context`` creates them) stays quick.
@@ -21,6 +22,13 @@ _WHERE = {
     "PickFrameAnalysis": "libertem.analysis.raw",
     "RadialFourierAnalysis": "libertem.analysis.radialfourier",
     "SumAnalysis": "libertem.analysis.sum",
+    "SumfftAnalysis": "libertem.analysis.sumfft",
+    "PickFFTFrameAnalysis": "libertem.analysis.rawfft",
+    "SDAnalysis": "libertem.analysis.sd",
+    "SumSigAnalysis": "libertem.analysis.sumsig",
+    "FEMAnalysis": "libertem.analysis.fem",
+    "ApplyFFTMask": "libertem.analysis.apply_fft_mask",
+    "ClusterAnalysis": "libertem.analysis.clust",
 }
 
 __all__ = list(_WHERE)

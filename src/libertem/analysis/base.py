@@ -33,8 +33,58 @@ _ANALYSIS_TYPES = {
     "CENTER_OF_MASS": ("libertem.analysis.com", "COMAnalysis"),
     "SUM_FRAMES": ("libertem.analysis.sum", "SumAnalysis"),
     "PICK_FRAME": ("libertem.analysis.raw", "PickFrameAnalysis"),
+    "FFTSUM_FRAMES": ("libertem.analysis.sumfft", "SumfftAnalysis"),
+    "PICK_FFT_FRAME": ("libertem.analysis.rawfft", "PickFFTFrameAnalysis"),
+    "SD_FRAMES": ("libertem.analysis.sd", "SDAnalysis"),
+    "SUM_SIG": ("libertem.analysis.sumsig", "SumSigAnalysis"),
+    "FEM": ("libertem.analysis.fem", "FEMAnalysis"),
+    "APPLY_FFT_MASK": ("libertem.analysis.apply_fft_mask", "ApplyFFTMask"),
+    "CLUST": ("libertem.analysis.clust", "ClusterAnalysis"),
     "RADIAL_FOURIER": ("libertem.analysis.radialfourier", "RadialFourierAnalysis"),
 }
+
+
+def lin_log_results(
+    data, desc: str, damage, log_first: bool, key: str = "intensity", raw_lin=None
+) -> list[AnalysisResult]:
+    """The two results of a real array: one shown linearly, one logarithmically.
+
+    Both hold ``data`` as ``raw_data`` (``raw_lin``, if given, for the linear one);
+    titles are ``'<key> [lin]'`` and ``'<key> [log]'``.
+
+    Parameters
+    ----------
+    data
+        The values.
+    desc
+        Description of both results.
+    damage
+        Boolean mask of valid entries, or ``True``.
+    log_first
+        ``True`` (sum and pick analyses): ``key`` is the logarithmic view and comes
+        first, ``<key>_lin`` second. ``False`` (single-mask analyses): ``key`` is the
+        linear view, ``<key>_log`` second.
+    key
+        Key of the first result.
+    raw_lin
+        ``raw_data`` of the linear result, if not ``data`` itself.
+    """
+    raw_lin = data if raw_lin is None else raw_lin
+    log = AnalysisResult(
+        raw_data=data,
+        visualized=functools.partial(visualize_simple, data, logarithmic=True, damage=damage),
+        title=f"{key} [log]",
+        desc=f"{desc}, log-scaled",
+        key=key if log_first else f"{key}_log",
+    )
+    lin = AnalysisResult(
+        raw_data=raw_lin,
+        visualized=functools.partial(visualize_simple, np.asarray(raw_lin), damage=damage),
+        title=f"{key} [lin]",
+        desc=f"{desc}, linearly scaled",
+        key=f"{key}_lin" if log_first else key,
+    )
+    return [log, lin] if log_first else [lin, log]
 
 
 class RPCContext(Protocol):

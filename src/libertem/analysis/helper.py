@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["GeneratorHelper"]
+__all__ = ["GeneratorHelper", "TemplateBase"]
 
 
 def _rst_to_markdown(text: str) -> str:
@@ -20,7 +20,22 @@ def _rst_to_markdown(text: str) -> str:
     return text.strip()
 
 
-class GeneratorHelper:
+class TemplateBase:
+    """Filling code templates: the base of the code generators."""
+
+    def format_template(self, template, data: dict) -> str:
+        """``template`` (a string, or a list of lines) with ``{name}`` fields filled
+        from ``data`` (`str.format`), passed through :meth:`code_formatter`."""
+        if not isinstance(template, str):
+            template = "\n".join(template)
+        return self.code_formatter(template.format(**data))
+
+    def code_formatter(self, code: str) -> str:
+        """Tidy generated code: trailing whitespace and surrounding blank lines removed."""
+        return "\n".join(line.rstrip() for line in code.strip("\n").splitlines())
+
+
+class GeneratorHelper(TemplateBase):
     """Writes the code of one analysis; subclasses specialize it per analysis type.
 
     Parameters

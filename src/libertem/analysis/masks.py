@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from libertem import masks
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    lin_log_results,
+)
+from libertem.analysis.getroi import get_roi
 from libertem.common.viz import visualize_simple
 from libertem.udf.masks import ApplyMasksUDF
 
@@ -28,42 +33,8 @@ class MasksResultSet(AnalysisResultSet):
 
 
 class SingleMaskResultSet(AnalysisResultSet):
-    """Results of a single-mask analysis: ``intensity`` (more keys for complex masks)."""
-
-
-def get_roi(params: dict, shape) -> np.ndarray | None:
-    """A navigation ROI from the ``'roi'`` entry of analysis parameters.
-
-    Parameters
-    ----------
-    params
-        Analysis parameters; ``params['roi']`` (optional) is ``{}``, or
-        ``{'shape': 'disk', 'cx': ..., 'cy': ..., 'r': ...}``, or
-        ``{'shape': 'rect', 'x': ..., 'y': ..., 'width': ..., 'height': ...}``
-        in scan coordinates.
-    shape
-        Navigation shape ``(ny, nx)``.
-
-    Returns
-    -------
-    numpy.ndarray or None
-        Boolean mask of ``shape``, or ``None`` for no ROI.
-
-    Raises
-    ------
-    ValueError
-        For an unknown ROI shape.
-    """
-    roi = params.get("roi") or {}
-    if not roi:
-        return None
-    ny, nx = tuple(shape)
-    kind = roi.get("shape")
-    if kind == "disk":
-        return masks.circular(roi["cx"], roi["cy"], nx, ny, roi["r"])
-    if kind == "rect":
-        return masks.rectangular(roi["x"], roi["y"], roi["width"], roi["height"], nx, ny)
-    raise ValueError(f"unknown ROI shape {kind!r}; expected 'disk' or 'rect'")
+    """Results of a single-mask analysis: ``intensity`` and ``intensity_log`` (more keys
+    for complex masks)."""
 
 
 class BaseMasksAnalysis(BaseAnalysis):
@@ -172,7 +143,13 @@ class MasksAnalysis(BaseMasksAnalysis):
 
 
 class SingleMaskAnalysis(BaseMasksAnalysis):
-    """Base of the analyses with one mask (disk, ring, point): result ``intensity``."""
+    """Base of the analyses with one mask (disk, ring, point).
+
+    Results for real data: ``intensity`` (title ``'intensity [lin]'``) and
+    ``intensity_log`` (``'intensity [log]'``, log-scaled image), both with the
+    navigation-shaped values as ``raw_data``; complex masks add ``intensity_real``,
+    ``intensity_imag``, ``intensity_angle`` and ``intensity_complex``.
+    """
 
     def get_description(self) -> str:
         """Description of the ``intensity`` result."""
@@ -189,17 +166,7 @@ class SingleMaskAnalysis(BaseMasksAnalysis):
             return SingleMaskResultSet(
                 self.get_complex_results(data, "intensity", "intensity", desc, damage)
             )
-        return SingleMaskResultSet(
-            [
-                AnalysisResult(
-                    raw_data=data,
-                    visualized=lambda: visualize_simple(data, damage=damage),
-                    title="intensity",
-                    desc=desc,
-                    key="intensity",
-                )
-            ]
-        )
+        return SingleMaskResultSet(lin_log_results(data, desc, damage, log_first=False))
 
 
 def sig_center(analysis) -> tuple[float, float]:

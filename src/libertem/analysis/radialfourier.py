@@ -10,6 +10,7 @@ from libertem import masks
 from libertem.analysis.base import AnalysisResult, AnalysisResultSet
 from libertem.analysis.helper import GeneratorHelper
 from libertem.analysis.masks import BaseMasksAnalysis, given, sig_center, with_roi
+from libertem.common.math import prod
 from libertem.common.viz import visualize_simple
 
 __all__ = [
@@ -17,6 +18,10 @@ __all__ = [
     "RadialFourierResultSet",
     "RadialTemplate",
     "radial_fourier_masks",
+    "radial_mask_factory",
+    "BaseMasksAnalysis",
+    "GeneratorHelper",
+    "prod",
 ]
 
 
@@ -31,11 +36,12 @@ def radial_fourier_masks(
     max_order: int,
     use_sparse: bool = False,
 ):
-    """Complex masks ``exp(-1j * k * phi)`` on the radial bins between ``ri`` and ``ro``.
+    """Complex masks ``exp(+1j * k * phi)`` on the radial bins between ``ri`` and ``ro``.
 
     The bins are those of :func:`libertem.masks.radial_bins` (antialiased, adding
-    up to one); ``phi = arctan2(y - cy, x - cx)`` is the angle of the pixel centre.
-    Mask ``b * (max_order + 1) + k`` is bin ``b``, order ``k``.
+    up to one); ``phi = arctan2(y - cy, x - cx)`` is the angle of the pixel centre
+    (rows grow downwards: a pixel below the centre has ``phi = +pi/2``). Mask
+    ``b * (max_order + 1) + k`` is bin ``b``, order ``k``.
 
     Returns
     -------
@@ -53,11 +59,35 @@ def radial_fourier_masks(
         use_sparse=use_sparse,
     )
     _, phi = masks.polar_map(cx, cy, imageSizeX, imageSizeY)
-    orders = np.arange(max_order + 1)
-    waves = np.exp(-1j * orders[:, None, None] * phi[None]).astype(np.complex64)
+    # in single precision, as LiberTEM: e.g. the real part of exp(1j * pi/2) is -4.4e-8
+    phi = phi.astype(np.float32)
+    waves = np.stack([np.exp(1j * k * phi) for k in range(max_order + 1)])
     # broadcasting keeps sparse bins sparse
     stack = bins[:, None] * waves[None]
     return stack.reshape((-1, imageSizeY, imageSizeX)).astype(np.complex64)
+
+
+def radial_mask_factory(
+    detector_y: int,
+    detector_x: int,
+    cx: float,
+    cy: float,
+    ri: float,
+    ro: float,
+    n_bins: int,
+    max_order: int,
+    use_sparse: bool,
+    dtype=np.complex64,
+):
+    """The mask stack of :class:`RadialFourierAnalysis` (LiberTEM's argument order).
+
+    See :func:`radial_fourier_masks`; the stack has shape
+    ``(n_bins * (max_order + 1), detector_y, detector_x)`` and dtype ``dtype``.
+    """
+    stack = radial_fourier_masks(
+        cx, cy, detector_x, detector_y, ri, ro, n_bins, max_order, use_sparse=use_sparse
+    )
+    return stack.astype(dtype)
 
 
 class RadialFourierResultSet(AnalysisResultSet):
@@ -98,7 +128,8 @@ class RadialFourierAnalysis(BaseMasksAnalysis):
     """Angular Fourier series of the intensity on rings around ``(cx, cy)``.
 
     For each radial bin ``b`` and order ``k <= max_order``, the coefficient
-    ``sum(I * exp(-1j * k * phi))`` over the bin (see :func:`radial_fourier_masks`).
+    ``c_b_k = sum(I * exp(+1j * k * phi))`` over the bin (see
+    :func:`radial_fourier_masks`), ``phi`` measured with rows growing downwards.
 
     Parameters
     ----------
@@ -111,11 +142,13 @@ class RadialFourierAnalysis(BaseMasksAnalysis):
 
     Notes
     -----
-    Results per bin ``b`` and order ``k``: ``complex_b_k`` (the coefficient),
-    ``absolute_b_k``, ``phase_b_k``; and ``dominant_b``, the order ``k >= 1`` with the
-    largest absolute value per frame (0 if ``max_order == 0``). All nav-shaped.
-    ``raw_results`` of the result set holds all coefficients as one complex array
-    of shape ``(n_bins, max_order + 1, *nav_shape)``.
+    Results per bin ``b`` and order ``k``: ``absolute_b_k`` (``|c_b_k|``),
+    ``phase_b_k`` (the angle of ``c_b_k``), ``complex_b_k`` (``c_b_0`` for ``k = 0``,
+    else ``c_b_k / max(1, |c_b_0|)``: normalised by the order-0 magnitude); and
+    ``dominant_b``, the order ``k >= 1`` with the largest absolute value per frame (0
+    if ``max_order == 0``). All nav-shaped. ``raw_results`` of the result set holds
+    all coefficients ``c_b_k`` (not normalised) as one complex array of shape
+    ``(n_bins, max_order + 1, *nav_shape)``.
     """
 
     TYPE = "UDF"
@@ -192,8 +225,10 @@ class RadialFourierAnalysis(BaseMasksAnalysis):
                     f"dominant_{b}",
                 )
             )
+            norm = np.maximum(1, np.abs(coeffs[..., b, 0]))
             for k in range(n_orders):
                 c = coeffs[..., b, k]
+                shown = c if k == 0 else c / norm
                 results += [
                     AnalysisResult(
                         np.abs(c),
@@ -210,10 +245,10 @@ class RadialFourierAnalysis(BaseMasksAnalysis):
                         f"phase_{b}_{k}",
                     ),
                     AnalysisResult(
-                        c,
-                        functools.partial(visualize_simple, c),
+                        shown,
+                        functools.partial(visualize_simple, shown),
                         f"c bin {b} order {k}",
-                        "complex coefficient",
+                        "complex coefficient (order > 0: divided by max(1, |order 0|))",
                         f"complex_{b}_{k}",
                     ),
                 ]

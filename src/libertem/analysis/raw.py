@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    lin_log_results,
+)
 from libertem.analysis.helper import GeneratorHelper
-from libertem.common.viz import visualize_simple
 from libertem.udf.raw import PickUDF
 
 __all__ = [
@@ -24,7 +28,8 @@ _AXES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
 
 
 class PickResultSet(AnalysisResultSet):
-    """Results of :class:`PickFrameAnalysis`: ``intensity`` (more keys for complex data)."""
+    """Results of :class:`PickFrameAnalysis`: ``intensity`` (log-scaled image) and
+    ``intensity_lin`` of the same frame; more keys for complex data."""
 
 
 class PickTemplate(GeneratorHelper):
@@ -55,37 +60,54 @@ class PickTemplate(GeneratorHelper):
 class PickFrameAnalysis(BaseAnalysis):
     """The frame at one scan position: ``x`` for a 1D scan, ``(y, x)`` 2D, ``(z, y, x)`` 3D.
 
+    The coordinates are checked when the analysis runs (when its ROI is made, see
+    :meth:`get_roi`), not when it is created.
+
     Parameters
     ----------
     dataset
         The dataset.
     parameters
-        ``x``, and ``y`` and ``z`` as the scan has axes.
+        ``x``, and ``y`` and ``z`` as the scan has axes; exactly the coordinates of
+        the scan's axes must be given (not ``None``).
 
     Notes
     -----
-    Result ``intensity``: the frame, in the dataset's dtype, log-scaled in
-    ``visualized``.
+    Results for real data: ``intensity`` (title ``'intensity [log]'``, log-scaled
+    image) and ``intensity_lin`` (``'intensity [lin]'``), both the frame in the
+    dataset's dtype. Complex frames give ``intensity_lin``, ``intensity``,
+    ``intensity_real``, ``intensity_imag``, ``intensity_angle`` and
+    ``intensity_complex``.
     """
 
     TYPE = "UDF"
 
-    def get_parameters(self, parameters: dict) -> dict:
+    def _checked_origin(self) -> tuple[int, ...]:
         nav = self.nav_shape
         names = _AXES.get(len(nav))
         if names is None:
             raise ValueError(f"pick analysis supports 1 to 3 scan dimensions, not {nav}")
-        missing = [n for n in names if parameters.get(n) is None]
+        given = {n for n in ("x", "y", "z") if self.parameters.get(n) is not None}
+        missing = [n for n in names if n not in given]
         if missing:
             raise ValueError(f"a scan of shape {nav} needs {', '.join(names)}; missing {missing}")
-        coords = tuple(int(parameters[n]) for n in names)
+        extra = sorted(given - set(names))
+        if extra:
+            raise ValueError(f"a scan of shape {nav} has no coordinate {', '.join(extra)}")
+        coords = tuple(int(self.parameters[n]) for n in names)
         if not all(0 <= c < n for c, n in zip(coords, nav)):
             raise ValueError(f"scan position {coords} lies outside the scan of shape {nav}")
-        return {n: int(parameters[n]) for n in names}
+        return coords
 
     def get_origin(self) -> tuple[int, ...]:
-        """The scan position as an index of the navigation axes, e.g. ``(y, x)``."""
-        return tuple(self.parameters[n] for n in _AXES[len(self.nav_shape)])
+        """The scan position as an index of the navigation axes, e.g. ``(y, x)``.
+
+        Raises
+        ------
+        ValueError
+            If the coordinates do not fit the scan (see the class description).
+        """
+        return self._checked_origin()
 
     def get_coords(self) -> int:
         """The flat navigation index of the frame."""
@@ -95,6 +117,14 @@ class PickFrameAnalysis(BaseAnalysis):
         return PickUDF()
 
     def get_roi(self) -> np.ndarray:
+        """A navigation mask that selects the frame.
+
+        Raises
+        ------
+        ValueError
+            For a scan of other than 1 to 3 dimensions, a missing coordinate, a
+            coordinate the scan does not have, or a position outside the scan.
+        """
         roi = np.zeros(self.nav_shape, dtype=bool)
         roi[self.get_origin()] = True
         return roi
@@ -107,22 +137,12 @@ class PickFrameAnalysis(BaseAnalysis):
 
     def get_generic_results(self, data, damage) -> PickResultSet:
         """Results from the picked frame."""
-        title = f"frame at {self.get_origin()}"
+        desc = "the frame at the picked scan position"
         if data.dtype.kind == "c":
             return PickResultSet(
-                self.get_complex_results(data, "intensity", title, title, True, default_lin=False)
+                self.get_complex_results(data, "intensity", "intensity", desc, True, False)
             )
-        return PickResultSet(
-            [
-                AnalysisResult(
-                    raw_data=data,
-                    visualized=lambda: visualize_simple(data, logarithmic=True),
-                    title=title,
-                    desc="the frame at the picked scan position",
-                    key="intensity",
-                )
-            ]
-        )
+        return PickResultSet(lin_log_results(data, desc, True, log_first=True))
 
     @classmethod
     def get_template_helper(cls):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    lin_log_results,
+)
+from libertem.analysis.getroi import get_roi
 from libertem.analysis.helper import GeneratorHelper
-from libertem.analysis.masks import get_roi
-from libertem.common.viz import visualize_simple
 from libertem.udf.sum import SumUDF
 
 __all__ = [
@@ -22,7 +26,8 @@ __all__ = [
 
 
 class SumResultSet(AnalysisResultSet):
-    """Results of :class:`SumAnalysis`: ``intensity`` (more keys for complex data)."""
+    """Results of :class:`SumAnalysis`: ``intensity`` (log-scaled image) and
+    ``intensity_lin`` (linear image) of the same sum; more keys for complex data."""
 
 
 class SumTemplate(GeneratorHelper):
@@ -46,16 +51,19 @@ class SumTemplate(GeneratorHelper):
 
 
 class SumAnalysis(BaseAnalysis):
-    """Sum of all (selected) frames: result ``intensity`` (signal-shaped).
+    """Sum of all (selected) frames (signal-shaped, float32 for real data).
 
-    ``visualized`` is log-scaled, as diffraction patterns usually are shown.
+    Results ``intensity`` (title ``'intensity [log]'``, log-scaled image) and
+    ``intensity_lin`` (``'intensity [lin]'``), both with the sum as ``raw_data``.
+    Complex data give ``intensity_lin``, ``intensity``, ``intensity_real``,
+    ``intensity_imag``, ``intensity_angle`` and ``intensity_complex``.
 
     Parameters
     ----------
     dataset
         The dataset.
     parameters
-        Optionally ``roi``, see :func:`~libertem.analysis.masks.get_roi`.
+        Optionally ``roi``, see :func:`~libertem.analysis.getroi.get_roi`.
     """
 
     TYPE = "UDF"
@@ -75,14 +83,10 @@ class SumAnalysis(BaseAnalysis):
                 ),
                 raw_results=udf_results,
             )
-        result = AnalysisResult(
-            raw_data=data,
-            visualized=lambda: visualize_simple(data, logarithmic=True),
-            title="intensity",
-            desc="sum of all frames",
-            key="intensity",
+        return SumResultSet(
+            lin_log_results(data, "sum of all frames", True, log_first=True),
+            raw_results=udf_results,
         )
-        return SumResultSet([result], raw_results=udf_results)
 
     @classmethod
     def get_template_helper(cls):

@@ -110,18 +110,28 @@ class AnalysisResultSet:
     def __getattr__(self, key: str) -> AnalysisResult:
         if key.startswith("_") or key in ("results", "raw_results"):
             raise AttributeError(key)
+        return self._lookup(key)
+
+    def _lookup(self, key: str) -> AnalysisResult:
         try:
             return self._by_key()[key]
         except KeyError:
-            raise AttributeError(f"no result {key!r}; have {self.keys()}") from None
+            # LiberTEM raises AttributeError for item access as well
+            raise AttributeError(
+                f"result with key {key!r} not found, have: {', '.join(self.keys())}"
+            ) from None
 
     def __getitem__(self, key: str | int) -> AnalysisResult:
+        """The result at an integer position, or by key.
+
+        Raises
+        ------
+        AttributeError
+            For a key that is not there (as in LiberTEM, also for item access).
+        """
         if isinstance(key, (int, np.integer)):
             return self.results[key]
-        try:
-            return self._by_key()[key]
-        except KeyError:
-            raise KeyError(f"no result {key!r}; have {self.keys()}") from None
+        return self._lookup(key)
 
     def __contains__(self, key: str) -> bool:
         return key in self._by_key()

@@ -107,20 +107,26 @@ class AuxBufferWrapper(BufferWrapper):
         Parameters
         ----------
         buf
-            For ``kind='nav'``: one entry per frame plus ``extra_shape`` (nav-shaped
-            or flat); for ``kind='sig'``: signal-shaped plus ``extra_shape``.
+            For ``kind='nav'``: ``prod(extra_shape)`` values per frame, in any shape of
+            that total size (nav-shaped plus ``extra_shape``, or flat: C order, frame
+            after frame); for ``kind='sig'``: signal-shaped plus ``extra_shape``. Its
+            dtype must be the buffer's dtype (no cast).
         is_global
             ``True`` if ``buf`` covers the whole dataset, ``False`` if it already is
             the part for one partition.
+
+        Raises
+        ------
+        AssertionError
+            If the dtype differs (as in LiberTEM).
+        ValueError
+            If ``kind='nav'`` and the size is not a multiple of ``prod(extra_shape)``.
         """
-        source = np.asarray(buf, dtype=self.dtype)
+        source = np.asarray(buf)
+        # as in LiberTEM: no cast, the data must already have the declared dtype
+        assert source.dtype == self.dtype
         if self.kind == "nav":
-            n_extra = len(self.extra_shape)
-            if n_extra and source.shape[source.ndim - n_extra :] != self.extra_shape:
-                raise ValueError(
-                    f"aux data of shape {source.shape} does not end in extra_shape "
-                    f"{self.extra_shape}"
-                )
+            # any array of the right total size: nav-shaped, flat, ...
             source = source.reshape((-1, *self.extra_shape))
         if is_global or self._aux_source is None:
             self._aux_source = source

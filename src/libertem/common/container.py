@@ -55,6 +55,13 @@ def _device_of(backend: str | None) -> str:
     return NUMPY
 
 
+def _as_array(obj):
+    """A Python list or tuple of masks (or of rows) as a NumPy array; other objects as given."""
+    if isinstance(obj, (list, tuple)):
+        return np.array(obj)
+    return obj
+
+
 def _shape_of(obj, what: str) -> tuple[int, ...]:
     shape = getattr(obj, "shape", None)
     if shape is None:
@@ -70,12 +77,13 @@ class MaskContainer:
     mask_factories
         Either a single callable returning the whole stack, shaped
         ``(n, *sig_shape)`` (`numpy.ndarray`, `sparse.COO`) or ``(n, sig_size)``
-        (also a `scipy.sparse` matrix), or a sequence of callables each returning
-        one mask of shape ``sig_shape`` (dense, `sparse.COO` or `scipy.sparse`).
+        (also a `scipy.sparse` matrix), or a Python list or tuple of equally shaped
+        masks (converted with `numpy.array`); or a sequence of callables each
+        returning one mask of shape ``sig_shape`` (dense, `sparse.COO` or `scipy.sparse`).
     dtype
-        dtype of the computed masks. Default: the result type of the masks' dtypes
-        and float32, i.e. at least float32 (bool, uint8 and int16 masks give
-        float32, int64 and float64 masks give float64, complex stays complex).
+        dtype of the computed masks. Default: the masks' own dtype (NumPy's result
+        type of the dtypes of several masks): bool masks stay bool, uint16 stays
+        uint16, complex128 stays complex128.
     use_sparse
         ``None``: sparse (``default_sparse``) if every factory returns a sparse
         object, else dense; ``False``: dense `numpy.ndarray`; ``True``: as
@@ -134,12 +142,14 @@ class MaskContainer:
         self._reset()
 
     def _reset(self) -> None:
-        self._stack = None  # (n, *sig_shape) dense/COO, or (n, sig_size) scipy
+        # the computed stack, None until computed in this process (LiberTEM's name):
+        # (n, *sig_shape) dense/COO, or (n, sig_size) scipy
+        self._computed_masks = None
         self._cache: dict = {}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_stack"] = None
+        state["_computed_masks"] = None
         state["_cache"] = {}
         return state
 
@@ -151,7 +161,7 @@ class MaskContainer:
     def _call_factories(self) -> tuple[list, bool]:
         """Masks as a list of parts to stack, and whether they form a stack already."""
         if callable(self.mask_factories):
-            stack = self.mask_factories()
+            stack = _as_array(self.mask_factories())
             shape = _shape_of(stack, "the mask factory")
             if len(shape) < 2:
                 raise ValueError(
@@ -159,7 +169,7 @@ class MaskContainer:
                     "(n, *sig_shape) with at least 2 dimensions"
                 )
             return [stack], True
-        masks = [f() for f in self.mask_factories]
+        masks = [_as_array(f()) for f in self.mask_factories]
         shapes = [_shape_of(m, f"mask factory {i}") for i, m in enumerate(masks)]
         for i, shape in enumerate(shapes):
             if len(shape) == 0:
@@ -176,7 +186,7 @@ class MaskContainer:
         if self._use_sparse is None:
             self._use_sparse = self._default_sparse if all(is_sparse(p) for p in parts) else False
         if self._dtype is None:
-            self._dtype = np.result_type(*(p.dtype for p in parts), np.float32)
+            self._dtype = np.result_type(*(p.dtype for p in parts))
         rep = self._use_sparse
         if rep is False:
             dense = [to_dense(p) for p in parts]
@@ -200,12 +210,12 @@ class MaskContainer:
             stack = stack.reshape((n, -1)).to_scipy_sparse().asformat(_SCIPY_FORMATS[rep])
         elif self._sig_shape is not None:
             stack = stack.reshape((n, *self._sig_shape))
-        self._stack = stack
+        self._computed_masks = stack
 
     def _get_stack(self):
-        if self._stack is None:
+        if self._computed_masks is None:
             self._compute()
-        return self._stack
+        return self._computed_masks
 
     # ---- properties -----------------------------------------------------------
 
@@ -356,7 +366,9 @@ class MaskContainer:
                 "pass sig_shape to MaskContainer"
             )
         if self.use_sparse not in _SCIPY_FORMATS:
-            self._stack = self._stack.reshape((self.mask_count, *self._sig_shape))
+            self._computed_masks = self._computed_masks.reshape(
+                (self.mask_count, *self._sig_shape)
+            )
         return self._sig_shape
 
     def _slice(self, origin: tuple, shape: tuple, transpose: bool):

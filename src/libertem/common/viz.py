@@ -117,7 +117,7 @@ def visualize_simple(
     Returns
     -------
     numpy.ndarray
-        RGB image, ``uint8``, shape ``(*result.shape, 3)``.
+        RGBA image, ``uint8``, shape ``(*result.shape, 4)`` (as in LiberTEM).
     """
     data = np.asarray(result)
     data = np.abs(data) if data.dtype.kind == "c" else data.astype(np.float64)
@@ -141,7 +141,7 @@ def visualize_simple(
     norm = (data - lo) / scale if scale > 0 else np.zeros(data.shape)
     norm = np.where(valid, np.clip(norm, 0, 1), 0.0)
     cmap = make_colormap() if colormap is None else colormap
-    return (cmap(norm)[..., :3] * 255).round().astype(np.uint8)
+    return (cmap(norm) * 255).round().astype(np.uint8)
 
 
 def rgb_from_2dvector(y, x, vmax=None) -> np.ndarray:

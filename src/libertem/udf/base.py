@@ -328,14 +328,23 @@ class UDF(UDFBase):
         Parameters
         ----------
         data
-            For ``kind='nav'``: navigation-shaped (or flat) plus ``extra_shape``;
-            for ``kind='sig'``: signal-shaped plus ``extra_shape``.
+            For ``kind='nav'``: ``prod(extra_shape)`` values per frame in any shape
+            of that total size, e.g. navigation-shaped plus ``extra_shape``, or flat
+            (C order: the values of frame 0 first); for ``kind='sig'``: signal-shaped
+            plus ``extra_shape``.
         kind
             ``'nav'``, ``'sig'`` or ``'single'``.
         extra_shape
             Trailing axes per frame or pixel.
         dtype
-            Dtype the data is converted to.
+            Dtype of the data. It is not converted: ``data`` must have this dtype.
+
+        Raises
+        ------
+        AssertionError
+            If the dtype of ``data`` is not ``dtype`` (as in LiberTEM).
+        ValueError
+            If a ``kind='nav'`` size is not a multiple of ``prod(extra_shape)``.
         """
         return BufferWrapper.make_aux(data, kind=kind, extra_shape=extra_shape, dtype=dtype)
 

@@ -10,61 +10,69 @@ from libertem.udf.base import UDF
 __all__ = ["CrystallinityUDF", "run_analysis_crystall"]
 
 
+def fourier_ring(sig_shape, rad_in, rad_out) -> np.ndarray:
+    """The frequencies ``rad_in < d <= rad_out`` of a real 2D FFT, as a boolean mask of
+    its half spectrum ``(sy, sx // 2 + 1)``.
+
+    ``d`` is measured on the full ``(sy, sx)`` grid from the point ``(sy/2, sx/2)``;
+    the grid is moved with :func:`numpy.fft.fftshift` and cut to the columns of the
+    half spectrum.
+    """
+    sy, sx = tuple(sig_shape)
+    yy, xx = np.mgrid[0:sy, 0:sx]
+    d2 = (yy - sy * 0.5) ** 2 + (xx - sx * 0.5) ** 2
+    ring = (d2 <= rad_out**2) & ~(d2 <= rad_in**2)
+    return np.fft.fftshift(ring)[:, : sx // 2 + 1]
+
+
 class CrystallinityUDF(UDF):
     """How crystalline each frame looks: Fourier intensity on a ring of frequencies.
 
     The diffraction pattern of a crystalline region has sharp, periodic spots, which
     give strong Fourier components at the frequencies of their spacing; amorphous
-    regions give a smooth pattern without them. For each frame, the values are
-    shifted to be non-negative and compressed with a power of 0.1 (so that weak
-    spots count), a disk around ``real_center`` (typically the zero-order beam) is
-    cut out, and the magnitude of the 2D real FFT is summed over the frequencies
-    ``rad_in < |k| <= rad_out`` (in units of frequency pixels, ``|k|`` from the
-    zero frequency). Result ``'intensity'`` (``kind='nav'``).
+    regions give a smooth pattern without them. For every frame:
+
+    1. if both ``real_center`` and ``real_rad`` are given, the pixels at most
+       ``real_rad`` from ``real_center`` (typically the zero-order beam) are set to 0;
+    2. ``intensity`` is the sum of ``|rfft2(frame)|`` over the frequencies of
+       :func:`fourier_ring` (``rad_in < d <= rad_out``).
+
+    Result ``'intensity'`` (``kind='nav'``, float32). The parameters are not checked.
 
     Parameters
     ----------
     rad_in, rad_out
         Inner and outer radius of the frequency ring.
     real_center
-        Centre ``(y, x)`` of the disk cut out of each frame.
+        Centre ``(y, x)`` of the disk zeroed in each frame, or ``None``.
     real_rad
-        Radius of that disk; 0 (or ``None``) cuts out nothing.
+        Radius of that disk (0 zeroes the centre pixel), or ``None``.
     """
 
     def __init__(self, rad_in, rad_out, real_center, real_rad):
-        if rad_in >= rad_out:
-            raise ValueError(f"rad_in={rad_in} must be smaller than rad_out={rad_out}")
+        if real_center is not None:
+            real_center = tuple(real_center)
         super().__init__(
-            rad_in=rad_in, rad_out=rad_out, real_center=tuple(real_center), real_rad=real_rad
+            rad_in=rad_in, rad_out=rad_out, real_center=real_center, real_rad=real_rad
         )
 
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="nav", dtype=np.float32)}
 
     def get_task_data(self):
-        sy, sx = tuple(self.meta.dataset_shape.sig)
+        sig_shape = tuple(self.meta.dataset_shape.sig)
+        sy, sx = sig_shape
         p = self.params
-        real_mask = np.ones((sy, sx))
-        if p.real_rad:
+        keep = np.ones(sig_shape, dtype=bool)
+        if p.real_center is not None and p.real_rad is not None:
             cy, cx = p.real_center
-            real_mask[circular(cx, cy, sx, sy, p.real_rad)] = 0
-        ky = np.fft.fftfreq(sy) * sy
-        kx = np.fft.rfftfreq(sx) * sx
-        k = np.hypot(ky[:, np.newaxis], kx[np.newaxis, :])
-        fourier_mask = (k > p.rad_in) & (k <= p.rad_out)
-        if not fourier_mask.any():
-            raise ValueError(
-                f"no frequency of a {sy}x{sx} frame lies in the ring {p.rad_in} < |k| <= "
-                f"{p.rad_out}"
-            )
-        return {"real_mask": real_mask, "fourier_mask": fourier_mask}
+            keep &= ~circular(cx, cy, sx, sy, p.real_rad)
+        return {"keep": keep, "ring": fourier_ring(sig_shape, p.rad_in, p.rad_out)}
 
     def process_frame(self, frame):
-        """Sum of the Fourier magnitudes of the prepared frame on the ring."""
-        scaled = (frame + np.abs(np.min(frame))) ** 0.1
-        spectrum = np.abs(np.fft.rfft2(scaled * self.task_data.real_mask))
-        self.results.intensity[:] = np.sum(spectrum[self.task_data.fourier_mask])
+        """Sum of the Fourier magnitudes of the masked frame on the ring."""
+        spectrum = np.abs(np.fft.rfft2(frame * self.task_data.keep))
+        self.results.intensity[:] = np.sum(spectrum[self.task_data.ring])
 
 
 def run_analysis_crystall(
@@ -79,8 +87,8 @@ def run_analysis_crystall(
     rad_in, rad_out
         Ring of spatial frequencies, in frequency pixels.
     real_center, real_rad
-        Disk ``(y, x)``, radius to cut out of each frame (e.g. the zero-order beam);
-        by default nothing is cut out.
+        Disk ``(y, x)``, radius to zero in each frame (e.g. the zero-order beam);
+        nothing is zeroed unless both are given.
     roi, progress
         As for ``ctx.run_udf``.
 
@@ -89,8 +97,6 @@ def run_analysis_crystall(
     dict
         ``{'intensity': BufferWrapper}``, one value per frame.
     """
-    if real_center is None or real_rad is None:
-        real_center, real_rad = (0, 0), 0
     udf = CrystallinityUDF(
         rad_in=rad_in, rad_out=rad_out, real_center=real_center, real_rad=real_rad
     )

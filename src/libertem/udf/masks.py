@@ -80,6 +80,10 @@ def _dot(flat, masks):
 class ApplyMasksEngine:
     """The dot products of ApplyMasksUDF, for reuse by other UDFs (e.g. CoMUDF).
 
+    The products run in ``numpy.result_type(tile dtype, mask dtype)``: the masks are
+    converted to it once per tile shape (cached by the container), the tiles only
+    where their dtype differs.
+
     Parameters
     ----------
     masks
@@ -95,9 +99,18 @@ class ApplyMasksEngine:
         self.masks = masks
         self.meta = meta
         self.use_torch = use_torch and _torch() is not None
+        self._compute_dtypes: dict = {}
 
-    def _masks_for(self, key: Slice):
-        return self.masks.get(key, transpose=True)
+    def _compute_dtype(self, dtype) -> np.dtype:
+        try:
+            return self._compute_dtypes[dtype]
+        except KeyError:
+            result = np.result_type(dtype, self.masks.dtype)
+            self._compute_dtypes[dtype] = result
+            return result
+
+    def _masks_for(self, key: Slice, dtype=None):
+        return self.masks.get(key, dtype=dtype, transpose=True)
 
     def process_tile(self, tile) -> np.ndarray:
         """Dot product of each frame of the tile with the matching part of every mask.
@@ -107,14 +120,27 @@ class ApplyMasksEngine:
         numpy.ndarray
             Shape ``(frames, mask_count)``, to add to the result.
         """
-        masks = self._masks_for(self.meta.slice)
+        dtype = self._compute_dtype(tile.dtype)
+        masks = self._masks_for(self.meta.slice, dtype)
         flat = _flat(tile)
         if not is_sparse(flat) and not is_sparse(masks):
-            if flat.dtype != masks.dtype:
-                flat = flat.astype(np.result_type(flat.dtype, masks.dtype))
+            if flat.dtype != dtype:
+                flat = flat.astype(dtype)
             if self.use_torch and isinstance(flat, np.ndarray):
                 return _torch_matmul(flat, masks)
         return _dot(flat, masks)
+
+    def _as_frame(self, frame):
+        """A frame in its signal shape: flat ``(1, sig_size)`` scipy.sparse frames (and
+        GCXS ones) become `sparse.COO`, which can be sliced in every axis."""
+        if scipy.sparse.issparse(frame):
+            frame = sparse.COO.from_scipy_sparse(frame)
+        elif isinstance(frame, sparse.SparseArray) and not isinstance(frame, sparse.COO):
+            frame = sparse.COO(frame)
+        sig_shape = tuple(self.meta.dataset_shape.sig)
+        if tuple(frame.shape) != sig_shape:
+            frame = frame.reshape(sig_shape)
+        return frame
 
     def process_frame_shifted(self, frame, shifts: tuple[int, ...]) -> np.ndarray:
         """Apply the masks moved by ``shifts`` to one whole frame.
@@ -125,16 +151,20 @@ class ApplyMasksEngine:
         Parameters
         ----------
         frame
-            A whole frame (signal shape).
+            A whole frame: signal-shaped, or a flat ``(1, sig_size)`` scipy.sparse
+            matrix.
         shifts
-            Integer shift per signal axis, e.g. ``(dy, dx)``.
+            Integer shift per signal axis, e.g. ``(dy, dx)``; floats are truncated
+            towards zero.
 
         Returns
         -------
         numpy.ndarray
             One value per mask.
         """
+        frame = self._as_frame(frame)
         sig_shape = tuple(frame.shape)
+        dtype = self._compute_dtype(frame.dtype)
         shifts = tuple(int(s) for s in np.asarray(shifts).reshape(-1))
         if len(shifts) != len(sig_shape):
             raise ValueError(f"shifts {shifts} do not match the frame's dimensions {sig_shape}")
@@ -142,15 +172,15 @@ class ApplyMasksEngine:
         for s, n in zip(shifts, sig_shape):
             lo, hi = max(0, s), min(n, n + s)
             if hi <= lo:
-                return np.zeros(len(self.masks), dtype=np.result_type(frame, self.masks.dtype))
+                return np.zeros(len(self.masks), dtype=dtype)
             frame_index.append(slice(lo, hi))
             origin.append(lo - s)
             size.append(hi - lo)
         key = Slice(origin=(0, *origin), shape=Shape((1, *size), sig_dims=len(size)))
-        masks = self._masks_for(key)
+        masks = self._masks_for(key, dtype)
         part = frame[tuple(frame_index)].reshape((1, -1))
-        if not is_sparse(masks) and part.dtype != masks.dtype:
-            part = part.astype(np.result_type(part.dtype, masks.dtype))
+        if not is_sparse(part) and not is_sparse(masks) and part.dtype != dtype:
+            part = part.astype(dtype)
         return _dot(part, masks)[0]
 
 
@@ -173,33 +203,41 @@ class ApplyMasksUDF(UDF):
     Parameters
     ----------
     mask_factories
-        A callable returning a stack ``(n, *sig_shape)``, or a sequence of callables
-        each returning one mask of the signal shape (dense, ``scipy.sparse`` or
-        pydata ``sparse``).
+        A callable returning a stack ``(n, *sig_shape)`` (or a Python list or tuple of
+        ``n`` equally shaped masks, stacked with `numpy.array`), or a sequence of
+        callables each returning one mask of the signal shape (dense,
+        ``scipy.sparse`` or pydata ``sparse``).
     use_torch
         Use PyTorch for dense products on the CPU, where installed.
     use_sparse
         ``None`` (sparse if all masks are sparse), ``False``, ``True`` /
         ``'scipy.sparse'``, ``'scipy.sparse.csc'``, ``'sparse.pydata'`` or
-        ``'sparse.pydata.GCXS'``.
+        ``'sparse.pydata.GCXS'``. With ``shifts``, the ``'scipy.sparse'`` variants are
+        refused, and ``True`` (or sparse masks) means ``'sparse.pydata'``.
     mask_count
         Number of masks, when a single stack factory is given and computing it on
         the main node only to count should be avoided.
     mask_dtype
-        Dtype of the masks. By default the masks take the input dtype's precision
-        (complex if the masks are complex), so that the dot product runs in BLAS.
+        Dtype of the masks; default: the dtype the factories return.
     preferred_dtype
-        Preferred input dtype (default float32).
+        Preferred input dtype (default float32). The result has the dtype
+        ``numpy.result_type(input dtype, mask dtype)``.
     backends
-        Restrict the array backends this UDF offers (default: NumPy, CuPy and the
-        sparse formats of the input that the dot product accepts).
+        Restrict the array backends this UDF offers: those of the given ones that it
+        supports (see :meth:`get_backends`).
     shifts
         Move the masks relative to each frame: an integer ``(dy, dx)`` for all frames,
         or per frame as ``UDF.aux_data(shifts, kind='nav', extra_shape=(2,),
-        dtype=int)``. Mask pixel ``p`` then meets frame pixel ``p + shift``; the UDF
+        dtype=...)``. Mask pixel ``p`` then meets frame pixel ``p + shift``; the UDF
         processes whole frames.
     **kwargs
         Further parameters, passed to :class:`~libertem.udf.base.UDF`.
+
+    Raises
+    ------
+    ValueError
+        If none of the given ``backends`` is supported, or for ``shifts`` together
+        with a ``'scipy.sparse...'`` ``use_sparse``.
 
     Examples
     --------
@@ -221,11 +259,19 @@ class ApplyMasksUDF(UDF):
     ):
         if shifts is not None and not isinstance(shifts, AuxBufferWrapper):
             shifts = tuple(int(s) for s in np.asarray(shifts).reshape(-1))
+        if (
+            shifts is not None
+            and isinstance(use_sparse, str)
+            and use_sparse.startswith("scipy.sparse")
+        ):
+            raise ValueError(
+                f"Sparse backend {use_sparse} not supported for shifts, use sparse.pydata instead."
+            )
         if backends is not None:
             backends = tuple(backends)
-            unknown = set(backends) - set(_DEFAULT_BACKENDS)
-            if unknown:
-                raise ValueError(f"backends {sorted(unknown)} are not supported by ApplyMasksUDF")
+            if not _supported(backends, shifts is not None):
+                raise ValueError(f"No compatible backend found in {backends}")
+        self._mask_container = None
         super().__init__(
             mask_factories=mask_factories,
             use_torch=use_torch,
@@ -239,51 +285,51 @@ class ApplyMasksUDF(UDF):
         )
 
     # masks ------------------------------------------------------------------------
-    def _make_container(self, factories=None, dtype=None) -> MaskContainer:
-        p = self.params
-        return MaskContainer(
-            p.mask_factories if factories is None else factories,
-            dtype=dtype,
-            use_sparse=p.use_sparse,
-            count=p.mask_count,
-            backend="cupy" if self._on_cupy() else None,
-            sig_shape=tuple(self.meta.dataset_shape.sig),
-        )
-
     def _on_cupy(self) -> bool:
         return is_cupy_backend(getattr(self.meta, "array_backend", None))
 
-    def _mask_dtype(self, native) -> np.dtype:
-        """The masks' dtype: as asked, else the input's precision (complex if needed)."""
-        if self.params.mask_dtype is not None:
-            return np.dtype(self.params.mask_dtype)
-        kind = np.complex64 if np.dtype(native).kind == "c" else np.float32
-        return np.result_type(self.meta.input_dtype, kind)
+    def _make_container(self) -> MaskContainer:
+        p = self.params
+        meta = self.meta
+        return MaskContainer(
+            p.mask_factories,
+            dtype=p.mask_dtype,
+            use_sparse=p.use_sparse,
+            count=p.mask_count,
+            backend="cupy" if self._on_cupy() else None,
+            # shifted masks are sliced in every signal axis: scipy.sparse cannot
+            default_sparse="scipy.sparse" if p.shifts is None else "sparse.pydata",
+            sig_shape=None if meta is None else tuple(meta.dataset_shape.sig),
+        )
 
     @property
     def masks(self) -> MaskContainer:
-        """The masks, in their final dtype; computed once per process and factories."""
+        """The masks as a :class:`~libertem.common.container.MaskContainer`.
+
+        Made on first use in this process (they are computed only when needed);
+        tasks of one run in one process share the computed masks.
+        """
+        if self._mask_container is not None:
+            return self._mask_container
         p = self.params
+        meta = self.meta
         key = (
             id(p.mask_factories),
-            p.mask_dtype,
+            None if p.mask_dtype is None else np.dtype(p.mask_dtype),
             p.use_sparse,
-            str(self.meta.input_dtype),
+            p.shifts is None,
+            None if meta is None else tuple(meta.dataset_shape.sig),
             self._on_cupy(),
         )
         cached = _CONTAINER_CACHE.get(key)
         if cached is not None and cached[0] is p.mask_factories:
-            return cached[1]
-        native = self._make_container()
-        dtype = self._mask_dtype(native.dtype)
-        if dtype == native.dtype:
-            container = native
+            container = cached[1]
         else:
-            stack = native.computed_masks
-            container = self._make_container(factories=lambda: stack, dtype=dtype)
-        while len(_CONTAINER_CACHE) >= _CONTAINER_CACHE_SIZE:
-            _CONTAINER_CACHE.pop(next(iter(_CONTAINER_CACHE)))
-        _CONTAINER_CACHE[key] = (p.mask_factories, container)
+            container = self._make_container()
+            while len(_CONTAINER_CACHE) >= _CONTAINER_CACHE_SIZE:
+                _CONTAINER_CACHE.pop(next(iter(_CONTAINER_CACHE)))
+            _CONTAINER_CACHE[key] = (p.mask_factories, container)
+        self._mask_container = container
         return container
 
     def get_mask_count(self) -> int:
@@ -296,8 +342,8 @@ class ApplyMasksUDF(UDF):
         return len(self.masks)
 
     def get_mask_dtype(self) -> np.dtype:
-        """Dtype of the masks as applied: ``mask_dtype`` if given, else derived from
-        the masks and the input dtype."""
+        """Dtype of the masks: ``mask_dtype`` if given, else the dtype of the masks the
+        factories return."""
         if self.params.mask_dtype is not None:
             return np.dtype(self.params.mask_dtype)
         return self.masks.dtype
@@ -320,9 +366,11 @@ class ApplyMasksUDF(UDF):
         return {"depth": 128, "total_size": 4 * 1024 * 1024}
 
     def get_backends(self):
-        if self.params.backends is not None:
-            return self.params.backends
-        return _DEFAULT_BACKENDS
+        """The array backends offered: NumPy, CuPy, sparse.COO/GCXS and the
+        scipy.sparse (cupyx) matrix classes, never the scipy "array" classes; with
+        ``shifts`` not the ``coo_matrix`` classes either (they cannot be sliced).
+        With ``backends`` given, those of them that are in this set."""
+        return _supported(self.params.backends, self.params.shifts is not None)
 
     def get_task_data(self):
         masks = self.masks
@@ -336,6 +384,7 @@ class ApplyMasksUDF(UDF):
         if p.mask_dtype is not None and (
             p.mask_count is not None or not callable(p.mask_factories)
         ):
+            # known without calling the factories (none are called on the main node)
             count, mask_dtype = self.get_mask_count(), np.dtype(p.mask_dtype)
         else:
             count, mask_dtype = len(self.masks), self.masks.dtype
@@ -369,10 +418,11 @@ class ApplyMasksUDF(UDF):
         """Apply the masks, shifted by ``shifts``, to one frame."""
         shifts = self.params.shifts
         if shifts is None:
-            shifts = (0,) * len(frame.shape)
+            shifts = (0,) * len(self.meta.dataset_shape.sig)
         self.results.intensity[:] += self.task_data.engine.process_frame_shifted(frame, shifts)
 
 
+# the array backends of LiberTEM's ApplyMasksUDF; CoMUDF offers these as well
 _DEFAULT_BACKENDS = (
     UDF.BACKEND_NUMPY,
     UDF.BACKEND_CUPY,
@@ -388,3 +438,12 @@ _DEFAULT_BACKENDS = (
     "cupyx.scipy.sparse.csc_matrix",
     "cupyx.scipy.sparse.coo_matrix",
 )
+_NEVER = {"scipy.sparse.coo_array", "scipy.sparse.csr_array", "scipy.sparse.csc_array"}
+_NOT_WITH_SHIFTS = {"scipy.sparse.coo_matrix", "cupyx.scipy.sparse.coo_matrix"}
+
+
+def _supported(backends: Sequence[str] | None, shifted: bool) -> tuple[str, ...]:
+    """The backends of ``backends`` (default: all) that ApplyMasksUDF supports."""
+    excluded = _NEVER | _NOT_WITH_SHIFTS if shifted else _NEVER
+    wanted = _DEFAULT_BACKENDS if backends is None else backends
+    return tuple(b for b in wanted if b in _DEFAULT_BACKENDS and b not in excluded)
