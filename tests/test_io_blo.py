@@ -172,7 +172,7 @@ def test_blo_big_endian(inline_ctx, tmp_path):
 def test_blo_view_in_place(sample):
     path, ref = sample
     ds = BloDataSet(str(path)).initialize(None)
-    frames = ds.get_partitions()[0].open_source().view(0, N)
+    frames = list(ds.get_partitions())[0].open_source().view(0, N)
     assert not frames.flags.owndata and not frames.flags.writeable
     assert frames.strides[0] == 6 + 16 * 16
     np.testing.assert_array_equal(frames, ref)

@@ -81,7 +81,7 @@ def test_k2is_range_by_range(inline_ctx, k2):
 def test_frms6_range_by_range(inline_ctx, pn):
     hdr, frames, dark = pn
     ds = inline_ctx.load("frms6", path=hdr, enable_offset_correction=False)
-    p = ds.get_partitions()[0]
+    p = list(ds.get_partitions())[0]
     assert isinstance(p, FRMS6Partition) and isinstance(p, BasePartition)
     p.layout = None  # force LiberTEM's range-by-range reading
     scheme = TilingScheme.make_for_shape((3, 5, 3), ds.shape)

@@ -139,7 +139,7 @@ def test_empad_raw_path(inline_ctx, sample):
 def test_empad_view_in_place(sample):
     path, ref = sample
     ds = EMPADDataSet(str(path)).initialize(None)
-    frames = ds.get_partitions()[0].open_source().view(0, N)
+    frames = list(ds.get_partitions())[0].open_source().view(0, N)
     assert isinstance(frames, np.ndarray) and not frames.flags.owndata
     assert frames.strides[0] == 130 * 128 * 4
     np.testing.assert_array_equal(frames, ref)

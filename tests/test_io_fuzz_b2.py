@@ -203,7 +203,7 @@ def sample_dir():
 def read_everything(ds):
     """Read all tiles of every partition (only DataSetException allowed)."""
     sig = tuple(ds.shape.sig)
-    parts = ds.get_partitions()
+    parts = list(ds.get_partitions())
     scheme = make_tiling_scheme(
         TilingRequest(total_size=4096),
         sig,

@@ -130,7 +130,7 @@ def test_k2is_facts(inline_ctx, acq):
 def test_k2is_tiles_follow_blocks(inline_ctx, acq):
     frames, paths, gtg = acq
     ds = inline_ctx.load("k2is", path=paths[0])
-    p = ds.get_partitions()[0]
+    p = list(ds.get_partitions())[0]
     scheme = TilingScheme.make_for_shape((2, 930, 48), ds.shape)
     count = 0
     for t in p.get_tiles(scheme, dest_dtype="float32"):  # tiles reuse one buffer

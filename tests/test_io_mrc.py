@@ -130,7 +130,7 @@ def test_mrc_single_image(inline_ctx, tmp_path):
 def test_mrc_memory_mapped_view(sample):
     path, ref = sample
     ds = MRCDataSet(str(path)).initialize(None)
-    frames = ds.get_partitions()[0].open_source().view(0, N)
+    frames = list(ds.get_partitions())[0].open_source().view(0, N)
     assert isinstance(frames, np.ndarray) and not frames.flags.owndata
     assert not frames.flags.writeable
     base = frames

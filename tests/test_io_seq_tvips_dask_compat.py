@@ -120,7 +120,7 @@ def _seq_with_corrections(tmp_path, with_defects=True):
 def test_seq_corrections(tmp_path, ctx):
     path, data, dark, gain = _seq_with_corrections(tmp_path)
     ds = ctx.load("seq", path, None, (2, 3))
-    assert isinstance(ds.get_partitions()[0].fileset, SEQFileSet)
+    assert isinstance(list(ds.get_partitions())[0].fileset, SEQFileSet)
     corr = ds.get_correction_data()
     assert corr.have_corrections()
     np.testing.assert_array_equal(corr.get_dark_frame(), dark)

@@ -187,7 +187,7 @@ def test_tvips_version1(inline_ctx, tmp_path):
 def test_tvips_views(sample):
     path, ref = sample
     ds = TVIPSDataSet(str(path)).initialize(None)
-    source = ds.get_partitions()[0].open_source()
+    source = list(ds.get_partitions())[0].open_source()
     spans = source.layout.files
     assert len(spans) == 3 and [s.n_frames for s in spans] == [6, 6, 3]
     view = source.view(1, 5)  # within the first file: a read-only view

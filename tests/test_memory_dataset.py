@@ -102,15 +102,15 @@ def test_check_cast(ctx):
     ds = ctx.load("memory", data=whole)
     # float16 -> result_type(int16, float16) = float32: safe, all fine
     assert np.all(ctx.run_udf(dataset=ds, udf=IntUDF())["s"].data == 3 * 48)
-    part = ds.get_partitions()[0]
+    part = list(ds.get_partitions())[0]
     scheme = TilingScheme.make_for_shape((1, *SIG), ds.shape)
     tiles = list(part.get_tiles(scheme, np.int16))
     assert np.all(tiles[0].data == 3)
     fractions = MemoryDataSet(data=whole + 0.5)
     with pytest.raises(RuntimeError, match="unsafe cast"):
-        list(fractions.get_partitions()[0].get_tiles(scheme, np.int16))
+        list(list(fractions.get_partitions())[0].get_tiles(scheme, np.int16))
     unchecked = MemoryDataSet(data=whole + 0.5, check_cast=False)
-    tiles = list(unchecked.get_partitions()[0].get_tiles(scheme, np.int16))
+    tiles = list(list(unchecked.get_partitions())[0].get_tiles(scheme, np.int16))
     assert tiles[0].data.dtype == np.int16
 
 
@@ -128,7 +128,7 @@ def test_sync_offset(ctx, data):
 
 def test_partitions_and_backend(data):
     ds = MemoryDataSet(data=data, num_partitions=3, tiledelay=0.0)
-    parts = ds.get_partitions()
+    parts = list(ds.get_partitions())
     assert all(isinstance(p, MemPartition) for p in parts)
     assert isinstance(parts[0].get_io_backend(), MemBackend)
     assert isinstance(ds.get_io_backend(), MemBackend)

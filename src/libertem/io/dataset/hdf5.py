@@ -351,21 +351,19 @@ class H5DataSet(DataSet):
             n = max(n, self._min_num_partitions)
         return max(1, min(n, self.shape.nav.size))
 
-    def get_partitions(self):
-        parts = super().get_partitions()
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        """Nearly equal ranges, moved to chunk-row boundaries of chunked datasets."""
+        ranges = super().get_partition_ranges()
         if self._align <= 1 or self._offset is not None:
-            return parts
+            return ranges
         nav_size = self._shape.nav.size
         bounds = {0, nav_size}
-        for p in parts[1:]:
-            file_pos = p.start + self.sync_offset
+        for start, _ in ranges[1:]:
+            file_pos = start + self.sync_offset
             aligned = round(file_pos / self._align) * self._align - self.sync_offset
             bounds.add(min(max(aligned, 0), nav_size))
         bounds = sorted(bounds)
-        parts = [self.make_partition(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        for idx, p in enumerate(parts):
-            p.set_idx(idx)
-        return parts
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
     def make_partition(self, start: int, stop: int) -> Partition:
         if self._shape is None:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from math import ceil
 
 import numpy as np
@@ -293,15 +294,24 @@ class DataSet(ABC):
         :meth:`Partition.make_slices`."""
         return Partition.make_slices(self.shape, self.get_num_partitions(), self._sync_offset)
 
-    def get_partitions(self) -> list[Partition]:
-        """The partitions: contiguous, nearly equal ranges of flat frames."""
-        parts = [
-            self.make_partition(a, b)
-            for a, b in split_frames(self.shape.nav.size, self.get_num_partitions())
-        ]
-        for idx, p in enumerate(parts):
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` flat-frame range of each partition: contiguous, nearly equal
+        ranges (formats override this to align them with their storage)."""
+        return split_frames(self.shape.nav.size, self.get_num_partitions())
+
+    def get_partitions(self) -> Iterator[Partition]:
+        """The partitions, as a generator (each call starts a new one).
+
+        Yields
+        ------
+        Partition
+            One per range of :meth:`get_partition_ranges`, in frame order, each
+            knowing its index (``partition.idx``).
+        """
+        for idx, (a, b) in enumerate(self.get_partition_ranges()):
+            p = self.make_partition(a, b)
             p.set_idx(idx)
-        return parts
+            yield p
 
     def partition_shape(
         self,
