@@ -36,7 +36,7 @@ def test_registry_functions():
     registry.register_dataset_cls("myraw", "libertem.io.dataset.raw.RawFileDataSet")
     try:
         assert registry.get_dataset_cls("myraw") is RawFileDataSet
-        assert "myraw" in registry.filetypes()
+        assert "myraw" in registry.filetypes
     finally:
         registry.unregister_dataset_cls("myraw")
     with pytest.raises(DataSetException, match="unknown filetype 'myraw'"):
