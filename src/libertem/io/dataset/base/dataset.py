@@ -20,6 +20,14 @@ from libertem.io.dataset.base.partition import Partition, split_frames
 
 PARTITION_TARGET_BYTES = 256 * 1024 * 1024
 
+#: ``diagnostics`` entries of the frame mapping, and their ``get_sync_offset_info`` keys
+_FRAME_DIAGNOSTICS = (
+    ("Number of frames skipped at the beginning", "frames_skipped_start"),
+    ("Number of frames ignored at the end", "frames_ignored_end"),
+    ("Number of blank frames inserted at the beginning", "frames_inserted_start"),
+    ("Number of blank frames inserted at the end", "frames_inserted_end"),
+)
+
 
 class DataSet(ABC):
     """A dataset: a shape, a dtype, and partitions that read tiles.
@@ -142,8 +150,19 @@ class DataSet(ABC):
 
     @property
     def diagnostics(self) -> list[dict]:
-        """:meth:`get_diagnostics`."""
-        return self.get_diagnostics()
+        """:meth:`get_diagnostics`, followed by how dataset frames map to stored ones:
+        the frames skipped at the beginning and ignored at the end of the data, and the
+        dataset frames without data (blank) at the beginning and at the end."""
+        entries = list(self.get_diagnostics())
+        try:
+            info = self.get_sync_offset_info()
+        except (AttributeError, DataSetException, TypeError):
+            return entries
+        names = {e.get("name") for e in entries if isinstance(e, dict)}
+        for name, key in _FRAME_DIAGNOSTICS:
+            if name not in names:
+                entries.append({"name": name, "value": info[key]})
+        return entries
 
     def check_valid(self) -> bool:
         """Check that the data can be read; raise ``DataSetException`` otherwise."""
@@ -224,7 +243,7 @@ class DataSet(ABC):
             ``frames_skipped_start`` (file frames before the first dataset frame),
             ``frames_ignored_end`` (file frames after the last one),
             ``frames_inserted_start`` and ``frames_inserted_end`` (dataset frames
-            without a file frame, read as zeros).
+            without a file frame, never read).
         """
         offset, count, n = self._sync_offset, self.image_count, self.shape.nav.size
         return {
