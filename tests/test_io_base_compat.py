@@ -67,7 +67,7 @@ def test_dataset_members(inline_ctx, raw):
     meta = ds.meta
     assert isinstance(meta, DataSetMeta) and meta.shape == ds.shape
     assert meta.raw_dtype == np.dtype("<u2") and meta.image_count == data.size // 80
-    assert ds.roi is None
+    assert type(ds.roi).__name__ == "RoiHelper" and ds.roi[0].shape == tuple(ds.shape.nav)
     assert ds.get_base_shape(None) == (1, SIG[1])
     assert ds.adjust_tileshape((3, 2, 10), None) == (3, 2, 10)
     assert ds.get_min_sig_size() == 80  # a page of uint16 exceeds the 80-pixel frame

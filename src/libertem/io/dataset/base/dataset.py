@@ -225,9 +225,10 @@ class DataSet(ABC):
         return self.shape.nav.size
 
     @property
-    def roi(self) -> np.ndarray | None:
-        """A selection of frames the dataset itself restricts to, or ``None`` (all)."""
-        return None
+    def roi(self) -> RoiHelper:
+        """A helper to build ROIs: ``ds.roi[index]`` is a new boolean array of the
+        navigation shape, ``True`` exactly at ``mask[index]`` (any numpy basic index)."""
+        return RoiHelper(self)
 
     @property
     def sync_offset(self) -> int:
@@ -376,6 +377,29 @@ class DataSet(ABC):
         except Exception:
             return f"<{type(self).__name__} (not initialized)>"
         return f"<{type(self).__name__} shape={shape} dtype={dtype}>"
+
+
+class RoiHelper:
+    """Builds ROIs of a dataset by indexing: ``RoiHelper(ds)[1, 2:4]`` selects those
+    navigation positions.
+
+    Parameters
+    ----------
+    dataset
+        The dataset (its navigation shape counts when indexing).
+    """
+
+    def __init__(self, dataset: DataSet):
+        self._dataset = dataset
+
+    def __getitem__(self, key) -> np.ndarray:
+        """A new boolean array of the navigation shape, ``True`` only at ``key``."""
+        mask = np.zeros(tuple(self._dataset.shape.nav), dtype=bool)
+        mask[key] = True
+        return mask
+
+    def __repr__(self) -> str:
+        return f"<RoiHelper of {self._dataset!r}>"
 
 
 def files_cache_key(dataset: DataSet, paths, **extra) -> str:
