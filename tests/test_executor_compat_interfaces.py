@@ -383,7 +383,8 @@ def test_cluster_spec_repeated_cuda_ids_and_preload():
     spec = cluster_spec(cpus=[0], cudas=[0, 0], has_cupy=True, preload=("my_module",))
     names = sorted(spec)
     assert names == ["default-cpu-0", "default-cuda-0", "default-cuda-0-1", "default-service-0"]
-    assert all(e["options"]["preload"] == ["my_module"] for e in spec.values())
+    # LiberTEM's workers import libertem.preload first
+    assert all(e["options"]["preload"] == ["libertem.preload", "my_module"] for e in spec.values())
     assert spec["default-cuda-0-1"]["options"]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
 
 

@@ -109,6 +109,8 @@ def worker_main(
     if pin:
         _pin(spec)
     worker_setup(spec.device_kind, spec.device_id)
+    import libertem.preload  # noqa: F401
+
     params: dict[str, Any] = {}
     responses.put({"type": "ready", "worker": spec.name, "pid": os.getpid()})
     while True:
