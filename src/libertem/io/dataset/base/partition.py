@@ -273,7 +273,11 @@ class Partition:
         n = self.stop - self.start if roi_part is None else int(np.count_nonzero(roi_part))
         sig = tuple(self.dataset_shape.sig)
         scheme = TilingScheme.make_for_shape((max(1, n), *sig), self.dataset_shape, "partition")
-        tiles = list(self.get_tiles(scheme, dest_dtype, roi, array_backend))
+        tiles, parts = [], []
+        for tile in self.get_tiles(scheme, dest_dtype, roi, array_backend):
+            tiles.append(tile)
+            # tiles may be views of a buffer that the next tile reuses
+            parts.append(tile.data.copy())
         origin = self._macrotile_origin(roi, tiles)
         if len(tiles) == 1 and origin == int(tiles[0].tile_slice.origin[0]):
             return tiles[0]
@@ -282,7 +286,7 @@ class Partition:
         elif len(tiles) == 1:
             data = tiles[0].data
         else:
-            data = np.concatenate([np.asarray(t.data) for t in tiles])
+            data = np.concatenate([np.asarray(p) for p in parts])
         tile_slice = Slice((0, *([0] * len(sig))), Shape((len(data), *sig), sig_dims=len(sig)))
         return DataTile(data, tile_slice, 0, origin)
 
