@@ -363,9 +363,9 @@ def test_errors_at_load(inline_ctx, tmp_path, sample):
         load("raw_csr", path=str(tmp_path / "missing.toml"))
     with pytest.raises(DataSetException, match="sparse.toml.*sig_shape.*does not fit"):
         load("raw_csr", path=path, sig_shape=(8, 8))
-    with pytest.raises(DataSetException, match="sparse.toml.*needs 25 frames"):
-        load("raw_csr", path=path, nav_shape=(5, 5))
-    with pytest.raises(DataSetException, match="sparse.toml.*sync_offset"):
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(load("raw_csr", path=path, nav_shape=(5, 5)).shape.nav) == (5, 5)
+    with pytest.raises(DataSetException, match="sync_offset should be in"):
         load("raw_csr", path=path, sync_offset=20)
     with pytest.raises(DataSetException, match="io_backend 'buffered'"):
         load("raw_csr", path=path, io_backend="buffered")

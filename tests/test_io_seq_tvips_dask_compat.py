@@ -281,9 +281,7 @@ def test_dask_dataset_members(ctx):
     flat = ctx.load("dask", arr, sig_dims=2, preserve_dimensions=False)
     assert tuple(flat.shape) == (4, 5, 6, 7)
     res = ctx.run_udf(dataset=flat, udf=PickUDF(), roi=make_roi((4, 5), seed=4))
-    np.testing.assert_array_equal(
-        res["intensity"].raw_data, data[make_roi((4, 5), seed=4)]
-    )
+    np.testing.assert_array_equal(res["intensity"].raw_data, data[make_roi((4, 5), seed=4)])
     fs = ds.fileset
     assert isinstance(fs, DaskFileSet) and all(isinstance(f, DaskFile) for f in fs)
     scheme = TilingScheme.make_for_shape((3, 6, 7), ds.shape)
