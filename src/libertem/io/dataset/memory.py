@@ -21,12 +21,14 @@ from libertem.common.sparse import is_sparse
 from libertem.io.dataset.base import (
     BasePartition,
     DataSet,
+    DataTile,
     TilingScheme,
     check_sync_offset,
 )
-from libertem.io.dataset.base.backend import IOBackend
+from libertem.io.dataset.base.backend import IOBackend, MMapBackend
 from libertem.io.dataset.base.backend_impl import MMapBackendImpl, MMapFile
 from libertem.io.dataset.base.checks import check_dtype, check_size
+from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.memory_io import (
@@ -350,6 +352,13 @@ class MemDatasetParams(DatasetParamsConverter):
 
 __all__ = [
     "BasePartition",
+    "DataSet",
+    "DataSetException",
+    "DataSetMeta",
+    "DataTile",
+    "File",
+    "MMapBackend",
+    "Shape",
     "memory_shapes",
     "FakeMMapFile",
     "FileSet",
