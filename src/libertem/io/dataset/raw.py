@@ -53,6 +53,10 @@ def _deprecated(message: str) -> None:
     warnings.warn(message, FutureWarning, stacklevel=4)
 
 
+def _as_shape(shape) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(int(s) for s in shape)
+
+
 def legacy_raw_shapes(
     scan_size, detector_size, detector_size_raw, crop_detector_to, nav_shape, sig_shape
 ) -> tuple:
@@ -74,7 +78,7 @@ def legacy_raw_shapes(
         )
         if detector_size is not None:
             raise ValueError("cannot specify both detector_size and crop_detector_to")
-        if detector_size_raw != crop_detector_to:
+        if _as_shape(detector_size_raw) != _as_shape(crop_detector_to):
             raise ValueError(
                 "RawFileDataSet can't crop detector anymore, please use EMPAD DataSet"
             )
