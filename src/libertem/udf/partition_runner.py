@@ -364,15 +364,12 @@ class UDFPartRunner:
         check_cancelled = getattr(env, "check_cancelled", None)
         all_plain = all(state.plain for state in states)
         n_part = int(part_slice.shape[0])
-        sig_shape = tuple(part_slice.shape.sig)
         for count, tile in enumerate(tiles):
             if check_cancelled is not None:
                 check_cancelled()
             local = tile.slice
             n = local.shape[0]
             if local.origin[0] < 0 or local.origin[0] + n > n_part:
-                _misplaced(states, local, n_part)
-            if any(o + e > s for o, e, s in zip(local.origin[1:], local.shape[1:], sig_shape)):
                 _misplaced(states, local, n_part)
             tile_slice = Slice((start + local.origin[0], *local.origin[1:]), local.shape)
             sig_index = local.get(sig_only=True)
