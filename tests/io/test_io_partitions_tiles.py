@@ -291,3 +291,29 @@ def test_roi_is_copied_at_run_time(ctx):
     data = res["intensity"].data
     assert data[0, 0] == 16 and np.isnan(data.reshape(-1)[1:]).all()
     assert res["intensity"].raw_data.shape == (1,)
+
+
+def test_private_partition_names(inline_ctx, tmp_path):
+    data = np.arange(16 * 64, dtype=np.float32).reshape((4, 4, 8, 8))
+    data.tofile(tmp_path / "r.raw")
+    mem = inline_ctx.load("memory", data=data, num_partitions=2, sync_offset=-2)
+    assert [(p._start_frame, p._num_frames) for p in mem.get_partitions()] == [(-2, 8), (6, 8)]
+    raw = inline_ctx.load(
+        "raw",
+        path=str(tmp_path / "r.raw"),
+        dtype="float32",
+        nav_shape=(4, 4),
+        sig_shape=(8, 8),
+        num_partitions=2,
+        sync_offset=-2,
+    )
+    p = list(raw.get_partitions())[1]
+    assert (p._start_frame, p._num_frames) == (6, 8)
+    scheme = TilingScheme.make_for_shape((2, 8, 8), raw.shape)
+    roi = np.zeros((4, 4), bool)
+    roi[2, 1] = roi[3, 3] = True
+    plans = [p._get_read_ranges(scheme, roi=r) for r in (roi, sparse.COO.from_numpy(roi))]
+    for a, b in zip(*plans):
+        np.testing.assert_array_equal(a, b)
+    slices, ranges, _ = plans[0]
+    assert slices.shape[0] == len(scheme)  # both selected frames fit one tile of depth 2

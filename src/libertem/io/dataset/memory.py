@@ -316,7 +316,7 @@ class MemoryDataSet(DataSet):
         n_frames = self._frames.shape[0]
         lo = min(max(start + self.sync_offset, 0), n_frames)
         hi = min(max(stop + self.sync_offset, 0), n_frames)
-        return MemPartition(
+        partition = MemPartition(
             self._tiledelay,
             self._tileshape,
             self._force_need_decode,
@@ -329,6 +329,10 @@ class MemoryDataSet(DataSet):
             dtype=self.dtype,
             sync_offset=self.sync_offset - lo,
         )
+        # LiberTEM's names: first frame in stored coordinates (may be negative), frames
+        partition._start_frame = start + self.sync_offset
+        partition._num_frames = stop - start
+        return partition
 
 
 class MemDatasetParams(DatasetParamsConverter):

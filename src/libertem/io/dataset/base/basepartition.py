@@ -116,6 +116,15 @@ class BasePartition(LayoutPartition):
             )
         return self._decoded_tiles(scheme, dest_dtype, roi_part)
 
+    def _get_read_ranges(self, tiling_scheme, roi=None):
+        """The read plan of this partition's tiles: ``(tile slices, byte ranges, scheme
+        indices)`` (see ``FileSet.get_read_ranges``); ``roi`` as for :meth:`get_tiles`
+        (numpy or sparse, over the whole dataset)."""
+        native = self._fileset[0].native_dtype
+        return self._fileset.get_read_ranges(
+            self.start, self.stop, native, tiling_scheme, self.sync_offset, self._roi_part(roi)
+        )
+
     def _decoded_tiles(self, scheme, dest_dtype, roi_part):
         """Tiles decoded range by range with the decoder's decode function."""
         native = self._fileset[0].native_dtype
