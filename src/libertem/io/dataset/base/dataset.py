@@ -8,6 +8,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from math import ceil
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from libertem.common.shape import Shape
 from libertem.io.dataset.base.backend import BufferedBackend, IOBackend, MMapBackend, as_io_backend
 from libertem.io.dataset.base.meta import DENSE_BACKENDS, DataSetMeta
 from libertem.io.dataset.base.partition import Partition, split_frames
+
+if TYPE_CHECKING:
+    from libertem.io.dataset.base.roi import RoiHelper
 
 PARTITION_TARGET_BYTES = 256 * 1024 * 1024
 
@@ -228,6 +232,8 @@ class DataSet(ABC):
     def roi(self) -> RoiHelper:
         """A helper to build ROIs: ``ds.roi[index]`` is a new boolean array of the
         navigation shape, ``True`` exactly at ``mask[index]`` (any numpy basic index)."""
+        from libertem.io.dataset.base.roi import RoiHelper
+
         return RoiHelper(self)
 
     @property
@@ -377,29 +383,6 @@ class DataSet(ABC):
         except Exception:
             return f"<{type(self).__name__} (not initialized)>"
         return f"<{type(self).__name__} shape={shape} dtype={dtype}>"
-
-
-class RoiHelper:
-    """Builds ROIs of a dataset by indexing: ``RoiHelper(ds)[1, 2:4]`` selects those
-    navigation positions.
-
-    Parameters
-    ----------
-    dataset
-        The dataset (its navigation shape counts when indexing).
-    """
-
-    def __init__(self, dataset: DataSet):
-        self._dataset = dataset
-
-    def __getitem__(self, key) -> np.ndarray:
-        """A new boolean array of the navigation shape, ``True`` only at ``key``."""
-        mask = np.zeros(tuple(self._dataset.shape.nav), dtype=bool)
-        mask[key] = True
-        return mask
-
-    def __repr__(self) -> str:
-        return f"<RoiHelper of {self._dataset!r}>"
 
 
 def files_cache_key(dataset: DataSet, paths, **extra) -> str:
