@@ -210,7 +210,10 @@ def test_export_npy_and_raw(ctx, ds, data, tmp_path):
     ctx.export_dataset(ds, path, roi=roi, overwrite=True)
     assert np.array_equal(np.load(path), data[roi])
     raw = tmp_path / "out.raw"
-    ctx.export_dataset(ds, raw)
+    with pytest.raises(ValueError, match="Unrecognized file extension .raw only .npy"):
+        ctx.export_dataset(ds, raw)
+    assert not raw.exists()
+    ctx.export_dataset(ds, raw, format="raw")
     assert np.array_equal(np.fromfile(raw, dtype=np.float32).reshape(data.shape), data)
     again = ctx.load("npy", path=ctx.export_dataset(ds, tmp_path / "again.npy"))
     res = ctx.run(ctx.create_sum_analysis(again))
@@ -220,6 +223,6 @@ def test_export_npy_and_raw(ctx, ds, data, tmp_path):
 def test_export_integer_dtype(inline_ctx, tmp_path):
     data = np.arange(2 * 3 * 5 * 4, dtype=">u2").reshape((2, 3, 5, 4))
     ds = inline_ctx.load("memory", data=data)
-    path = inline_ctx.export_dataset(ds, tmp_path / "x.bin")
+    path = inline_ctx.export_dataset(ds, tmp_path / "x.bin", format="raw")
     back = np.fromfile(path, dtype=ds.dtype).reshape(data.shape)
     assert np.array_equal(back, data)

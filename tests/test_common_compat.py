@@ -199,7 +199,7 @@ def test_buffer_views_for_partitions(inline_ctx):
     ds = inline_ctx.load("memory", data=np.zeros((4, 5, 3, 3), np.float32), num_partitions=2)
     roi = np.ones((4, 5), dtype=bool)
     roi[0, 0] = False
-    parts = ds.get_partitions()
+    parts = list(ds.get_partitions())
     buf = BufferWrapper("nav")
     buf.set_shape_ds(ds.shape, roi)
     buf.add_partitions(parts)

@@ -286,7 +286,7 @@ def test_backends_numpy(ctx):
 @pytest.mark.parametrize("num_partitions", [12, 24, 48])
 def test_threads_many_partitions(threads_ctx, num_partitions):
     data = make_data((6, 8, 16, 16), "float32", seed=95)
-    ds = load_mem(threads_ctx, data, num_partitions=num_partitions, tileshape=(1, 8, 16))
+    ds = load_mem(threads_ctx, data, num_partitions=num_partitions, tileshape=(1, 16, 16))
     roi = make_roi((6, 8), seed=96, p=0.7)
     res = threads_ctx.run_udf(
         dataset=ds, udf=[SUM_UDFS["smalltile"](), SUM_UDFS["frame"](), StdDevUDF()], roi=roi

@@ -128,7 +128,7 @@ def test_memory_views_stay_untouched(inline_ctx):
     frames = data.astype(np.float32)
     ds = MemoryDataSet(data=frames.copy(), num_partitions=1)
     scheme = scheme_of(15, SIG)
-    part = ds.get_partitions()[0]
+    part = list(ds.get_partitions())[0]
     plain = next(iter(part.get_tiles(scheme, np.float32)))
     assert np.shares_memory(plain.data, part.open_frames())  # no corrections: views
     read_all(ds, cs, scheme)
@@ -151,7 +151,7 @@ def test_make_tiling_scheme_adjusts_and_checks():
 
 def test_integer_tiles_refused(inline_ctx):
     data, cs, _ = frames_and_corrections()
-    part = MemoryDataSet(data=data, num_partitions=1).get_partitions()[0]
+    part = list(MemoryDataSet(data=data, num_partitions=1).get_partitions())[0]
     part.set_corrections(cs)
     with pytest.raises(TypeError, match="float dest_dtype"):
         next(iter(part.get_tiles(scheme_of(2, SIG), np.uint16)))

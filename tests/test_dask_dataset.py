@@ -81,7 +81,7 @@ def test_single_partition_results(ctx):
     data = _np_data((8, 6, 10, 12))
     arr = da.from_array(data, chunks=(2, 3, 5, 12))  # chunked along nav and sig axes
     ds = ctx.load("dask", arr, sig_dims=2)
-    assert len(ds.get_partitions()) == 1
+    assert len(list(ds.get_partitions())) == 1
     _check_udfs(ctx, ds, data)
     _check_udfs(ctx, ds, data, roi=make_roi((8, 6), seed=2))
 
@@ -95,7 +95,7 @@ def test_many_partitions_results(inline_ctx, chunks):
     data = _np_data((8, 6, 10, 12))
     arr = da.from_array(data, chunks=chunks)
     ds = inline_ctx.load("dask", arr, sig_dims=2, min_size=1)
-    assert len(ds.get_partitions()) > 1
+    assert len(list(ds.get_partitions())) > 1
     _check_udfs(inline_ctx, ds, data)
 
 
@@ -238,7 +238,7 @@ def test_make_dask_array(inline_ctx):
     assert dask_array.dtype == np.float32
     # one block per partition
     assert dask_array.numblocks[2:] == (1, 1)
-    assert np.prod(dask_array.numblocks) == len(ds.get_partitions())
+    assert np.prod(dask_array.numblocks) == len(list(ds.get_partitions()))
     result = dask_array.sum(axis=(-1, -2)).compute(workers=workers)
     assert np.array_equal(result, data.sum(axis=(2, 3)))
     assert np.array_equal(dask_array.compute(), data)

@@ -428,7 +428,7 @@ def test_udf_parameters_shipped_once_per_run(dask_ctx):
     data = _data(shape=(16, 8, 6, 5))
     payload = np.random.default_rng(4).random(data.shape[2:])
     ds = dask_ctx.load("memory", data=data, sig_dims=2, num_partitions=16)
-    assert len(ds.get_partitions()) == 16
+    assert len(list(ds.get_partitions())) == 16
     expected = np.einsum("ijkl,kl->ij", data.astype(np.float64), payload)
     for _ in range(2):
         token = uuid.uuid4().hex

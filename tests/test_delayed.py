@@ -189,7 +189,7 @@ def test_custom_merge_wrapped_in_delayed(delayed_ctx, ds, data):
     res = delayed_ctx.run_udf(dataset=ds, udf=MySumUDF())
     arr = res["intensity"].delayed_data
     keys = _graph_keys(arr)
-    n_partitions = len(ds.get_partitions())
+    n_partitions = len(list(ds.get_partitions()))
     # one delayed merge call per partition, chained
     merge_keys = [k for k in keys if "merge" in k.lower()]
     assert len(merge_keys) == n_partitions, keys
@@ -297,7 +297,7 @@ def test_dask_array_input_stays_lazy(delayed_ctx):
 def test_task_results_array(inline_ctx, data, use_roi):
     ds = inline_ctx.load("memory", data=data, sig_dims=2, num_partitions=4)
     roi = make_roi(SHAPE[:2], seed=13) if use_roi else None
-    n_tasks = len(ds.get_partitions())
+    n_tasks = len(list(ds.get_partitions()))
     sel = np.ones(SHAPE[:2], bool) if roi is None else roi
 
     # sig buffer: stacked per task; merging = summing over the task axis

@@ -9,6 +9,7 @@ from libertem.common.exceptions import UDFException
 from libertem.exceptions import DataSetException
 from libertem.udf import UDF
 from libertem.udf.sum import SumUDF
+from libertem.udf.sumsigudf import SumSigUDF
 from utils import assert_ctx_works, load_mem, make_data
 
 # --- datasets ----------------------------------------------------------------------------------
@@ -35,13 +36,27 @@ def test_missing_file(ctx, tmp_path, filetype):
     assert_ctx_works(ctx)
 
 
-@pytest.mark.parametrize("nbytes", [0, 1, 4 * 5 * 4 * 6 - 1, 4 * 5 * 4 * 5])
+@pytest.mark.parametrize("nbytes", [0, 1, 4 * 5 * 4 - 1])
 def test_raw_file_too_small(ctx, tmp_path, nbytes):
+    # LiberTEM's text: fewer elements than one frame
     path = tmp_path / "small.raw"
     path.write_bytes(b"\1" * nbytes)
-    with pytest.raises(DataSetException) as e:
+    with pytest.raises(DataSetException, match=f"sig_shape must be less than size: {nbytes // 4}"):
         ctx.load("raw", path=str(path), nav_shape=(2, 3), sig_shape=(4, 5), dtype="float32")
-    assert "small.raw" in str(e.value)
+    assert_ctx_works(ctx)
+
+
+@pytest.mark.parametrize("nbytes", [4 * 5 * 4 * 6 - 1, 4 * 5 * 4 * 5])
+def test_raw_file_shorter_than_nav_shape(ctx, tmp_path, nbytes):
+    # LiberTEM: the 5 stored frames are read, the sixth position has no data
+    path = tmp_path / "small.raw"
+    data = np.arange(nbytes // 4, dtype=np.float32)
+    data.tofile(path)
+    ds = ctx.load("raw", path=str(path), nav_shape=(2, 3), sig_shape=(4, 5), dtype="float32")
+    assert ds.meta.image_count == 5
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data.reshape(-1)
+    expected = data[: 5 * 20].reshape(5, 20).sum(axis=1)
+    np.testing.assert_allclose(res, np.concatenate([expected, [0]]))
     assert_ctx_works(ctx)
 
 
@@ -65,19 +80,29 @@ def test_npy_truncated(ctx, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, error",
     [
-        dict(data=np.zeros((4, 6, 5, 4)), sig_shape=(7, 3)),
-        dict(data=np.zeros((5, 4)), sig_dims=3),
-        dict(data=np.zeros((4, 6, 5, 4)), nav_shape=(4, 7), sig_shape=(5, 4)),
-        dict(data=np.zeros((4, 6, 5, 4)), nav_shape=(2, 6), sig_shape=(5, 5)),
+        (dict(data=np.zeros((4, 6, 5, 4)), sig_shape=(7, 3)), ValueError),
+        (dict(data=np.zeros((5, 4)), sig_dims=3), DataSetException),
+        (dict(data=np.zeros((4, 6, 5, 4)), nav_shape=(2, 6), sig_shape=(5, 5)), ValueError),
+        (dict(data=np.zeros((4, 6, 5, 4)), sig_shape=(20,), sig_dims=2), ValueError),
     ],
-    ids=["sig-shape-not-dividing", "too-few-dims", "nav-too-large", "sig-mismatch"],
+    ids=["sig-shape-not-dividing", "too-few-dims", "sig-mismatch", "sig-dims-mismatch"],
 )
-def test_memory_wrong_size_data(ctx, kwargs):
-    with pytest.raises(DataSetException):
+def test_memory_wrong_size_data(ctx, kwargs, error):
+    # LiberTEM raises ValueError for sig_shape/sig_dims that do not fit the data
+    with pytest.raises(error):
         ds = ctx.load("memory", **kwargs)
         ctx.run_udf(dataset=ds, udf=SumUDF())
+    assert_ctx_works(ctx)
+
+
+def test_memory_nav_shape_beyond_data(ctx):
+    # LiberTEM: positions without data keep the buffers' initial value
+    data = np.ones((4, 6, 5, 4))
+    ds = ctx.load("memory", data=data, nav_shape=(4, 7), sig_shape=(5, 4))
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data.reshape(-1)
+    np.testing.assert_allclose(res, np.concatenate([np.full(24, 20.0), np.zeros(4)]))
     assert_ctx_works(ctx)
 
 
@@ -413,7 +438,9 @@ def test_raw_sync_offset_out_of_range(ctx, tmp_path, sync_offset):
 def test_raw_bad_arguments(ctx, tmp_path, kwargs):
     path = tmp_path / "x.raw"
     make_data((6, 4, 5), "float32").tofile(path)
-    with pytest.raises(DataSetException):
+    # a missing shape is LiberTEM's TypeError
+    error = TypeError if "nav_shape" not in kwargs else DataSetException
+    with pytest.raises(error):
         ctx.load("raw", path=str(path), **kwargs)
     assert_ctx_works(ctx)
 

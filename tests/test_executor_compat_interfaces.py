@@ -404,7 +404,8 @@ def test_cluster_spec_repeated_cuda_ids_and_preload():
         "default-cuda-0",
         "default-cuda-0-0",
     ]
-    assert all(e["options"]["preload"] == ["my_module"] for e in spec.values())
+    # LiberTEM's workers import libertem.preload first
+    assert all(e["options"]["preload"] == ["libertem.preload", "my_module"] for e in spec.values())
     assert spec["default-cuda-0-0"]["options"]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
     assert spec["default-service-0"]["options"]["resources"] == {}
 

@@ -67,7 +67,7 @@ def test_dataset_members(inline_ctx, raw):
     meta = ds.meta
     assert isinstance(meta, DataSetMeta) and meta.shape == ds.shape
     assert meta.raw_dtype == np.dtype("<u2") and meta.image_count == data.size // 80
-    assert ds.roi is None
+    assert type(ds.roi).__name__ == "RoiHelper" and ds.roi[0].shape == tuple(ds.shape.nav)
     assert ds.get_base_shape(None) == (1, SIG[1])
     assert ds.adjust_tileshape((3, 2, 10), None) == (3, 2, 10)
     assert ds.get_min_sig_size() == 80  # a page of uint16 exceeds the 80-pixel frame
@@ -75,7 +75,15 @@ def test_dataset_members(inline_ctx, raw):
     assert isinstance(ds.get_correction_data(), CorrectionSet)
     assert not ds.get_correction_data().have_corrections()
     assert ds.supports_correction() and ds.get_decoder() is None
-    assert ds.diagnostics == ds.get_diagnostics() and ds.diagnostics
+    # diagnostics: get_diagnostics(), then how dataset frames map to stored frames
+    own = ds.get_diagnostics()
+    assert own and ds.diagnostics[: len(own)] == own
+    assert {d["name"]: d["value"] for d in ds.diagnostics[len(own) :]} == {
+        "Number of frames skipped at the beginning": 0,
+        "Number of frames ignored at the end": 0,
+        "Number of blank frames inserted at the beginning": 0,
+        "Number of blank frames inserted at the end": 0,
+    }
     assert ds.get_task_comm_handler() is not None
     assert isinstance(ds.get_cache_key(), str) and path in ds.get_cache_key()
     assert ds.get_msg_converter().__name__ == "RAWDatasetParams"
@@ -161,8 +169,10 @@ def test_partition_tiles_with_dataset_and_partition_roi(inline_ctx, raw, backend
         np.testing.assert_array_equal(collect(p, scheme, roi=roi), part[sel])
         np.testing.assert_array_equal(collect(p, scheme, roi=sel), part[sel])
         assert p.get_frame_count(roi) == sel.sum() and p.get_frame_count() == p.stop - p.start
+        # with a ROI, tile_slice counts the selected frames over the whole dataset
+        before = int(roi.reshape(-1)[: p.start].sum())
         for tile in p.get_tiles(scheme, "float32", roi):
-            assert tile.tile_slice.origin[0] == p.start + tile.slice.origin[0]
+            assert tile.tile_slice.origin[0] == before + tile.slice.origin[0]
             assert tile.scheme_idx in (0, 1) and tile.dtype == np.float32
         with pytest.raises(ValueError, match="roi of 5 frames"):
             next(iter(p.get_tiles(scheme, "float32", np.ones(5, bool))))
@@ -181,7 +191,7 @@ def test_partition_members(inline_ctx, raw):
     tile = p1.get_macrotile(dest_dtype="float32", roi=make_roi(NAV, seed=2))
     sel = make_roi(NAV, seed=2).reshape(-1)[12:]
     np.testing.assert_array_equal(tile.data, data.reshape(-1, *SIG)[12:][sel])
-    assert tile.tile_slice.origin[0] == 12
+    assert tile.tile_slice.origin[0] == make_roi(NAV, seed=2).reshape(-1)[:12].sum()
     bad = TilingScheme.make_for_shape((2, 4, 4), Shape((1, 4, 4), sig_dims=2))
     with pytest.raises(ValueError, match="does not fit this partition"):
         p0.validate_tiling_scheme(bad)

@@ -75,13 +75,15 @@ def test_k2is_range_by_range(inline_ctx, k2):
         ]
         np.testing.assert_array_equal(tile.data, want)
         seen += 1
-    assert seen == len(scheme) * -(-int(roi.sum()) // 2)
+    # the last frame has no stored data (sync_offset=1): it is never delivered
+    with_data = int(roi[: len(frames) - 1].sum())
+    assert seen == len(scheme) * -(-with_data // 2)
 
 
 def test_frms6_range_by_range(inline_ctx, pn):
     hdr, frames, dark = pn
     ds = inline_ctx.load("frms6", path=hdr, enable_offset_correction=False)
-    p = ds.get_partitions()[0]
+    p = list(ds.get_partitions())[0]
     assert isinstance(p, FRMS6Partition) and isinstance(p, BasePartition)
     p.layout = None  # force LiberTEM's range-by-range reading
     scheme = TilingScheme.make_for_shape((3, 5, 3), ds.shape)

@@ -148,9 +148,9 @@ def test_dm_errors_files_and_shapes(inline_ctx, tmp_path):
         inline_ctx.load("dm")
     with pytest.raises(DataSetException, match="stack.dm4.*sig_shape"):
         inline_ctx.load("dm", path=path, sig_shape=(15, 15))
-    with pytest.raises(DataSetException, match="stack.dm4.*needs 16 frames"):
-        inline_ctx.load("dm", path=path, nav_shape=(4, 4))
-    with pytest.raises(DataSetException, match="stack.dm4.*sync_offset"):
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(inline_ctx.load("dm", path=path, nav_shape=(4, 4)).shape.nav) == (4, 4)
+    with pytest.raises(DataSetException, match="sync_offset should be in"):
         inline_ctx.load("dm", path=path, sync_offset=15)
     with pytest.raises(DataSetException, match="stack.dm4.*list of files|stack.dm4.*one frame"):
         inline_ctx.load("dm", files=[path])

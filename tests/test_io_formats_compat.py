@@ -45,7 +45,7 @@ def test_raw_classes(tmp_path, inline_ctx):
     data = np.arange(2 * 3 * 4 * 4, dtype="<f4").reshape(2, 3, 4, 4)
     data.tofile(tmp_path / "r.raw")
     ds = inline_ctx.load("raw", str(tmp_path / "r.raw"), "<f4", nav_shape=(2, 3), sig_shape=(4, 4))
-    parts = ds.get_partitions()
+    parts = list(ds.get_partitions())
     assert all(isinstance(p, RawPartition) for p in parts)
     assert isinstance(parts[0].fileset, RawFileSet) and isinstance(parts[0].fileset[0], RawFile)
     assert ds.get_diagnostics()[1] == {"name": "frames in file", "value": "6"}
@@ -100,7 +100,7 @@ def test_h5_partitioning_and_members(ctx, h5, ds_path):
     path, data = h5
     with pytest.warns(FutureWarning, match="tileshape"):
         ds = ctx.load("hdf5", path, ds_path, (1, 8, 7), min_num_partitions=3)
-    assert len(ds.get_partitions()) >= 3
+    assert len(list(ds.get_partitions())) >= 3
     roi = make_roi((6, 5), seed=3)
     np.testing.assert_array_equal(_pick(ctx, ds, roi), data[roi])
     frame_bytes = 8 * 7 * 4
@@ -181,7 +181,7 @@ def test_empad_params(tmp_path, inline_ctx):
     assert EMPAD_DETECTOR_SIZE == (128, 128) and EMPAD_DETECTOR_SIZE_RAW == (130, 128)
     ds = inline_ctx.load("empad", xml)
     assert tuple(ds.shape) == (2, 3, 128, 128)
-    assert isinstance(ds.get_partitions()[0].fileset, EMPADFileSet)
+    assert isinstance(list(ds.get_partitions())[0].fileset, EMPADFileSet)
     np.testing.assert_array_equal(_pick(inline_ctx, ds), frames)
     with pytest.warns(FutureWarning, match="scan_size"):
         ds = inline_ctx.load("empad", xml, (6,))

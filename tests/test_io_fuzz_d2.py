@@ -40,15 +40,23 @@ def _read_all(ds):
     and densifying it here would allocate gigabytes the reader itself never needs.
     """
     sig = tuple(ds.shape.sig)
+    size = int(np.prod(sig))
     scheme = TilingScheme.make_for_shape((4, *sig), ds.shape)
-    rows = []
+    rows, pos = [], 0
     for p in ds.get_partitions():
         for tile in p.get_tiles(scheme, np.float64):
+            # frames without stored data are never delivered: they stay empty rows here
+            start = int(tile.tile_slice.origin[0])
+            if start > pos:
+                rows.append(scipy.sparse.csr_array((start - pos, size)))
             rows.append(scipy.sparse.csr_array(tile.data))
+            pos = start + tile.data.shape[0]
         roi = np.ones(p.stop - p.start, dtype=bool)
         roi[::2] = False
         for tile in p.get_tiles(scheme, np.float64, roi):
-            assert tile.data.shape[1] == int(np.prod(sig))
+            assert tile.data.shape[1] == size
+    if pos < ds.shape.nav.size:
+        rows.append(scipy.sparse.csr_array((ds.shape.nav.size - pos, size)))
     return scipy.sparse.vstack(rows, format="csr")
 
 

@@ -130,7 +130,7 @@ def test_k2is_facts(inline_ctx, acq):
 def test_k2is_tiles_follow_blocks(inline_ctx, acq):
     frames, paths, gtg = acq
     ds = inline_ctx.load("k2is", path=paths[0])
-    p = ds.get_partitions()[0]
+    p = list(ds.get_partitions())[0]
     scheme = TilingScheme.make_for_shape((2, 930, 48), ds.shape)
     count = 0
     for t in p.get_tiles(scheme, dest_dtype="float32"):  # tiles reuse one buffer
@@ -285,8 +285,8 @@ def test_k2is_missing_blocks(inline_ctx, tmp_path):
 
 def test_k2is_bad_parameters(inline_ctx, acq):
     frames, paths, gtg = acq
-    with pytest.raises(DataSetException, match="nav_shape"):
-        inline_ctx.load("k2is", path=paths[0], nav_shape=(4, 4))
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(inline_ctx.load("k2is", path=paths[0], nav_shape=(4, 4)).shape.nav) == (4, 4)
     with pytest.raises(DataSetException, match="sig_shape"):
         inline_ctx.load("k2is", path=paths[0], sig_shape=(100, 100))
     with pytest.raises(DataSetException, match="sync_offset"):

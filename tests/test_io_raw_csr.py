@@ -363,9 +363,9 @@ def test_errors_at_load(inline_ctx, tmp_path, sample):
         load("raw_csr", path=str(tmp_path / "missing.toml"))
     with pytest.raises(DataSetException, match="sparse.toml.*sig_shape.*does not fit"):
         load("raw_csr", path=path, sig_shape=(8, 8))
-    with pytest.raises(DataSetException, match="sparse.toml.*needs 25 frames"):
-        load("raw_csr", path=path, nav_shape=(5, 5))
-    with pytest.raises(DataSetException, match="sparse.toml.*sync_offset"):
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(load("raw_csr", path=path, nav_shape=(5, 5)).shape.nav) == (5, 5)
+    with pytest.raises(DataSetException, match="sync_offset should be in"):
         load("raw_csr", path=path, sync_offset=20)
     with pytest.raises(DataSetException, match="io_backend 'buffered'"):
         load("raw_csr", path=path, io_backend="buffered")
@@ -455,7 +455,7 @@ def test_corrupt_content_raises_when_read(inline_ctx, tmp_path):
 def test_partition_refuses_cut_frames_and_corrections(inline_ctx, sample):
     path, _ = sample
     ds = inline_ctx.load("raw_csr", path=path)
-    p = ds.get_partitions()[0]
+    p = list(ds.get_partitions())[0]
     cut = TilingScheme.make_for_shape((2, 4, 9), Shape((1, *SIG), sig_dims=2))
     with pytest.raises(ValueError, match="whole frames"):
         p.validate_tiling_scheme(cut)
@@ -510,7 +510,7 @@ def test_run_with_corrections_is_refused(ctx, sample):
 def test_macrotile(inline_ctx, sample):
     path, data = sample
     ds = inline_ctx.load("raw_csr", path=path, num_partitions=2)
-    p = ds.get_partitions()[1]
+    p = list(ds.get_partitions())[1]
     tile = p.get_macrotile(dest_dtype=np.float64)
     assert isinstance(tile.data, scipy.sparse.csr_matrix)
     assert tile.tile_slice.origin[0] == p.start

@@ -102,9 +102,9 @@ def test_seq_errors(inline_ctx, tmp_path):
     with pytest.raises(DataSetException, match="m.seq.*could not determine"):
         inline_ctx.load("auto", path=str(tmp_path / "m.seq"))
     assert SEQDataSet.detect_params(str(tmp_path / "m.seq")) is False
-    with pytest.raises(DataSetException, match="a.seq.*needs 16 frames"):
-        inline_ctx.load("seq", path=str(path), nav_shape=(4, 4))
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(inline_ctx.load("seq", path=str(path), nav_shape=(4, 4)).shape.nav) == (4, 4)
     with pytest.raises(DataSetException, match="a.seq.*sig_shape"):
         inline_ctx.load("seq", path=str(path), sig_shape=(10, 10))
-    with pytest.raises(DataSetException, match="a.seq.*sync_offset"):
+    with pytest.raises(DataSetException, match="sync_offset should be in"):
         inline_ctx.load("seq", path=str(path), sync_offset=15)

@@ -119,10 +119,10 @@ def test_ser_errors(inline_ctx, tmp_path):
         inline_ctx.load("ser", path=str(tmp_path / "m.ser"))
     with pytest.raises(DataSetException, match="m.ser.*could not determine"):
         inline_ctx.load("auto", path=str(tmp_path / "m.ser"))
-    with pytest.raises(DataSetException, match="a.ser.*needs 16 frames"):
-        inline_ctx.load("ser", path=str(path), nav_shape=(4, 4))
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(inline_ctx.load("ser", path=str(path), nav_shape=(4, 4)).shape.nav) == (4, 4)
     with pytest.raises(DataSetException, match="a.ser.*sig_shape"):
         inline_ctx.load("ser", path=str(path), sig_shape=(12, 16))
-    with pytest.raises(DataSetException, match="a.ser.*sync_offset"):
+    with pytest.raises(DataSetException, match="sync_offset should be in"):
         inline_ctx.load("ser", path=str(path), sync_offset=-15)
     assert SERDataSet.detect_params(str(tmp_path / "m.ser")) is False

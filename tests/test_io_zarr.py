@@ -245,7 +245,8 @@ def test_errors(tmp_path, inline_ctx):
     fails("not a Zarr store", path=str(tmp_path / "empty"))
     path = tmp_path / "d.zarr"
     write(path, "v3-frames")
-    fails("nav_shape", path=str(path), nav_shape=(4, 5))
+    # LiberTEM: nav_shape may ask for more frames than stored (never read)
+    assert tuple(inline_ctx.load("zarr", path=str(path), nav_shape=(4, 5)).shape.nav) == (4, 5)
     fails("sig_shape", path=str(path), sig_shape=(3, 3))
     fails("sync_offset", path=str(path), sync_offset=15)
     fails("io_backend", path=str(path), io_backend="mmap")
@@ -338,5 +339,5 @@ def test_huge_chunk_rows_read_in_parts(tmp_path, ctx, monkeypatch):
     monkeypatch.setattr(zarr_ds, "MAX_BLOCK_BYTES", 1000)
     monkeypatch.setattr(zarr_ds, "BLOCK_BYTES", 400)  # four frames per block
     ds = ctx.load("zarr", path=path, num_partitions=3)
-    assert ds._grid is None and len(ds.get_partitions()) == 3
+    assert ds._grid is None and len(list(ds.get_partitions())) == 3
     check_dataset(ctx, ds, data)

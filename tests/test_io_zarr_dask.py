@@ -34,7 +34,7 @@ def test_zarr_on_dask(tmp_path, dask_ctx):
     )
     arr[...] = data
     ds = ctx.load("zarr", path=path, num_partitions=3)
-    assert len(ds.get_partitions()) == 3
+    assert len(list(ds.get_partitions())) == 3
     flat = data.reshape(-1, 12, 10)
     res = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF()])
     np.testing.assert_allclose(res[0]["intensity"].raw_data, flat.sum(axis=0))

@@ -94,7 +94,7 @@ def test_format_choice_and_groups(tmp_path, inline_ctx):
     folder.mkdir()
     assert is_zarr_target(str(folder)) and is_zarr_target("x.ZARR/")
     assert not is_zarr_target(str(tmp_path / "x.npy"))
-    ctx.export_dataset(ds, path=str(folder), overwrite=True)  # an empty folder: Zarr
+    ctx.export_dataset(ds, path=str(folder), overwrite=True, format="zarr")  # empty folder
     np.testing.assert_array_equal(zarr.open_array(str(folder), mode="r")[...], data)
     plain = str(tmp_path / "plain")
     ctx.export_dataset(ds, path=plain, format="zarr")
@@ -122,8 +122,11 @@ def test_export_errors(tmp_path, inline_ctx):
     keep.mkdir()
     (keep / "important.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not a Zarr store"):
-        ctx.export_dataset(ds, path=str(keep), overwrite=True)
+        ctx.export_dataset(ds, path=str(keep), overwrite=True, format="zarr")
     assert (keep / "important.txt").exists()
+    # without format, only .npy (and .zarr) suffixes are accepted, as in LiberTEM
+    with pytest.raises(ValueError, match="Unrecognized file extension  only .npy"):
+        ctx.export_dataset(ds, path=str(keep), overwrite=True)
     with pytest.raises(FileExistsError, match="not a Zarr store"):
         export_zarr(ctx, ds, str(keep), array="a")
     with pytest.raises(ValueError, match="roi"):

@@ -37,7 +37,8 @@ def test_positional_signature(data):
     ds = MemoryDataSet((2, 3, 8), 2, data)
     assert ds.get_num_partitions() == 2
     assert ds.get_base_shape() == (3, 8) and ds.get_preferred_depth() == 2
-    assert ds.adjust_tileshape((5, 1, 1), None) == (5, 3, 8)
+    assert ds.adjust_tileshape((5, 1, 1), None) == (2, 3, 8)  # forced, as in LiberTEM
+    assert tuple(ds.tileshape) == (2, 3, 8)
     ds = MemoryDataSet(data=data, base_shape=(2, 4))
     assert ds.get_base_shape(None) == (2, 4)
     ds = MemoryDataSet(datashape=(3, 3, 4, 4))
@@ -50,8 +51,10 @@ def test_sig_dims_and_shapes(ctx, data):
     ds = ctx.load("memory", data=data, nav_shape=(20,), sig_shape=(48,))
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
     assert np.allclose(res["intensity"].data, data.reshape((20, 48)).sum(axis=1))
-    with pytest.raises(DataSetException, match="sig_shape"):
+    with pytest.raises(ValueError, match="Data size is not a multiple of sig shape"):
         ctx.load("memory", data=data, sig_shape=(7, 7))
+    with pytest.raises(ValueError, match=r"Length of sig_shape \(48,\) not matching sig_dims 2"):
+        ctx.load("memory", data=data, sig_shape=(48,), sig_dims=2)
     with pytest.raises(DataSetException, match="sig_dims"):
         ctx.load("memory", data=data, sig_dims=5)
     with pytest.raises(DataSetException, match="tileshape"):
@@ -102,15 +105,15 @@ def test_check_cast(ctx):
     ds = ctx.load("memory", data=whole)
     # float16 -> result_type(int16, float16) = float32: safe, all fine
     assert np.all(ctx.run_udf(dataset=ds, udf=IntUDF())["s"].data == 3 * 48)
-    part = ds.get_partitions()[0]
+    part = list(ds.get_partitions())[0]
     scheme = TilingScheme.make_for_shape((1, *SIG), ds.shape)
     tiles = list(part.get_tiles(scheme, np.int16))
     assert np.all(tiles[0].data == 3)
     fractions = MemoryDataSet(data=whole + 0.5)
     with pytest.raises(RuntimeError, match="unsafe cast"):
-        list(fractions.get_partitions()[0].get_tiles(scheme, np.int16))
+        list(list(fractions.get_partitions())[0].get_tiles(scheme, np.int16))
     unchecked = MemoryDataSet(data=whole + 0.5, check_cast=False)
-    tiles = list(unchecked.get_partitions()[0].get_tiles(scheme, np.int16))
+    tiles = list(list(unchecked.get_partitions())[0].get_tiles(scheme, np.int16))
     assert tiles[0].data.dtype == np.int16
 
 
@@ -128,7 +131,7 @@ def test_sync_offset(ctx, data):
 
 def test_partitions_and_backend(data):
     ds = MemoryDataSet(data=data, num_partitions=3, tiledelay=0.0)
-    parts = ds.get_partitions()
+    parts = list(ds.get_partitions())
     assert all(isinstance(p, MemPartition) for p in parts)
     assert isinstance(parts[0].get_io_backend(), MemBackend)
     assert isinstance(ds.get_io_backend(), MemBackend)

@@ -303,7 +303,7 @@ def test_export_npy_and_raw(ctx, tmp_path, use_roi):
     npy = ctx.export_dataset(ds, tmp_path / "x.npy", roi=roi)
     loaded = np.load(npy)
     assert loaded.dtype == data.dtype and np.array_equal(loaded, expected)
-    raw = ctx.export_dataset(ds, tmp_path / "x.bin", roi=roi)
+    raw = ctx.export_dataset(ds, tmp_path / "x.bin", roi=roi, format="raw")
     assert np.array_equal(np.fromfile(raw, dtype=data.dtype).reshape(expected.shape), expected)
 
 

@@ -3,6 +3,7 @@
 from math import prod
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -208,14 +209,20 @@ def setups(draw, max_frames=40):
     )
 
 
-def _load(ctx, s):
+def _load(ctx, s, whole_frames=False):
+    """The data and a memory dataset of it with the setup's forced tileshape; with
+    ``whole_frames``, widened to whole frames (LiberTEM refuses a forced tileshape
+    without them for frame and partition UDFs)."""
     data = make_data(s["shape"], s["dtype"], seed=s["seed"])
+    tileshape = s["tileshape"]
+    if whole_frames:
+        tileshape = (tileshape[0], *s["shape"][len(s["shape"]) - s["sig_dims"] :])
     ds = ctx.load(
         "memory",
         data=data,
         sig_dims=s["sig_dims"],
         num_partitions=s["num_partitions"],
-        tileshape=s["tileshape"],
+        tileshape=tileshape,
     )
     return data, ds
 
@@ -223,7 +230,12 @@ def _load(ctx, s):
 @settings(max_examples=40)
 @given(setups(), st.sampled_from(sorted(VISIT_UDFS)))
 def test_tiling_visits_every_frame_and_pixel_once(ctx, s, method):
-    data, ds = _load(ctx, s)
+    sig_shape = s["shape"][len(s["shape"]) - s["sig_dims"] :]
+    if method != "tile" and s["tileshape"][1:] != sig_shape:
+        _, partial = _load(ctx, s)
+        with pytest.raises(ValueError, match="incompatible with base shape"):
+            ctx.run_udf(dataset=partial, udf=VISIT_UDFS[method](prefs=s["prefs"]))
+    data, ds = _load(ctx, s, whole_frames=method != "tile")
     roi = s["roi"]
     nav_dims = len(s["shape"]) - s["sig_dims"]
     sel = np.ones(s["shape"][:nav_dims], bool) if roi is None else roi
@@ -242,7 +254,7 @@ def test_tiling_visits_every_frame_and_pixel_once(ctx, s, method):
 @settings(max_examples=25)
 @given(setups(), st.sampled_from(sorted(SUM_UDFS)))
 def test_merge_sums_random_partitionings(ctx, s, method):
-    data, ds = _load(ctx, s)
+    data, ds = _load(ctx, s, whole_frames=method != "tile")
     roi = s["roi"]
     nav_dims = len(s["shape"]) - s["sig_dims"]
     sel = np.ones(s["shape"][:nav_dims], bool) if roi is None else roi

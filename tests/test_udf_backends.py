@@ -204,7 +204,7 @@ def test_array_backends_of_memory_dataset(ctx, dense):
     coo = sparse.COO.from_numpy(dense)
     ds = ctx.load("memory", data=coo, sig_dims=2, array_backends=("sparse.GCXS", "numpy"))
     assert ds.array_backends == ("sparse.GCXS", "numpy")
-    part = ds.get_partitions()[0]
+    part = list(ds.get_partitions())[0]
     from libertem.io.dataset.base import TilingScheme
 
     scheme = TilingScheme.make_for_shape((2, *SIG), ds.shape)

@@ -144,7 +144,7 @@ def test_copy_for_partition_and_aux(ctx, data):
             self.results.s[:] = frame.sum() * self.params.w
 
     udf = Weighted(w=aux)
-    partition = ds.get_partitions()[1]
+    partition = list(ds.get_partitions())[1]
     copy = udf.copy_for_partition(partition, None)
     assert np.array_equal(
         copy.params._data["w"].raw_data, weights[partition.start : partition.stop]
@@ -204,7 +204,7 @@ def test_views_api_on_partition(data, inline_ctx):
     from libertem.io.dataset.base import TilingScheme
 
     ds = inline_ctx.load("memory", data=data, sig_dims=2, num_partitions=2)
-    partition = ds.get_partitions()[1]
+    partition = list(ds.get_partitions())[1]
     udf = SumUDF()
     udf.set_meta(UDFMeta(partition.slice, ds.shape, None, ds.dtype, np.float32))
     udf.init_result_buffers()
@@ -474,7 +474,7 @@ def test_names_documented_in_udf_base(inline_ctx, data):
     ds = inline_ctx.load("memory", data=data, sig_dims=2, num_partitions=2)
     roi = np.zeros(NAV, dtype=bool)
     roi[3, 1] = True
-    part = ds.get_partitions()[1]
+    part = list(ds.get_partitions())[1]
     assert list(np.flatnonzero(base.roi_for_partition(roi, part))) == [13 - part.start]
 
 

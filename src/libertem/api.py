@@ -240,7 +240,7 @@ class Context(AnalysisMixin):
         ----------
         filetype
             A format name (``'raw'``, ``'npy'``, ``'hdf5'``, ``'mib'``, ..., see
-            :func:`libertem.io.dataset.filetypes`), ``'memory'``, or ``'auto'``
+            :data:`libertem.io.dataset.filetypes`), ``'memory'``, or ``'auto'``
             (detect the format of ``path``).
         *args, **kwargs
             Passed to the dataset class, in its order: e.g. ``path``, ``nav_shape``,

@@ -320,9 +320,8 @@ class AnalysisMixin:
             The dataset.
         path
             Target file. A ``.npy`` suffix writes NumPy's format (``numpy.load`` reads
-            it), a ``.zarr`` suffix or an existing directory a Zarr array chunked along
-            the navigation axes (see :func:`libertem.io.export.export_zarr`), anything
-            else raw C-ordered binary in the dataset's dtype.
+            it), a ``.zarr`` suffix a Zarr array chunked along the navigation axes (see
+            :func:`libertem.io.export.export_zarr`); other suffixes need ``format``.
         roi
             Write only the selected frames, as a stack ``(n_selected, *sig_shape)``.
             Without ROI the file has the dataset's full shape.
@@ -331,7 +330,8 @@ class AnalysisMixin:
         overwrite
             Replace an existing file.
         format
-            ``'npy'``, ``'raw'`` or ``'zarr'`` to override the choice by suffix.
+            ``'npy'``, ``'raw'`` (C-ordered binary in the dataset's dtype) or ``'zarr'``
+            to override the choice by suffix.
 
         Returns
         -------
@@ -340,6 +340,9 @@ class AnalysisMixin:
 
         Raises
         ------
+        ValueError
+            Without ``format``, for a suffix other than ``.npy`` (or ``.zarr``), before
+            anything is written.
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """

@@ -52,6 +52,23 @@ class ExportUDF(UDF):
         self.task_data.out.flush()
 
 
+def format_of(path: str) -> str:
+    """The format ``export_dataset`` writes to ``path`` when none is given: ``'npy'`` for
+    a ``.npy`` suffix, ``'zarr'`` for ``.zarr`` (case-sensitive).
+
+    Raises
+    ------
+    ValueError
+        For any other suffix, or none (LiberTEM's message).
+    """
+    suffix = os.path.splitext(path.rstrip("/\\"))[1]
+    if suffix == ".npy":
+        return "npy"
+    if suffix == ".zarr":
+        return "zarr"
+    raise ValueError(f"Unrecognized file extension {suffix} only .npy is currently supported.")
+
+
 def export_dataset(
     ctx,
     dataset,
@@ -61,14 +78,15 @@ def export_dataset(
     overwrite: bool = False,
     format: str | None = None,
 ) -> str:
-    """Write ``dataset`` to ``path`` as ``.npy`` or raw binary; see ``Context.export_dataset``."""
+    """Write ``dataset`` to ``path`` as ``.npy``, raw binary or Zarr; see
+    ``Context.export_dataset``."""
     path = os.fspath(path)
-    from libertem.io.export import export_zarr, is_zarr_target
+    from libertem.io.export import export_zarr
 
-    if format == "zarr" or (format is None and is_zarr_target(path)):
-        return export_zarr(ctx, dataset, path, roi=roi, progress=progress, overwrite=overwrite)
     if format is None:
-        format = "npy" if path.lower().endswith(".npy") else "raw"
+        format = format_of(path)
+    if format == "zarr":
+        return export_zarr(ctx, dataset, path, roi=roi, progress=progress, overwrite=overwrite)
     if format not in ("npy", "raw"):
         raise ValueError(f"format must be 'npy', 'raw' or 'zarr', got {format!r}")
     if os.path.exists(path) and not overwrite:

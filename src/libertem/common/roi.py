@@ -38,7 +38,7 @@ def _roi_from_coordinates(roi, nav_shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
-    """Check a ROI against the navigation shape and return it as a flat bool array.
+    """Check a ROI against the navigation shape and return it as a new flat bool array.
 
     A ROI of another dtype is cast to bool (non-zero: selected) with a
     ``UserWarning``; the caller's array is not changed.
@@ -83,7 +83,8 @@ def normalize_roi(roi, nav_shape: Shape | tuple[int, ...]) -> np.ndarray | None:
             f"roi shape {roi.shape} does not match the navigation shape {nav_shape} "
             f"(or its flat form ({nav_size},))"
         )
-    return np.ascontiguousarray(roi.reshape(-1))
+    # a copy: changing the caller's array later must not change a run's results
+    return np.array(roi.reshape(-1), copy=True)
 
 
 def count_selected(roi_flat: np.ndarray | None, start: int, stop: int) -> int:

@@ -38,13 +38,15 @@ __all__ = [
 
 
 class ConvertTransposedDatasetUDF(RecordUDF):
-    """Write a transposed 4D dataset, opened in its stored order, transposed into an ``.npy``.
+    """Write a dataset with its navigation and signal axes swapped into an ``.npy`` file.
 
-    Run it on a dataset of shape ``(det_y, det_x, scan_y, scan_x)``: a 4D DM file
-    opened with ``force_c_order=True``, whose "frames" are the scan images of one
-    detector pixel each. The output file has shape ``(scan_y, scan_x, det_y, det_x)``
-    and the dataset's native dtype. Every partition (a range of detector pixels)
-    is written with one transposing copy. No ROI.
+    For a dataset of shape ``nav + sig`` the file has shape ``sig + nav`` (each group
+    keeps its order) and the dataset's native dtype; any number of axes in either
+    group. Typical use: a 4D DM file stored scan axes last, opened with
+    ``force_c_order=True`` as ``(det_y, det_x, scan_y, scan_x)``, whose "frames" are
+    the scan images of one detector pixel each, becomes ``(scan_y, scan_x, det_y,
+    det_x)``. Every partition (a range of "frames") is written with one transposing
+    copy. No ROI.
 
     Parameters
     ----------
@@ -66,10 +68,6 @@ class ConvertTransposedDatasetUDF(RecordUDF):
         """On the main node: create the output file at its full, transposed shape."""
         if self.meta.roi is not None:
             raise ValueError("ConvertTransposedDatasetUDF converts whole datasets: no roi")
-        if len(self.meta.dataset_shape) != 4:
-            raise ValueError(
-                f"ConvertTransposedDatasetUDF needs a 4D dataset, got {self.meta.dataset_shape}"
-            )
         if not self.params._is_master:
             return
         out = np.lib.format.open_memmap(
@@ -113,10 +111,10 @@ def convert_dm4_transposed(
     out_path
         The ``.npy`` file to write (replaced if it exists).
     ctx
-        The Context to run the conversion with; by default a thread pool of
-        ``num_cpus`` threads (all cores if ``None``), closed afterwards.
+        The Context to run the conversion with; by default a local Dask cluster of
+        ``num_cpus`` workers (all cores if ``None``), closed afterwards.
     num_cpus
-        Threads for the default Context.
+        Workers of the default Context (give either ``ctx`` or ``num_cpus``).
     dataset_index
         Which image of the DM file to convert (see
         :class:`~libertem.io.dataset.dm_single.SingleDMDataSet`).
@@ -125,9 +123,13 @@ def convert_dm4_transposed(
 
     Raises
     ------
+    ValueError
+        If both ``ctx`` and ``num_cpus`` are given (before the file is opened).
     DataSetException
         If the image is not 4D, or is stored in C order already (nothing to convert).
     """
+    if ctx is not None and num_cpus is not None:
+        raise ValueError("Either supply a Context or number of cpus to use in conversion")
     dm4_path = os.fspath(dm4_path)
     out_path = os.fspath(out_path)
     image = read_dm_image(dm4_path, dataset_index)
@@ -147,10 +149,16 @@ def convert_dm4_transposed(
     if own_ctx:
         from libertem.api import Context
 
-        ctx = Context.make_with("threads", cpus=num_cpus)
+        ctx = Context.make_with("dask", cpus=num_cpus)
     try:
         ds = ctx.load("dm", path=dm4_path, force_c_order=True, dataset_index=dataset_index)
-        ctx.run_udf(dataset=ds, udf=ConvertTransposedDatasetUDF(out_path), progress=progress)
+        _convert_transposed_ds(ctx, ds, out_path, progress=progress)
     finally:
         if own_ctx:
             ctx.close()
+
+
+def _convert_transposed_ds(ctx: Context, ds, out_path, **run_kwargs) -> None:
+    """Run :class:`ConvertTransposedDatasetUDF` writing ``out_path`` on ``ds`` with
+    ``ctx.run_udf`` (``run_kwargs`` passed on)."""
+    ctx.run_udf(dataset=ds, udf=ConvertTransposedDatasetUDF(os.fspath(out_path)), **run_kwargs)

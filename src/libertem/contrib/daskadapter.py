@@ -14,14 +14,15 @@ from libertem.udf.base import UDF
 
 
 def _read_partition(
-    partition: Partition, dtype, roi_part, n_frames: int, array_backend=None
+    partition: Partition, dtype, roi, n_frames: int, array_backend=None
 ) -> np.ndarray:
     sig_shape = tuple(partition.dataset_shape.sig)
     scheme = TilingScheme.make_for_shape(
         (max(1, partition.stop - partition.start), *sig_shape), partition.dataset_shape
     )
-    out = np.empty((n_frames, *sig_shape), dtype=dtype)
-    for tile in partition.get_tiles(scheme, dtype, roi_part):
+    # frames without stored data are not read: they stay zero
+    out = np.zeros((n_frames, *sig_shape), dtype=dtype)
+    for tile in partition.get_tiles(scheme, dtype, roi):
         start = tile.slice.origin[0]
         target = out[(slice(start, start + tile.slice.shape[0]), *tile.slice.get(sig_only=True))]
         target[...] = tile.data
@@ -70,13 +71,14 @@ def make_dask_array(
     sig_shape = tuple(dataset.shape.sig)
     chunks = []
     workers = {}
+    # one graph node for the ROI, shared by the partitions' tasks
+    roi_node = None if roi_flat is None else dask.delayed(roi_flat, pure=True)
     for partition in dataset.get_partitions():
         n = count_selected(roi_flat, partition.start, partition.stop)
         if n == 0:
             continue
-        roi_part = None if roi_flat is None else roi_flat[partition.start : partition.stop]
         block = dask.delayed(_read_partition, pure=True)(
-            partition, dtype, roi_part, n, array_backend
+            partition, dtype, roi_node, n, array_backend
         )
         meta = _read_partition_meta(len(sig_shape) + 1, dtype, array_backend)
         chunks.append(da.from_delayed(block, shape=(n, *sig_shape), dtype=dtype, meta=meta))

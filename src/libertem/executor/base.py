@@ -212,6 +212,8 @@ class BaseJobExecutor(JobExecutor):
     """
 
     def __init__(self, main_process_gpu: int | None = None):
+        import libertem.preload  # noqa: F401 - tasks may run in this process
+
         self._main_process_gpu = main_gpu_id(main_process_gpu)
         self._runs_lock = threading.Lock()
         self._runs: dict[Any, threading.Event] = {}

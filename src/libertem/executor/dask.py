@@ -161,7 +161,10 @@ class DaskJobExecutor(CommonDaskMixin, BaseJobExecutor):
             spec = cluster_spec(**detect(), preload=preload)
         elif preload:
             spec = {
-                key: {**entry, "options": {**entry["options"], "preload": list(preload)}}
+                key: {
+                    **entry,
+                    "options": {**entry["options"], "preload": ["libertem.preload", *preload]},
+                }
                 for key, entry in spec.items()
             }
         cluster_kwargs = dict(cluster_kwargs or {})

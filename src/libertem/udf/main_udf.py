@@ -14,6 +14,7 @@ from libertem.common.exceptions import UDFException
 from libertem.common.shape import Shape
 from libertem.common.udf import TileDepthEnum, TileSizeEnum
 from libertem.io.dataset.base import TilingRequest, make_tiling_scheme
+from libertem.io.dataset.base.negotiator import adjust_scheme
 from libertem.io.dataset.base.tiling import DEFAULT_TILE_BYTES, LARGE_TILE_BYTES
 from libertem.udf.base import DEFAULT_MERGE_ONLY_NAV, UDF, overrides
 from libertem.udf.data import MergeAttrMapping, UDFData
@@ -263,8 +264,9 @@ def negotiate_scheme(
     """The tiling scheme of a run: the UDFs' wishes, the dataset's blocks, the corrections."""
     max_depth = max((p.stop - p.start for p in partitions), default=1)
     have = getattr(corrections, "have_corrections", None)
-    return make_tiling_scheme(
-        tiling_request(udfs, methods),
+    request = tiling_request(udfs, methods)
+    scheme = make_tiling_scheme(
+        request,
         sig_shape,
         tuple(dataset.get_base_shape(None)),  # LiberTEM datasets require the roi argument
         max(d.itemsize for d in input_dtypes),
@@ -274,6 +276,7 @@ def negotiate_scheme(
         dataset_shape=dataset.shape,
         max_io_size=dataset.get_max_io_size(),
     )
+    return adjust_scheme(scheme, dataset, None, request.full_frames)
 
 
 __all__ = [

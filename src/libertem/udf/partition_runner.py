@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from libertem.common.backend import get_device_class, is_cupy_backend
+from libertem.common.backend import get_device_class
 from libertem.common.buffers import AuxBufferWrapper, BufferWrapper, PlaceholderBufferWrapper
 from libertem.common.progress import PartitionProgressTracker
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.udf.backends import (
+    as_backend_set,
     choose_backend,
     choose_read_backend,
     convert_tile,
@@ -258,7 +260,7 @@ class UDFPartRunner:
         partition,
         params: UDFParams,
         env,
-        backend_choice: Sequence[str] | None,
+        backend_choice: str | Iterable[str] | None,
         *,
         task: UDFTask | None = None,
     ) -> tuple[UDFData, ...]:
@@ -273,25 +275,26 @@ class UDFPartRunner:
         env
             The task environment (threads per worker, progress, cancellation).
         backend_choice
-            The array backend of each UDF, or ``None`` to choose here from what the
-            dataset offers, the UDF supports and this worker can run.
+            The array backends allowed here: ``None`` (any), one backend name, or an
+            iterable of names (e.g. ``sparseconverter.BACKENDS``). Each UDF gets the
+            one that the dataset offers most cheaply among those it supports, the run
+            allows and this worker can run.
         task
             The task (for its id in progress messages).
         """
+        params = _completed(params, self._udfs, partition)
         roi = params.roi
         part_slice = partition.slice.adjust_for_roi(roi)
         sources = host_sources(params.dataset_backends)
         device_class = get_device_class()
-        choices = []
-        for i, udf in enumerate(self._udfs):
-            if backend_choice is None:
-                choices.append(
-                    choose_backend(udf.get_backends(), params.backends, device_class, sources)
-                )
-            else:
-                backend = backend_choice[i]
-                dev = "cuda" if is_cupy_backend(backend) or backend == "cuda" else "cpu"
-                choices.append((dev, backend, next(iter(sources))))
+        allowed = params.backends
+        if backend_choice is not None:
+            chosen = as_backend_set(backend_choice)
+            allowed = chosen if allowed is None else as_backend_set(allowed) & chosen
+        choices = [
+            choose_backend(udf.get_backends(), allowed, device_class, sources)
+            for udf in self._udfs
+        ]
         read_backend = choose_read_backend(sources, [c[1] for c in choices])
         threads = threads_per_worker_of(env)
         states = [
@@ -302,7 +305,6 @@ class UDFPartRunner:
         for state in states:
             if overrides(state.udf, "preprocess"):
                 _call(state.udf, "preprocess", partition)
-        roi_part = None if roi is None else roi[partition.start : partition.stop]
         set_worker_context = getattr(partition, "set_worker_context", None)
         worker_context = getattr(env, "worker_context", None)
         if set_worker_context is not None and worker_context is not None:
@@ -319,7 +321,7 @@ class UDFPartRunner:
             state.set_processing(True)
         try:
             self._process_tiles(
-                states, partition, params, part_slice, roi_part, read_backend, env, tracker
+                states, partition, params, part_slice, roi, read_backend, env, tracker
             )
         finally:
             for state in states:
@@ -371,7 +373,7 @@ class UDFPartRunner:
         return _UDFState(udf, np.dtype(dtype), read_backend)
 
     def _process_tiles(
-        self, states, partition, params, part_slice, roi_part, read_backend, env, tracker
+        self, states, partition, params, part_slice, roi, read_backend, env, tracker
     ):
         scheme = params.tiling_scheme
         n_slices = len(scheme)
@@ -380,20 +382,22 @@ class UDFPartRunner:
         # partitions hand out tiles in the dataset's first (native) backend by default
         native = params.dataset_backends[0] if params.dataset_backends else "numpy"
         kwargs = {} if read_backend == native else {"array_backend": read_backend}
-        tiles = partition.get_tiles(scheme, params.read_dtype, roi_part, **kwargs)
+        tiles = partition.get_tiles(scheme, params.read_dtype, roi, **kwargs)
         check_cancelled = getattr(env, "check_cancelled", None)
         all_plain = all(state.plain for state in states)
-        part_start = partition.slice.origin[0]
+        n_part = int(part_slice.shape[0])
         for count, tile in enumerate(tiles):
             if check_cancelled is not None:
                 check_cancelled()
             local = tile.slice
-            if getattr(tile, "_offset", part_start) != part_start:
+            if getattr(tile, "_offset", start) != start:
                 # made as LiberTEM's DataTile(data, tile_slice, scheme_idx) by a partition
-                # of another package (e.g. a live detector): frames counted from the
-                # dataset's first frame, not the partition's
-                local = Slice((local.origin[0] - part_start, *local.origin[1:]), local.shape)
+                # of another package (e.g. a live detector): frames counted over the
+                # dataset's (selected) frames, not the partition's
+                local = Slice((local.origin[0] - start, *local.origin[1:]), local.shape)
             n = local.shape[0]
+            if local.origin[0] < 0 or local.origin[0] + n > n_part:
+                _misplaced(states, local, n_part)
             tile_slice = Slice((start + local.origin[0], *local.origin[1:]), local.shape)
             sig_index = local.get(sig_only=True)
             scheme_idx = getattr(tile, "scheme_idx", None)
@@ -418,6 +422,38 @@ class UDFPartRunner:
                 tracker.signal_tile_complete(tile)
         if tracker is not None:
             tracker.signal_complete()
+
+
+def _completed(params: UDFParams, udfs: list[UDF], partition) -> UDFParams:
+    """``params``, with what ``UDFParams.from_udfs`` leaves out (input and read dtypes,
+    the dataset's shape and dtype) taken from the UDFs and the partition."""
+    if params.input_dtypes and params.dataset_shape is not None:
+        return params
+    params = copy.copy(params)
+    native = np.dtype(partition.dtype)
+    if params.dataset_shape is None:
+        params.dataset_shape = partition.meta.shape
+    if params.dataset_dtype is None:
+        params.dataset_dtype = native
+    if not params.input_dtypes:
+        params.input_dtypes = [
+            np.result_type(udf.get_preferred_input_dtype(), native) for udf in udfs
+        ]
+    if params.read_dtype is None:
+        params.read_dtype = np.result_type(*params.input_dtypes)
+    return params
+
+
+def _misplaced(states, local: Slice, n_part: int) -> None:
+    """Refuse a tile that lies outside its partition (e.g. moved by a wrapper of
+    ``get_tiles``): per-frame nav buffers would be indexed out of bounds
+    (``IndexError``), any other buffer is misaligned (``AssertionError``)."""
+    state = states[0]
+    if state.method == "frame" and state.nav_views:
+        start = int(local.origin[0])
+        index = start if start < 0 else max(n_part, start)
+        raise IndexError(f"index {index} is out of bounds for axis 0 with size {n_part}")
+    raise AssertionError()
 
 
 def _progress_sender(env, task_id):
@@ -461,7 +497,12 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, partition) -> 
             meta.slice = Slice((start + k, *sig_origin), frame_shape)
             _call(udf, "process_frame", partition, data[k])
     else:
-        state.reset_views()
+        # a partition's data may come in several tiles (frames without data left out,
+        # HDF5 rows): each is processed with the buffers' views of its frames
+        for buf in state.nav_views:
+            buf.set_view_nav_range(local_start, local_start + n)
+        for buf in state.sig_views:
+            buf.set_view_nav_range(0, 0, sig_index)
         meta.slice = tile_slice
         _call(udf, "process_partition", partition, data)
 

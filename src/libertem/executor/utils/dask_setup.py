@@ -94,14 +94,14 @@ def cluster_spec(
     options
         Extra keyword arguments for every worker (e.g. ``memory_limit``).
     preload
-        Modules or scripts every worker imports at start (Dask's ``preload``).
+        Modules or scripts every worker imports at start (Dask's ``preload``), after
+        ``libertem.preload``.
     """
     from distributed import Nanny
 
     cpus = range(cpus) if isinstance(cpus, int) else list(cpus)
     base = {"nthreads": 1, "memory_limit": 0, **(options or {})}
-    if preload:
-        base["preload"] = list(base.get("preload", [])) + list(preload)
+    base["preload"] = ["libertem.preload", *base.get("preload", []), *(preload or ())]
     spec = {}
     for cpu in cpus:
         spec[f"{name}-cpu-{cpu}"] = {

@@ -220,6 +220,8 @@ def pipelined_worker(
     if pin:
         _pin(spec)
     worker_setup(spec.device_kind, spec.device_id)
+    import libertem.preload  # noqa: F401
+
     maybe_setup_tracing(service_name="libertem-pipelined-worker", service_id=spec.name)
     cancelled = queues.cancelled
     env = TaskEnvironment(

@@ -8,6 +8,7 @@ name extensions match first (:func:`get_search_order`).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from typing import Any
 
@@ -19,30 +20,27 @@ from libertem.common.scheduler import Scheduler
 from libertem.io.dataset.base import DataSet
 from libertem.io.dataset.base.checks import check_dataset
 
-_FORMATS: dict[str, str] = {
-    "memory": "libertem.io.dataset.memory:MemoryDataSet",
-    "raw": "libertem.io.dataset.raw:RawFileDataSet",
-    "npy": "libertem.io.dataset.npy:NPYDataSet",
-    "dask": "libertem.io.dataset.dask:DaskDataSet",
-    "mrc": "libertem.io.dataset.mrc:MRCDataSet",
-    "empad": "libertem.io.dataset.empad:EMPADDataSet",
-    "blo": "libertem.io.dataset.blo:BloDataSet",
-    "tvips": "libertem.io.dataset.tvips:TVIPSDataSet",
-    "dm": "libertem.io.dataset.dm:DMDataSet",
-    "ser": "libertem.io.dataset.ser:SERDataSet",
-    "seq": "libertem.io.dataset.seq:SEQDataSet",
-    "mib": "libertem.io.dataset.mib:MIBDataSet",
-    "hdf5": "libertem.io.dataset.hdf5:H5DataSet",
-    "raw_csr": "libertem.io.dataset.raw_csr:RawCSRDataSet",
-    "k2is": "libertem.io.dataset.k2is:K2ISDataSet",
-    "frms6": "libertem.io.dataset.frms6:FRMS6DataSet",
-    "zarr": "libertem.io.dataset.zarr:ZarrDataSet",
+#: filetype name -> dotted import path of its dataset class ("package.module.ClassName");
+#: ``register_dataset_cls`` and ``unregister_dataset_cls`` change this very dict
+filetypes: dict[str, Any] = {
+    "hdf5": "libertem.io.dataset.hdf5.H5DataSet",
+    "raw": "libertem.io.dataset.raw.RawFileDataSet",
+    "raw_csr": "libertem.io.dataset.raw_csr.RawCSRDataSet",
+    "mib": "libertem.io.dataset.mib.MIBDataSet",
+    "blo": "libertem.io.dataset.blo.BloDataSet",
+    "k2is": "libertem.io.dataset.k2is.K2ISDataSet",
+    "ser": "libertem.io.dataset.ser.SERDataSet",
+    "frms6": "libertem.io.dataset.frms6.FRMS6DataSet",
+    "empad": "libertem.io.dataset.empad.EMPADDataSet",
+    "dm": "libertem.io.dataset.dm.DMDataSet",
+    "seq": "libertem.io.dataset.seq.SEQDataSet",
+    "mrc": "libertem.io.dataset.mrc.MRCDataSet",
+    "tvips": "libertem.io.dataset.tvips.TVIPSDataSet",
+    "npy": "libertem.io.dataset.npy.NPYDataSet",
+    "dask": "libertem.io.dataset.dask.DaskDataSet",
+    "memory": "libertem.io.dataset.memory.MemoryDataSet",
+    "zarr": "libertem.io.dataset.zarr.ZarrDataSet",
 }
-
-
-def filetypes() -> list[str]:
-    """Names accepted by ``Context.load`` besides ``'auto'``."""
-    return sorted(_FORMATS)
 
 
 def register_dataset_cls(filetype: str, cls: str) -> None:
@@ -53,24 +51,23 @@ def register_dataset_cls(filetype: str, cls: str) -> None:
     filetype
         The name passed to ``Context.load`` (case-insensitive).
     cls
-        Where the class is: ``'package.module.ClassName'`` or ``'package.module:ClassName'``;
-        it is imported when first used.
+        Where the class is: ``'package.module.ClassName'`` (or
+        ``'package.module:ClassName'``), imported when first used; stored as given in
+        :data:`filetypes`.
     """
     if not isinstance(cls, str) or not (":" in cls or "." in cls):
         raise ValueError(f"cls must be 'module.ClassName' or 'module:ClassName', got {cls!r}")
-    if ":" not in cls:
-        module, _, name = cls.rpartition(".")
-        cls = f"{module}:{name}"
-    _FORMATS[filetype.lower()] = cls
+    filetypes[filetype.lower()] = cls
 
 
 def unregister_dataset_cls(filetype: str) -> None:
     """Remove ``filetype`` from the registry (``KeyError`` if it is not registered)."""
-    del _FORMATS[filetype.lower()]
+    del filetypes[filetype.lower()]
 
 
 def get_dataset_cls(filetype: str) -> type[DataSet]:
-    """The dataset class registered for ``filetype``.
+    """The dataset class registered for ``filetype``: imported from the dotted path
+    stored in :data:`filetypes` (a class stored there is returned as it is).
 
     Raises
     ------
@@ -78,20 +75,25 @@ def get_dataset_cls(filetype: str) -> type[DataSet]:
         If no format of that name is registered, or its module cannot be imported.
     """
     try:
-        target = _FORMATS[filetype.lower()]
+        target = filetypes[filetype.lower()]
     except (KeyError, AttributeError):
         raise DataSetException(
-            f"unknown filetype {filetype!r}; known: {', '.join(filetypes())} and 'auto'"
+            f"unknown filetype {filetype!r}; known: {', '.join(sorted(filetypes))} and 'auto'"
         ) from None
-    module, name = target.split(":")
+    if isinstance(target, type):
+        return target
+    if ":" in target:
+        module, name = target.split(":")
+    else:
+        module, _, name = target.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
+    except (ImportError, AttributeError, ValueError) as e:
         raise DataSetException(f"filetype {filetype!r}: cannot import {target}: {e}") from e
 
 
 def _classes():
-    for filetype in list(_FORMATS):
+    for filetype in list(filetypes):
         try:
             yield filetype, get_dataset_cls(filetype)
         except DataSetException:
@@ -115,10 +117,10 @@ def get_extensions() -> set[str]:
 def get_search_order(path: str | np.ndarray) -> list[str]:
     """The filetypes to try for ``path``: those reading its extension first, then the rest."""
     if isinstance(path, np.ndarray):
-        return ["memory"] if "memory" in _FORMATS else []
+        return ["memory"] if "memory" in filetypes else []
     ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     first = build_extension_map().get(ext, [])
-    return first + [f for f in _FORMATS if f not in first]
+    return first + [f for f in filetypes if f not in first]
 
 
 def detect(path: str | np.ndarray, executor=None) -> dict[str, Any]:
@@ -156,6 +158,20 @@ def detect(path: str | np.ndarray, executor=None) -> dict[str, Any]:
         if params:
             return {"type": filetype, **params}
     return {}
+
+
+def _check_arguments(cls: type, name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse arguments that the constructor cannot take (a ``DataSetException``);
+    what the constructor itself raises (e.g. ``TypeError`` for a missing shape)
+    reaches the caller unchanged."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise DataSetException(f"{name}: invalid arguments: {e}") from e
 
 
 def load(filetype: str, *args, enable_async: bool = False, executor, **kwargs):
@@ -198,10 +214,8 @@ def load(filetype: str, *args, enable_async: bool = False, executor, **kwargs):
         args = ()
     else:
         cls, name = get_dataset_cls(filetype), filetype
-    try:
-        dataset = cls(*args, **kwargs)
-    except TypeError as e:
-        raise DataSetException(f"{name}: invalid arguments: {e}") from e
+    _check_arguments(cls, name, args, kwargs)
+    dataset = cls(*args, **kwargs)
     if executor is not None:
         workers = executor.get_available_workers().compute_workers()
         dataset.set_num_cores(max(1, len(workers)))

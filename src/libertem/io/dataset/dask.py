@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
+
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
@@ -21,20 +24,20 @@ from libertem.io.dataset.base import (
     MMapFile,
     MMapFileBase,
 )
-from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES
-from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.dask_chunks import (
     array_mult,
+    contiguous_chunking,
     findall,
     get_chunksizes,
     get_last_chunked_dim,
     get_values,
     merge_until_target,
-    merged_chunking,
     min_neighbour,
     min_with_min_neighbor,
     modify_chunking,
+    nav_order,
     neighbour_idxs,
+    size_merged_chunking,
 )
 
 
@@ -100,12 +103,13 @@ class DaskBackend(MMapBackend):
 
 
 class DaskPartition(ArrayPartition):
-    """Frames of a range of the array's first axis, computed where the task runs.
+    """The frames of one chunk of the array (a contiguous run), computed where the task
+    runs.
 
     Parameters
     ----------
     dask_array
-        The array of the partition's part, ``(rows, *other axes)``.
+        The chunk, with the array's axes.
     *args, **kwargs
         As for :class:`~libertem.io.dataset.base.ArrayPartition`.
     """
@@ -123,30 +127,68 @@ class DaskPartition(ArrayPartition):
         return DaskBackend()
 
 
+#: default ``min_size`` of :class:`DaskDataSet`: bytes per partition (128 MiB)
+DEFAULT_MIN_SIZE = 128 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+
+def _check_array(dask_array, sig_dims) -> None:
+    import dask.array as da
+
+    if not isinstance(dask_array, da.Array):
+        raise DataSetException(f"Expected a Dask array as input, recieved {type(dask_array)}.")
+    if isinstance(sig_dims, bool) or not isinstance(sig_dims, (int, np.integer)) or sig_dims < 1:
+        raise DataSetException(f"Expected a positive integer sig_dims, recieved {sig_dims}.")
+    if any(np.isnan(s) for s in dask_array.shape) or any(
+        np.isnan(c) for axis in dask_array.chunks for c in axis
+    ):
+        raise DataSetException(
+            "Dask array has an unknown shape or chunk sizes so cannot be interpreted as "
+            "LiberTEM partitions. Compute the chunk sizes first, e.g. with "
+            "`array.compute_chunk_sizes()`."
+        )
+    if sig_dims >= dask_array.ndim:
+        raise DataSetException(
+            f"Number of sig_dims {sig_dims} not compatible with number of array dims "
+            f"{dask_array.ndim}, there must be at least one navigation axis."
+        )
+
+
 class DaskDataSet(DataSet):
     """A Dask array as a dataset, read lazily chunk by chunk.
 
-    Partitions are contiguous ranges of the first axis that follow its chunk
-    boundaries; chunks smaller than ``min_size`` are merged with their smaller
-    neighbour (:func:`merge_until_target`). Chunks along other axes (trailing
-    navigation or signal axes) are combined when a partition is computed. This
-    performs well when the array's chunks come from lazy I/O or functions (e.g. a lazy
-    HyperSpy signal's ``.data``).
+    When initialized, the array is re-chunked -- neighbouring chunks are only ever
+    merged -- and each resulting chunk is one partition (chunk grid in C order):
+
+    1. signal axes cut into several chunks become one chunk each;
+    2. if every navigation axis is then one chunk, nothing more happens;
+    3. with ``preserve_dimensions=False``, the navigation axes are reordered so that
+       axes cut into more chunks come first (:func:`nav_order`);
+    4. right of the first navigation axis whose chunks are not all of length 1, the
+       navigation axes become one chunk each (chunks are runs of frames);
+    5. data smaller than ``min_size`` becomes one chunk; otherwise chunks are merged
+       with their smaller neighbours until the smallest holds ``min_size`` bytes
+       (:func:`size_merged_chunking`).
 
     Parameters
     ----------
     dask_array
-        The array, navigation axes first.
+        The array, navigation axes first; chunk sizes must be known.
     sig_dims
-        How many trailing axes are signal axes.
+        How many trailing axes are signal axes (an ``int``, fewer than the array's).
     preserve_dimensions
-        Keep the navigation axes of the array (``True``) or flatten them into one.
+        Keep the navigation axes in their order (``True``), or reorder them as in step 3.
     min_size
-        Target bytes per partition (default about 256 MiB).
+        Bytes a chunk should at least hold (default 128 MiB; ``numpy.inf``: one chunk).
     io_backend
-        ``None`` or a :class:`DaskBackend`: the data is computed, not read from files.
-    num_partitions
-        Number of partitions, along chunk edges (keyword only).
+        Must be ``None``: the data is computed by Dask.
+
+    Raises
+    ------
+    DataSetException
+        For anything but a Dask array of known chunk sizes, a ``sig_dims`` that is not
+        a positive ``int`` smaller than the number of axes, or an ``io_backend``.
     """
 
     def __init__(
@@ -157,36 +199,51 @@ class DaskDataSet(DataSet):
         preserve_dimensions=True,
         min_size=None,
         io_backend=None,
-        num_partitions=None,
-        sync_offset=0,
     ):
-        if sync_offset:
-            raise DataSetException("dask dataset: sync_offset is not supported")
-        if io_backend is not None and not isinstance(io_backend, DaskBackend):
+        if io_backend is not None:
             raise DataSetException(
-                "dask dataset: the data is computed by Dask; io_backend must be None or a "
-                f"DaskBackend, got {io_backend!r}"
+                "DaskDataSet currently doesn't support alternative I/O backends"
             )
-        super().__init__(num_partitions=num_partitions)
-        import dask.array as da
-
-        if not isinstance(dask_array, da.Array):
-            raise DataSetException(
-                f"dask dataset: expected a dask.array.Array, got {type(dask_array).__name__}"
-            )
-        if not 1 <= sig_dims < dask_array.ndim:
-            raise DataSetException(
-                f"dask dataset: sig_dims={sig_dims} does not fit an array of shape "
-                f"{dask_array.shape}"
-            )
-        self._array = dask_array
-        shape = Shape(dask_array.shape, sig_dims=sig_dims)
-        self._shape = shape if preserve_dimensions else shape.flatten_nav()
+        super().__init__()
+        _check_array(dask_array, sig_dims)
+        self._input = dask_array
+        self._sig_dims = int(sig_dims)
         self._preserve = bool(preserve_dimensions)
-        self._min_size = PARTITION_TARGET_BYTES if min_size is None else int(min_size)
+        self._min_size = DEFAULT_MIN_SIZE if min_size is None else min_size
+        self._array = None
 
     def initialize(self, executor) -> DaskDataSet:
+        """Re-chunk the array (see the class description)."""
+        self._ready()
         return self
+
+    def _ready(self):
+        if self._array is None:
+            self._array = self._adapt_chunking(self._input)
+        return self._array
+
+    def _adapt_chunking(self, array):
+        nav_dims = array.ndim - self._sig_dims
+        chunking = tuple(tuple(int(c) for c in axis) for axis in array.chunks)
+        if any(len(axis) > 1 for axis in chunking[nav_dims:]):
+            log.warning("DaskDataSet: merging the chunks of the signal axes")
+            chunking = chunking[:nav_dims] + tuple((sum(axis),) for axis in chunking[nav_dims:])
+        if all(len(axis) == 1 for axis in chunking[:nav_dims]):
+            return _rechunked(array, chunking)
+        if not self._preserve:
+            order = nav_order(chunking, nav_dims)
+            if order != tuple(range(nav_dims)):
+                log.warning("DaskDataSet: reordering the navigation axes to %s", order)
+                array = array.transpose(order + tuple(range(nav_dims, array.ndim)))
+                chunking = tuple(chunking[i] for i in order) + chunking[nav_dims:]
+        merged = contiguous_chunking(chunking, nav_dims)
+        if merged != chunking:
+            log.warning("DaskDataSet: merging navigation chunks into contiguous runs of frames")
+        itemsize = np.dtype(array.dtype).itemsize
+        sized = size_merged_chunking(merged, itemsize, self._min_size)
+        if sized != merged:
+            log.warning("DaskDataSet: merging chunks to at least %s bytes", self._min_size)
+        return _rechunked(array, sized)
 
     @classmethod
     def get_msg_converter(cls):
@@ -197,22 +254,22 @@ class DaskDataSet(DataSet):
         return DaskBackend()
 
     def check_valid(self) -> bool:
-        if np.dtype(self._array.dtype).kind not in "biufc":
-            raise DataSetException(f"dask dataset: dtype {self._array.dtype} is not numeric")
+        if np.dtype(self._input.dtype).kind not in "biufc":
+            raise DataSetException(f"dask dataset: dtype {self._input.dtype} is not numeric")
         return True
 
     @property
     def shape(self) -> Shape:
-        return self._shape
+        return Shape(self._ready().shape, sig_dims=self._sig_dims)
 
     @property
     def dtype(self) -> np.dtype:
-        return self._array.dtype
+        return self._input.dtype
 
     @property
     def array(self):
-        """The wrapped Dask array."""
-        return self._array
+        """The (re-chunked) Dask array."""
+        return self._ready()
 
     # chunk geometry -------------------------------------------------------------------
     @staticmethod
@@ -246,62 +303,67 @@ class DaskDataSet(DataSet):
         sl = Slice(origin, Shape(extent, sig_dims=sig_dims))
         return sl.flatten_nav((*tuple(nav_shape), *extent[len(extent) - sig_dims :]))
 
-    def _row_bounds(self) -> list[int]:
-        """Partition boundaries along the first axis, on chunk edges."""
-        edges = np.cumsum((0, *self._array.chunks[0]))
-        if self._num_partitions is not None:
-            wanted = np.linspace(0, edges[-1], self._num_partitions + 1)
-            picked = {int(edges[np.abs(edges - w).argmin()]) for w in wanted}
-            return sorted(picked | {0, int(edges[-1])})
-        rows = merged_chunking(self._array, self._min_size)[0]
-        return [int(b) for b in np.cumsum((0, *rows))]
+    def _chunk_grid(self):
+        """``(block index, flat-frame slice)`` of each chunk, in C order."""
+        array = self._ready()
+        nav_dims = array.ndim - self._sig_dims
+        nav_shape = tuple(array.shape[:nav_dims])
+        per_axis = [self.chunks_to_slices(c) for c in array.chunks[:nav_dims]]
+        sig = tuple(slice(0, int(s)) for s in array.shape[nav_dims:])
+        for index in itertools.product(*(range(len(a)) for a in per_axis)):
+            slices = tuple(per_axis[i][k] for i, k in enumerate(index)) + sig
+            part = self.flatten_nav(slices, nav_shape, self._sig_dims)
+            yield index + (0,) * self._sig_dims, part
 
     def get_num_partitions(self) -> int:
-        return len(self._row_bounds()) - 1
+        """One partition per chunk of :attr:`array`."""
+        return prod(len(c) for c in self._ready().chunks)
 
     def get_slices(self):
         """``(partition_slice, start, stop)`` of each partition (flat frames)."""
-        rows_per_frame = int(
-            prod(self._array.shape[1 : len(self._array.shape) - self._shape.sig_dims])
-        )
-        sig = tuple(self._shape.sig)
-        bounds = self._row_bounds()
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            start, stop = a * rows_per_frame, b * rows_per_frame
-            part = frames_slice(start, stop, sig)
-            yield part, start, stop
+        for _, part in self._chunk_grid():
+            start = int(part.origin[0])
+            yield part, start, start + int(part.shape[0])
 
     @property
     def fileset(self) -> DaskFileSet:
-        """The partitions' parts of the array as :class:`DaskFile` objects."""
-        sig = tuple(self._shape.sig)
+        """The chunks of the array as :class:`DaskFile` objects."""
+        sig = tuple(self.shape.sig)
+        array = self._ready()
         files = []
-        bounds = self._row_bounds()
-        for (_, start, stop), a, b in zip(self.get_slices(), bounds[:-1], bounds[1:]):
-            chunk = self._array[a:b].reshape((stop - start, *sig))
+        for index, part in self._chunk_grid():
+            start, n = int(part.origin[0]), int(part.shape[0])
+            chunk = array.blocks[index].reshape((n, *sig))
             files.append(
-                DaskFile(f"dask-{start}", start, stop, self.dtype, sig, array_chunk=chunk)
+                DaskFile(f"dask-{start}", start, start + n, self.dtype, sig, array_chunk=chunk)
             )
         return DaskFileSet(files)
 
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        return [(start, stop) for _, start, stop in self.get_slices()]
+
     def get_partitions(self):
-        bounds = self._row_bounds()
-        parts = []
-        for idx, ((_, start, stop), a, b) in enumerate(
-            zip(self.get_slices(), bounds[:-1], bounds[1:])
-        ):
+        """One :class:`DaskPartition` per chunk of :attr:`array`, as a generator."""
+        array = self._ready()
+        for idx, (index, part) in enumerate(self._chunk_grid()):
+            start, n = int(part.origin[0]), int(part.shape[0])
             p = DaskPartition(
-                self._array[a:b],
+                array.blocks[index],
                 start=start,
-                stop=stop,
-                dataset_shape=self._shape,
+                stop=start + n,
+                dataset_shape=self.shape,
                 dtype=self.dtype,
                 # the computed block holds only this partition's frames
                 sync_offset=-start,
             )
             p.set_idx(idx)
-            parts.append(p)
-        return parts
+            yield p
+
+
+def _rechunked(array, chunking):
+    if chunking == tuple(tuple(int(c) for c in axis) for axis in array.chunks):
+        return array
+    return array.rechunk(chunking)
 
 
 __all__ = [

@@ -50,7 +50,8 @@ def neighbour_idxs(sequence, idx) -> list[int]:
 
 
 def min_neighbour(sequence, idx) -> int | None:
-    """Index of the smaller neighbour of element ``idx`` (left on ties), or ``None``."""
+    """Index of the smaller neighbour of element ``idx`` (the left one on a tie; the only
+    one at either end), or ``None`` for a sequence of one element."""
     idxs = neighbour_idxs(sequence, idx)
     if not idxs:
         return None
@@ -58,9 +59,21 @@ def min_neighbour(sequence, idx) -> int | None:
 
 
 def min_with_min_neighbor(sequence) -> tuple[int, int | None]:
-    """The smallest element (first on ties) and its smaller neighbour: the pair to merge."""
-    idx = int(np.argmin(np.asarray(sequence)))
-    return idx, min_neighbour(sequence, idx)
+    """The pair of chunks to merge next: a smallest chunk and its smaller neighbour.
+
+    Among the positions holding the minimum, the one whose pair with its smaller
+    neighbour (:func:`min_neighbour`) has the smallest summed length wins; on a tie
+    the right-most such position.
+    """
+    values = [int(v) for v in sequence]
+    smallest = min(values)
+    best = None
+    for idx in findall(values, smallest):
+        other = min_neighbour(values, idx)
+        total = smallest + (0 if other is None else values[other])
+        if best is None or total <= best[0]:
+            best = (total, idx, other)
+    return best[1], best[2]
 
 
 def modify_chunking(chunking, dim: int, merge_idxs: Sequence[int]) -> tuple:
@@ -74,24 +87,76 @@ def modify_chunking(chunking, dim: int, merge_idxs: Sequence[int]) -> tuple:
     return tuple(tuple(axis) if i == dim else tuple(c) for i, c in enumerate(chunking))
 
 
-def merged_chunking(array, target, min_chunks=0) -> tuple:
-    """The chunking :func:`merge_until_target` rechunks ``array`` to."""
-    chunking = (array.chunks[0], *((s,) for s in array.shape[1:]))
-    row_bytes = prod(array.shape[1:]) * np.dtype(array.dtype).itemsize
-    while len(chunking[0]) > max(1, int(min_chunks)):
-        sizes = [c * row_bytes for c in chunking[0]]
-        idx, other = min_with_min_neighbor(sizes)
-        if sizes[idx] >= target or other is None:
+def _as_chunking(chunking) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(c) for c in axis) for axis in chunking)
+
+
+def size_merged_chunking(chunking, itemsize: int, target, min_chunks: int = 0) -> tuple:
+    """``chunking`` with neighbouring chunks merged until the smallest chunk holds at least
+    ``target`` bytes.
+
+    Data of fewer than ``target`` bytes becomes one chunk. Otherwise, while the smallest
+    chunk (the product of each axis' shortest chunk, times ``itemsize``) is smaller
+    than ``target``, the right-most axis cut into several chunks merges the pair
+    :func:`min_with_min_neighbor` picks; it stops when every axis is one chunk, or at
+    ``min_chunks`` chunks.
+    """
+    chunking = _as_chunking(chunking)
+    total = prod(sum(axis) for axis in chunking) * int(itemsize)
+    if total < target and int(min_chunks) <= 1:
+        return tuple((sum(axis),) for axis in chunking)
+    while prod(min(axis) for axis in chunking) * int(itemsize) < target:
+        dim = get_last_chunked_dim(chunking)
+        if dim < 0 or prod(len(axis) for axis in chunking) <= int(min_chunks):
             break
-        chunking = modify_chunking(chunking, 0, [idx, other])
+        idx, other = min_with_min_neighbor(chunking[dim])
+        chunking = modify_chunking(chunking, dim, [idx, other])
     return chunking
 
 
 def merge_until_target(array, target, min_chunks=0):
-    """``array`` rechunked along its first axis: the smallest chunk merged with its smaller
-    neighbour until every chunk holds ``target`` bytes or more, keeping at least
-    ``min_chunks`` chunks. Chunks along the other axes are joined into one."""
-    chunking = merged_chunking(array, target, min_chunks)
-    if chunking == array.chunks:
+    """``array`` rechunked by :func:`size_merged_chunking` (neighbouring chunks merged until
+    each holds ``target`` bytes or more, keeping at least ``min_chunks`` chunks)."""
+    chunking = size_merged_chunking(
+        array.chunks, np.dtype(array.dtype).itemsize, target, min_chunks
+    )
+    if chunking == _as_chunking(array.chunks):
         return array
     return array.rechunk(chunking)
+
+
+def nav_order(chunking, nav_dims: int) -> tuple[int, ...]:
+    """The navigation axes reordered so that axes cut into more chunks come first (a
+    stable sort by chunk count, reversed: among equal counts the right-most first)."""
+    axes = sorted(range(nav_dims), key=lambda i: len(chunking[i]))
+    return tuple(reversed(axes))
+
+
+def contiguous_chunking(chunking, nav_dims: int) -> tuple:
+    """``chunking`` with every navigation axis right of the first one whose chunks are not
+    all of length 1 merged into one chunk, so that each chunk is a contiguous run of
+    flat frames."""
+    chunking = _as_chunking(chunking)
+    for i in range(nav_dims):
+        if any(c != 1 for c in chunking[i]):
+            return tuple(
+                (sum(axis),) if i < j < nav_dims else axis for j, axis in enumerate(chunking)
+            )
+    return chunking
+
+
+__all__ = [
+    "array_mult",
+    "contiguous_chunking",
+    "findall",
+    "get_chunksizes",
+    "get_last_chunked_dim",
+    "get_values",
+    "merge_until_target",
+    "min_neighbour",
+    "min_with_min_neighbor",
+    "modify_chunking",
+    "nav_order",
+    "neighbour_idxs",
+    "size_merged_chunking",
+]

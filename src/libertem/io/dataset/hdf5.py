@@ -10,6 +10,7 @@ boundaries along the navigation axes where possible.
 from __future__ import annotations
 
 import os
+import time
 from math import ceil
 
 import numpy as np
@@ -33,7 +34,6 @@ from libertem.io.dataset.base import (
     DataTile,
     FileSpan,
     FrameLayout,
-    LayoutPartition,
     Partition,
     TilingScheme,
     dataset_shape,
@@ -46,18 +46,49 @@ from libertem.io.dataset.base.partition import frames_slice
 from libertem.io.dataset.hdf5_read import (
     BLOCK_BYTES,
     HDF5_SIGNATURE,
+    H5LayoutPartition,
     H5Partition,
     H5Reader,
     HDF5ArrayDescriptor,
+    ListingTimeout,
     _chunk_align,
     _has_signature,
     _open,
+    describe_array,
     find_arrays,
     find_datasets,
+    list_arrays,
 )
 
 NUMPY = "numpy"
 CUDA = "cuda"
+
+
+#: the clock of dataset listings (looked up at each call, so that it can be replaced)
+current_time = time.time
+
+#: environment variable: seconds a listing of a file's datasets may take (default 3)
+TIMEOUT_ENV = "LIBERTEM_IO_HDF5_TIMEOUT_DEBUG"
+
+
+def _listing_limit() -> int:
+    try:
+        return int(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return 3
+
+
+def _clock() -> float:
+    return current_time()
+
+
+def _listed(f) -> list[HDF5ArrayDescriptor]:
+    """The datasets of 3 or more dimensions of ``f``; none if listing them takes longer
+    than the limit (see :data:`TIMEOUT_ENV`)."""
+    try:
+        return list_arrays(f, _clock, _listing_limit())
+    except ListingTimeout:
+        return []
 
 
 class HDF5DatasetParams(DatasetParamsConverter):
@@ -161,28 +192,44 @@ class H5DataSet(DataSet):
 
     @classmethod
     def detect_params(cls, path, executor=None):
+        """``{"parameters": {"path", "ds_path", "nav_shape", "sig_shape"}, "info":
+        {"datasets": [...]}}`` for the largest dataset of 3 or more dimensions; only
+        ``path`` (and no datasets) if there is none or listing them takes too long;
+        ``False`` if ``path`` is not an HDF5 file."""
         path = os.fspath(path)
         if not _has_signature(path):
             return False
         try:
             with _open(path) as f:
-                found = find_datasets(f)
+                found = _listed(f)
         except (DataSetException, OSError):
             return False
         if not found:
-            return False
+            return {"parameters": {"path": path}, "info": {"datasets": []}}
+        info = [describe_array(d) for d in found]
+        largest = max(info, key=lambda d: prod(d["shape"]))
         return {
-            "parameters": {"path": path, "ds_path": found[0][0]},
-            "info": {"datasets": [{"name": n, "shape": list(sh)} for n, sh in found]},
+            "parameters": {
+                "path": path,
+                "ds_path": largest["path"],
+                "nav_shape": largest["nav_shape"],
+                "sig_shape": largest["sig_shape"],
+            },
+            "info": {"datasets": info},
         }
+
+    @property
+    def path(self) -> str:
+        """The HDF5 file."""
+        return self._path
 
     def initialize(self, executor) -> H5DataSet:
         with _open(self._path) as f:
             if self._ds_path is None:
-                found = find_datasets(f)
+                found = _listed(f)
                 if not found:
-                    raise DataSetException(f"{self._path}: no 3D or 4D dataset in the file")
-                self._ds_path = found[0][0]
+                    raise DataSetException(f"Unable to infer dataset from file {self._path}")
+                self._ds_path = max(found, key=lambda d: prod(d.shape)).name
             try:
                 ds = f[self._ds_path]
             except (KeyError, ValueError, OSError, RuntimeError):
@@ -201,9 +248,7 @@ class H5DataSet(DataSet):
         native = tuple(ds.shape)
         _check_stored(ds, self._path, where)
         if len(native) <= self._sig_dims:
-            raise DataSetException(
-                f"{where}: shape {native} has no navigation axes for sig_dims={self._sig_dims}"
-            )
+            raise DataSetException("2D HDF5 files are currently not supported")
         stored = np.dtype(ds.dtype)
         self._dtype = stored.newbyteorder("=")
         sig_dims = self._sig_dims
@@ -222,6 +267,7 @@ class H5DataSet(DataSet):
         )
         sig = tuple(self._shape.sig)
         self._n_file = n_file
+        self._image_count = n_file
         self._offset = None
         chunks = ds.chunks
         if chunks is None and not ds.compression and ds.external is None:
@@ -316,7 +362,15 @@ class H5DataSet(DataSet):
         return files_cache_key(self, [self._path], ds_path=self._ds_path)
 
     def get_diagnostics(self) -> list[dict]:
+        """The dataset read and how, and the file's datasets (an empty list when listing
+        them takes too long)."""
+        try:
+            with _open(self._path) as f:
+                datasets = [describe_array(d) for d in _listed(f)]
+        except (DataSetException, OSError):
+            datasets = []
         return [
+            {"name": "datasets", "value": datasets},
             {"name": "dataset", "value": str(self._ds_path)},
             {"name": "chunks", "value": str(self._chunks)},
             {"name": "compression", "value": str(getattr(self, "_compression", None))},
@@ -351,29 +405,29 @@ class H5DataSet(DataSet):
             n = max(n, self._min_num_partitions)
         return max(1, min(n, self.shape.nav.size))
 
-    def get_partitions(self):
-        parts = super().get_partitions()
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        """Nearly equal ranges, moved to chunk-row boundaries of chunked datasets."""
+        ranges = super().get_partition_ranges()
         if self._align <= 1 or self._offset is not None:
-            return parts
+            return ranges
         nav_size = self._shape.nav.size
         bounds = {0, nav_size}
-        for p in parts[1:]:
-            file_pos = p.start + self.sync_offset
+        for start, _ in ranges[1:]:
+            file_pos = start + self.sync_offset
             aligned = round(file_pos / self._align) * self._align - self.sync_offset
             bounds.add(min(max(aligned, 0), nav_size))
         bounds = sorted(bounds)
-        parts = [self.make_partition(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        for idx, p in enumerate(parts):
-            p.set_idx(idx)
-        return parts
+        return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
     def make_partition(self, start: int, stop: int) -> Partition:
         if self._shape is None:
             raise DataSetException(f"{self._path}: dataset is not initialized")
         sig = tuple(self._shape.sig)
+        row = self._nav_native[-1]
         if self._offset is not None:
             layout = single_file_layout(self._path, self._offset, self._n_file, sig, self._stored)
-            return LayoutPartition(
+            return H5LayoutPartition(
+                row,
                 layout,
                 start,
                 stop,
@@ -383,7 +437,8 @@ class H5DataSet(DataSet):
                 io_backend=self.get_io_backend(),
             )
         if self._chunk_layout is not None:
-            return LayoutPartition(
+            return H5LayoutPartition(
+                row,
                 self._chunk_layout,
                 start,
                 stop,

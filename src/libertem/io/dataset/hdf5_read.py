@@ -14,7 +14,7 @@ import numpy as np
 from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
 from libertem.common.slice import Slice
-from libertem.io.dataset.base import Partition, iter_tiles
+from libertem.io.dataset.base import LayoutPartition, Partition, iter_tiles
 from libertem.io.dataset.base.chunked import BlockFrameSource
 from libertem.io.dataset.base.files import check_file
 
@@ -56,31 +56,86 @@ class HDF5ArrayDescriptor(NamedTuple):
     chunks: tuple[int, ...] | None
 
 
-def find_arrays(f) -> list[HDF5ArrayDescriptor]:
-    """The 3D/4D numeric datasets of an open file, largest first."""
+class ListingTimeout(Exception):
+    """Listing the datasets of a file took too long."""
+
+
+def list_arrays(f, clock=None, limit: float | None = None) -> list[HDF5ArrayDescriptor]:
+    """The datasets of 3 or more dimensions in an open file, in h5py's visiting order.
+
+    Parameters
+    ----------
+    f
+        The open ``h5py.File``.
+    clock
+        A function returning the time in seconds, read once before the walk and once
+        per visited object; ``None``: no time limit.
+    limit
+        Seconds the walk may take.
+
+    Raises
+    ------
+    ListingTimeout
+        If the walk takes longer than ``limit`` (or h5py raises ``TimeoutError``).
+    DataSetException
+        If the file cannot be walked.
+    """
     import h5py
 
     found = []
+    start = None if clock is None else clock()
+    timed_out = []
 
     def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and obj.ndim in (3, 4) and obj.dtype.kind in "uifcb":
+        if start is not None and clock() - start > limit:
+            timed_out.append(name)
+            return True  # stops the walk
+        if isinstance(obj, h5py.Dataset) and obj.ndim >= 3:
             found.append(
                 HDF5ArrayDescriptor(
                     name, tuple(obj.shape), np.dtype(obj.dtype), obj.compression, obj.chunks
                 )
             )
+        return None
 
     try:
         f.visititems(visit)
+    except TimeoutError as e:
+        raise ListingTimeout(str(e)) from e
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
         raise DataSetException(f"{f.filename}: cannot list datasets: {e}") from e
+    if timed_out:
+        raise ListingTimeout(f"listing the datasets took more than {limit} s")
+    return found
+
+
+def find_arrays(f) -> list[HDF5ArrayDescriptor]:
+    """The numeric datasets of 3 or more dimensions of an open file, largest first."""
+    found = [d for d in list_arrays(f) if d.dtype.kind in "uifcb"]
     found.sort(key=lambda item: -prod(item.shape))
     return found
 
 
 def find_datasets(f) -> list[tuple[str, tuple[int, ...]]]:
-    """Paths and shapes of the 3D/4D datasets in an open file, largest first."""
+    """Paths and shapes of the datasets of 3 or more dimensions in an open file, largest
+    first."""
     return [(d.name, d.shape) for d in find_arrays(f)]
+
+
+def describe_array(d: HDF5ArrayDescriptor) -> dict:
+    """What detection reports about a dataset: its shapes, navigation folded to 2D."""
+    raw_nav = tuple(d.shape[:-2])
+    nav = (1, raw_nav[0]) if len(raw_nav) == 1 else (prod(raw_nav[:-1]), raw_nav[-1])
+    return {
+        "path": d.name,
+        "shape": tuple(d.shape),
+        "compression": d.compression,
+        "chunks": d.chunks,
+        "raw_nav_shape": raw_nav,
+        "nav_shape": nav,
+        "sig_shape": tuple(d.shape[-2:]),
+        "image_count": prod(raw_nav),
+    }
 
 
 class H5Reader:
@@ -174,7 +229,41 @@ class H5BlockSource(BlockFrameSource):
         super().close()
 
 
-class H5Partition(Partition):
+class _H5Rows:
+    """HDF5 partitions: tiles are hyperslabs within one row of the stored array's last
+    navigation axis; macrotiles with a ROI report the partition's own start."""
+
+    row_frames: int | None = None
+
+    def _macrotile_origin(self, roi, tiles) -> int:
+        if roi is not None:
+            return self.start
+        return super()._macrotile_origin(roi, tiles)
+
+
+class H5LayoutPartition(_H5Rows, LayoutPartition):
+    """A partition of an HDF5 dataset read in place (contiguous data, or uncompressed
+    chunks of whole frames).
+
+    Parameters
+    ----------
+    row_frames
+        Extent of the stored array's last navigation axis.
+    *args, **kwargs
+        As for :class:`~libertem.io.dataset.base.LayoutPartition`.
+    """
+
+    def __init__(self, row_frames: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.row_frames = int(row_frames)
+
+    def open_source(self):
+        source = super().open_source()
+        source.row_frames = self.row_frames
+        return source
+
+
+class H5Partition(_H5Rows, Partition):
     """A partition of an HDF5 dataset read through h5py in chunk-aligned blocks.
 
     Parameters
@@ -219,6 +308,7 @@ class H5Partition(Partition):
             limit,
             self.sync_offset,
         )
+        source.row_frames = self.nav_native[-1]
         return iter_tiles(
             source, self.start, self.stop, scheme, dest_dtype, roi_part, self._corrections
         )

@@ -13,6 +13,7 @@ from libertem.common.math import prod
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.io.dataset.base import DataTile
+from libertem.io.dataset.base.blocks import frame_blocks, stored_range
 
 
 def sparse_backend_of(data) -> str:
@@ -68,17 +69,12 @@ def sparse_tiles(
     as ``array_backend`` (2D backends get the signal axes flattened) in
     ``dest_dtype``; with corrections, they are corrected as dense arrays first.
     """
-    if roi_part is None:
-        selected = np.arange(start, stop)
-    else:
-        selected = start + np.flatnonzero(roi_part)
     sig_dims = len(scheme.sig_shape)
-    depth = scheme.depth
     have_corrections = corrections is not None and corrections.have_corrections()
-    for block_start in range(0, selected.size, depth):
-        idx = selected[block_start : block_start + depth]
+    stored = stored_range(start, stop, sync_offset, frames.shape[0])
+    for block_start, n, runs in frame_blocks(start, stop, stored, scheme.depth, roi_part):
+        idx = np.concatenate([np.arange(a, b) for _, a, b in runs])
         block = _take(frames, idx + sync_offset)
-        n = idx.size
         for scheme_idx, sig in enumerate(scheme.slices):
             part = block[(slice(None), *sig.get())]
             tile_slice = Slice((block_start, *sig.origin), Shape((n, *sig.shape), sig_dims))

@@ -41,6 +41,7 @@ from libertem.io.dataset.base import (
     default_get_read_ranges,
     make_get_read_ranges,
 )
+from libertem.io.dataset.base.checks import check_scan_size
 from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
 from libertem.io.dataset.mib_codec import (
     QUAD_DECODERS,
@@ -338,6 +339,8 @@ class MIBDataSet(FileSetDataSet):
                 )
             if nav is None:
                 nav = (n_file,)
+            else:  # a scan from the header must fit the frames the files can give
+                check_scan_size(nav, n_file, self.sync_offset, where)
         shape = dataset_shape(
             nav,
             self._sig_shape,

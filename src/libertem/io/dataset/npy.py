@@ -107,9 +107,10 @@ class NPYDataSet(FileSetDataSet):
     path
         The file.
     sig_dims
-        How many trailing axes are signal axes.
+        How many trailing axes are signal axes (``None``: ``len(sig_shape)``).
     nav_shape, sig_shape
-        Reinterpret the data with these shapes.
+        Reinterpret the data with these shapes: frames of ``sig_shape`` are cut from
+        the flat data; ``nav_shape`` may hold more or fewer positions than frames.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``.
     io_backend
@@ -133,9 +134,16 @@ class NPYDataSet(FileSetDataSet):
         )
         self._path = os.fspath(path)
         if sig_shape is not None:
-            self._sig_dims = len(sig_shape)
-        else:
-            self._sig_dims = 2 if sig_dims is None else int(sig_dims)
+            sig_shape = tuple(int(s) for s in sig_shape)
+        if sig_dims is None:
+            if sig_shape is None:
+                raise DataSetException("Must supply one of sig_dims or sig_shape to NPYDataSet")
+            sig_dims = len(sig_shape)
+        elif sig_shape is not None and len(sig_shape) != sig_dims:
+            raise DataSetException(
+                f"Mismatching sig_dims (= {sig_dims}) and sig_shape {sig_shape} arguments"
+            )
+        self._sig_dims = int(sig_dims)
         self._nav_shape = nav_shape
         self._sig_shape = sig_shape
 
@@ -154,49 +162,47 @@ class NPYDataSet(FileSetDataSet):
 
     @classmethod
     def detect_params(cls, path, executor=None):
-        if not os.fspath(path).lower().endswith(".npy"):
-            return False
+        """``{"parameters": {"path", "nav_shape", "sig_shape"}, "info": {"image_count",
+        "native_sig_shape"}}`` from the file's header (two signal axes), or ``False`` if
+        ``path`` is not a readable ``.npy`` file."""
         try:
-            info = read_npy_info(os.fspath(path))
-        except DataSetException:
+            path = os.fspath(path)
+            info = read_npy_info(path)
+        except Exception:  # anything unreadable, or not a path at all, is not an .npy file
             return False
-        sig_dims = 2 if len(info.shape) > 2 else 1
+        nav, sig = tuple(info.shape[:-2]), tuple(info.shape[-2:])
         return {
-            "parameters": {"path": os.fspath(path), "sig_dims": sig_dims},
-            "info": {
-                "image_count": prod(info.shape[:-sig_dims]),
-                "native_sig_shape": info.shape[-sig_dims:],
-            },
+            "parameters": {"path": path, "nav_shape": nav, "sig_shape": sig},
+            "info": {"image_count": prod(nav), "native_sig_shape": sig},
         }
 
+    def _get_fileset(self) -> FileSet:
+        """The file set: the one ``.npy`` file (after :meth:`initialize`)."""
+        return self._need_fileset()
+
     def initialize(self, executor) -> NPYDataSet:
+        """Read the header: frames of ``sig_shape`` (default: the array's last ``sig_dims``
+        axes) are cut from the flat data in C order, ``size // prod(sig_shape)`` of
+        them (leftover values are ignored); ``nav_shape`` defaults to the array's
+        leading axes."""
         info = read_npy_info(self._path)
         shape, dtype = info.shape, np.dtype(info.dtype)
-        sig_shape = self._sig_shape
-        native = shape
-        if sig_shape is not None:
-            frame = prod(sig_shape)
-            if info.count % frame != 0:
-                raise DataSetException(
-                    f"{self._path}: data of shape {shape} cannot be split into frames of "
-                    f"sig_shape {tuple(sig_shape)}"
-                )
-            native = (info.count // frame, *tuple(sig_shape))
         sig_dims = self._sig_dims
-        n_file = prod(native[: len(native) - sig_dims]) if sig_shape is None else native[0]
+        if not 1 <= sig_dims <= len(shape):
+            raise DataSetException(f"{self._path}: sig_dims={sig_dims} does not fit {shape}")
+        split = len(shape) - sig_dims
+        sig = shape[split:] if self._sig_shape is None else self._sig_shape
+        nav = shape[:split] or (1,)
+        if self._nav_shape is not None:
+            nav = tuple(int(s) for s in self._nav_shape)
+        if prod(sig) < 1:
+            raise DataSetException(f"{self._path}: sig_shape {sig} holds no pixels")
+        n_file = info.count // prod(sig)
         ds_shape = dataset_shape(
-            self._nav_shape,
-            sig_shape,
-            native,
-            sig_dims,
-            n_file,
-            self.sync_offset,
-            self._path,
-            dtype,
+            nav, sig, (n_file, *sig), len(sig), n_file, self.sync_offset, self._path, dtype
         )
-        frame_shape = tuple(ds_shape.sig)
         self._fileset = FileSet(
-            [File(self._path, 0, n_file, dtype, frame_shape, file_header=info.offset)]
+            [File(self._path, 0, n_file, dtype, tuple(ds_shape.sig), file_header=info.offset)]
         )
         self._set_meta(ds_shape, dtype, n_file)
         return self

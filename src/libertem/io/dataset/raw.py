@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.math import prod
@@ -25,7 +26,7 @@ from libertem.io.dataset.base import (
     resolve_shapes,
 )
 from libertem.io.dataset.base.checks import check_dtype, check_size
-from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
+from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.files import check_file
 
 
@@ -38,6 +39,67 @@ class RAWDatasetParams(DatasetParamsConverter):
         {**COMMON_PROPERTIES, "dtype": {"type": "string"}},
         required=("path", "dtype", "nav_shape", "sig_shape"),
     )
+
+    def convert_to_python(self, raw_data) -> dict:
+        """``path``, ``dtype``, ``nav_shape``, ``sig_shape`` (values as they are), plus
+        ``sync_offset`` if the message has one."""
+        data = {k: raw_data[k] for k in ("path", "dtype", "nav_shape", "sig_shape")}
+        if "sync_offset" in raw_data:
+            data["sync_offset"] = raw_data["sync_offset"]
+        return data
+
+
+def _deprecated(message: str) -> None:
+    warnings.warn(message, FutureWarning, stacklevel=4)
+
+
+def _as_shape(shape) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(int(s) for s in shape)
+
+
+def legacy_raw_shapes(
+    scan_size, detector_size, detector_size_raw, crop_detector_to, nav_shape, sig_shape
+) -> tuple:
+    """``(nav_shape, sig_shape)`` from the raw dataset's current and deprecated arguments.
+
+    Each deprecated argument issues a ``FutureWarning``.
+
+    Raises
+    ------
+    ValueError
+        For conflicting arguments, or a crop (no longer supported).
+    TypeError
+        If a shape is missing in the end.
+    """
+    if crop_detector_to is not None:
+        _deprecated(
+            "crop_detector_to and detector_size_raw are deprecated; "
+            "please specify sig_shape instead"
+        )
+        if detector_size is not None:
+            raise ValueError("cannot specify both detector_size and crop_detector_to")
+        if _as_shape(detector_size_raw) != _as_shape(crop_detector_to):
+            raise ValueError(
+                "RawFileDataSet can't crop detector anymore, please use EMPAD DataSet"
+            )
+        detector_size = crop_detector_to
+    elif detector_size_raw is not None:
+        _deprecated("detector_size_raw is deprecated and has no effect")
+    if scan_size is not None:
+        _deprecated("scan_size argument is deprecated. please specify nav_shape instead")
+        if nav_shape is not None:
+            raise ValueError("cannot specify both scan_size and nav_shape")
+        nav_shape = scan_size
+    if detector_size is not None:
+        _deprecated("detector_size argument is deprecated. please specify sig_shape instead")
+        if sig_shape is not None:
+            raise ValueError("cannot specify both detector_size and sig_shape")
+        sig_shape = detector_size
+    if nav_shape is None:
+        raise TypeError("missing 1 required argument: 'nav_shape'")
+    if sig_shape is None:
+        raise TypeError("missing 1 required argument: 'sig_shape'")
+    return nav_shape, sig_shape
 
 
 class RawFile(File):
@@ -68,7 +130,7 @@ class RawFileDataSet(FileSetDataSet):
     enable_direct
         Deprecated: read with direct I/O (same as ``io_backend=DirectBackend()``).
     detector_size_raw, crop_detector_to
-        No longer supported (a ``DataSetException`` says so).
+        Deprecated; only equal values are accepted (as ``sig_shape``), a crop is not.
     tileshape
         Ignored (tiles are negotiated); a warning says so.
     nav_shape
@@ -77,7 +139,7 @@ class RawFileDataSet(FileSetDataSet):
         Frame shape, e.g. ``(sy, sx)``.
     sync_offset
         Dataset frame ``i`` is file frame ``i + sync_offset``; frames outside the file
-        read as zeros.
+        are never read (results keep their initial values there).
     io_backend
         An :class:`~libertem.io.dataset.base.IOBackend` (or ``'mmap'``, ``'buffered'``,
         ``'direct'``); default: memory maps, tiles are views where possible.
@@ -104,24 +166,20 @@ class RawFileDataSet(FileSetDataSet):
         num_partitions=None,
     ):
         where = os.fspath(path)
-        if detector_size_raw is not None or crop_detector_to is not None:
-            raise DataSetException(
-                f"{where}: detector_size_raw and crop_detector_to are not supported; "
-                "pass the stored frame shape as sig_shape"
-            )
         if enable_direct:
             if io_backend is not None:
-                raise DataSetException(f"{where}: pass io_backend or enable_direct, not both")
+                raise ValueError("can't specify io_backend and enable_direct at the same time")
+            _deprecated("enable_direct is deprecated; pass `io_backend=DirectBackend()` instead")
             io_backend = DirectBackend()
-        ignored_tileshape(tileshape)
+        if tileshape is not None:
+            _deprecated("tileshape is ignored: tiles are negotiated with the UDFs")
+        nav_shape, sig_shape = legacy_raw_shapes(
+            scan_size, detector_size, detector_size_raw, crop_detector_to, nav_shape, sig_shape
+        )
         super().__init__(
             io_backend=io_backend, num_partitions=num_partitions, sync_offset=sync_offset
         )
         self._path = where
-        nav_shape = renamed_shape(nav_shape, scan_size, "nav_shape", "scan_size", where)
-        sig_shape = renamed_shape(sig_shape, detector_size, "sig_shape", "detector_size", where)
-        if nav_shape is None or sig_shape is None:
-            raise DataSetException(f"{where}: raw files need nav_shape and sig_shape")
         self._native_dtype = check_dtype(dtype, where)
         sig_dims = len(sig_shape)
         self._nav, self._sig = resolve_shapes(nav_shape, sig_shape, sig_shape, sig_dims, where)
@@ -142,13 +200,10 @@ class RawFileDataSet(FileSetDataSet):
 
     def initialize(self, executor) -> RawFileDataSet:
         size = check_file(self._path)
-        frame_bytes = prod(self._sig) * self._native_dtype.itemsize
-        n_file = size // frame_bytes
-        if n_file == 0:
-            raise DataSetException(
-                f"{self._path}: file of {size} bytes is smaller than one frame "
-                f"of {self._sig} x {self._native_dtype} ({frame_bytes} bytes)"
-            )
+        elements = size // self._native_dtype.itemsize
+        if prod(self._sig) > elements:
+            raise DataSetException(f"sig_shape must be less than size: {elements}")
+        n_file = elements // prod(self._sig)
         shape = dataset_shape(
             self._nav,
             self._sig,

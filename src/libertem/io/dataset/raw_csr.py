@@ -35,9 +35,10 @@ from libertem.io.dataset.base import (
     TilingScheme,
     dataset_shape,
 )
+from libertem.io.dataset.base.blocks import clip_tiles, selected_range, stored_range
 from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES, files_cache_key
 from libertem.io.dataset.base.mapguard import guarded
-from libertem.io.dataset.base.partition import frames_slice
+from libertem.io.dataset.base.partition import frames_slice, with_offset
 from libertem.io.dataset.raw_csr_read import (
     CSRDescriptor,
     CSRTriple,
@@ -407,8 +408,13 @@ class RawCSRPartition(Partition):
         triple = get_triple(self.descriptor)
         sync_offset = self.meta.sync_offset
         if roi_part is None:
-            return read_tiles_straight(triple, self.slice, sync_offset, scheme, dest_dtype)
-        return read_tiles_with_roi(triple, self.slice, sync_offset, scheme, roi_part, dest_dtype)
+            tiles = read_tiles_straight(triple, self.slice, sync_offset, scheme, dest_dtype)
+        else:
+            tiles = read_tiles_with_roi(
+                triple, self.slice, sync_offset, scheme, roi_part, dest_dtype
+            )
+        stored = stored_range(self.start, self.stop, sync_offset, self.meta.image_count)
+        return clip_tiles(tiles, *selected_range(self.start, stored, roi_part))
 
     def get_tiles(self, tiling_scheme, dest_dtype="float32", roi=None, array_backend=None):
         """Tiles of the partition: CSR matrices, or converted to ``array_backend``.
@@ -432,10 +438,13 @@ class RawCSRPartition(Partition):
             When the stored offsets or indices are corrupt (naming the files).
         """
         self.validate_tiling_scheme(tiling_scheme)
-        tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), self._roi_part(roi))
+        roi_part = self._roi_part(roi)
+        tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), roi_part)
         tiles = _naming_files(tiles, self.descriptor)
         if array_backend is not None and array_backend != SCIPY_CSR:
             tiles = _converted(tiles, array_backend, self.start)
+        if roi_part is not None:
+            tiles = with_offset(tiles, self._roi_offset(roi))
         return guarded(tiles)
 
 

@@ -426,8 +426,8 @@ class ZarrDataSet(DataSet):
     def get_diagnostics(self) -> list[dict]:
         return [{"name": name, "value": str(value)} for name, value in self._info.items()]
 
-    def get_partitions(self) -> list[Partition]:
-        """Partitions of about equal size whose bounds are chunk boundaries."""
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        """Ranges of about equal size whose bounds are chunk boundaries."""
         nav_size = self.shape.nav.size
         ranges = split_frames(nav_size, self.get_num_partitions())
         if self._grid is not None:
@@ -438,10 +438,7 @@ class ZarrDataSet(DataSet):
                 bounds.add(min(max(snapped, 0), nav_size))
             bounds = sorted(bounds)
             ranges = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        parts = [self.make_partition(a, b) for a, b in ranges]
-        for idx, p in enumerate(parts):
-            p.set_idx(idx)
-        return parts
+        return ranges
 
     def make_partition(self, start: int, stop: int) -> Partition:
         return ZarrPartition(

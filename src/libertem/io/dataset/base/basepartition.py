@@ -8,6 +8,7 @@ import numpy as np
 
 from libertem.common.slice import Slice
 from libertem.io.dataset.base.backend import IOBackend
+from libertem.io.dataset.base.blocks import clip_tiles, selected_range, stored_range
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.filesource import FileFrameSource, LayoutPartition, resolve_backend
 from libertem.io.dataset.base.meta import DataSetMeta
@@ -115,6 +116,15 @@ class BasePartition(LayoutPartition):
             )
         return self._decoded_tiles(scheme, dest_dtype, roi_part)
 
+    def _get_read_ranges(self, tiling_scheme, roi=None):
+        """The read plan of this partition's tiles: ``(tile slices, byte ranges, scheme
+        indices)`` (see ``FileSet.get_read_ranges``); ``roi`` as for :meth:`get_tiles`
+        (numpy or sparse, over the whole dataset)."""
+        native = self._fileset[0].native_dtype
+        return self._fileset.get_read_ranges(
+            self.start, self.stop, native, tiling_scheme, self.sync_offset, self._roi_part(roi)
+        )
+
     def _decoded_tiles(self, scheme, dest_dtype, roi_part):
         """Tiles decoded range by range with the decoder's decode function."""
         native = self._fileset[0].native_dtype
@@ -122,6 +132,13 @@ class BasePartition(LayoutPartition):
             self.start, self.stop, native, scheme, self.sync_offset, roi_part
         )
         impl = self._io_backend.get_impl()
+        stored = stored_range(self.start, self.stop, self.sync_offset, self._fileset[-1].end_idx)
+        k0, k1 = selected_range(self.start, stored, roi_part)
+        yield from clip_tiles(
+            self._decoded_from(impl, scheme, ranges, roi_part, dest_dtype, native), k0, k1
+        )
+
+    def _decoded_from(self, impl, scheme, ranges, roi_part, dest_dtype, native):
         for tile in impl.get_tiles(
             scheme,
             self._fileset,

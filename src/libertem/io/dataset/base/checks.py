@@ -22,13 +22,21 @@ if TYPE_CHECKING:
     from libertem.io.dataset.base.dataset import DataSet
 
 
-def check_sync_offset(sync_offset: int, image_count: int, where: str) -> int:
-    """Validate a ``sync_offset`` against the number of frames in the data."""
+def check_sync_offset(sync_offset: int, image_count: int, where: str = "") -> int:
+    """Validate a ``sync_offset`` against the number of stored frames ``image_count``:
+    ``-image_count < sync_offset < image_count`` (so no data at all always fails).
+
+    Raises
+    ------
+    DataSetException
+        With LiberTEM's text, which existing code matches (``where`` is not part of it).
+    """
     sync_offset = int(sync_offset)
+    image_count = int(image_count)
     if not -image_count < sync_offset < image_count:
         raise DataSetException(
-            f"{where}: sync_offset {sync_offset} is outside the valid range "
-            f"({-image_count}, {image_count}) for {image_count} frames"
+            f"sync_offset should be in ({-image_count}, {image_count}), "
+            "which is (-image_count, image_count)"
         )
     return sync_offset
 
@@ -136,7 +144,7 @@ def resolve_shapes(
     """Apply user ``nav_shape``/``sig_shape`` to data of ``native_shape``.
 
     A ``sig_shape`` must hold as many pixels as the native frame; a ``nav_shape``
-    may hold fewer or more frames than the data (missing frames read as zeros).
+    may hold fewer or more frames than the data (frames without data are never read).
     """
     try:
         native_shape = tuple(int(s) for s in native_shape)
@@ -163,19 +171,6 @@ def resolve_shapes(
     return nav, sig
 
 
-def max_frames(n_frames: int, sync_offset: int) -> int:
-    """The most frames a dataset may have when the data holds ``n_frames``.
-
-    Without ``sync_offset``, ``n_frames``. With one, frames the shift leaves without
-    data read as zeros; a dataset may then have at most ``2 * n_frames +
-    abs(sync_offset)`` frames, at most as many without data as with (plus the shift),
-    so that a header or shape cannot claim a run over astronomically many zeros.
-    """
-    if not sync_offset:
-        return int(n_frames)
-    return 2 * int(n_frames) + abs(int(sync_offset))
-
-
 def check_scan_size(scan: Sequence[int], n_frames: int, sync_offset: int, where: str) -> None:
     """A scan size from a format's metadata must not need more frames than the data can
     give (``n_frames`` and the frames a ``sync_offset`` shifts in)."""
@@ -198,27 +193,17 @@ def dataset_shape(
 ) -> Shape:
     """The dataset's shape from the user's shapes and the data's, with the common checks.
 
-    Applies :func:`resolve_shapes`, checks that the navigation shape fits the
-    ``n_frames`` frames the data holds (see :func:`max_frames`), that the
-    ``sync_offset`` is valid and (given the ``dtype``) that the size is possible.
+    Applies :func:`resolve_shapes`; the navigation shape may ask for more or fewer
+    frames than the ``n_frames`` the data holds (frames without data are never read).
+    Checks that the ``sync_offset`` is valid and (given the ``dtype``) that the size
+    is possible.
 
     Raises
     ------
     DataSetException
-        Naming ``where`` and the shape or offset that does not fit.
+        Naming ``where`` and the shape that does not fit, or for an invalid offset.
     """
     nav, sig = resolve_shapes(nav_shape, sig_shape, native_shape, sig_dims, where)
-    needed = prod(nav)
-    sync_offset = int(sync_offset)
-    if needed > max_frames(n_frames, sync_offset):
-        shift = (
-            f" (with sync_offset {sync_offset}: at most {max_frames(n_frames, sync_offset)})"
-            if sync_offset
-            else ""
-        )
-        raise DataSetException(
-            f"{where}: nav_shape {nav} needs {needed} frames, the data has {n_frames}{shift}"
-        )
     check_sync_offset(sync_offset, n_frames, where)
     check_size(nav + sig, "u1" if dtype is None else dtype, where)
     return Shape(nav + sig, sig_dims=len(sig))

@@ -6,7 +6,9 @@ import json
 import os
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from math import ceil
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +20,18 @@ from libertem.io.dataset.base.meta import DENSE_BACKENDS, DataSetMeta
 from libertem.io.dataset.base.partition import Partition, split_frames
 from libertem.io.utils import get_partition_shape
 
+if TYPE_CHECKING:
+    from libertem.io.dataset.base.roi import RoiHelper
+
 PARTITION_TARGET_BYTES = 256 * 1024 * 1024
+
+#: ``diagnostics`` entries of the frame mapping, and their ``get_sync_offset_info`` keys
+_FRAME_DIAGNOSTICS = (
+    ("Number of frames skipped at the beginning", "frames_skipped_start"),
+    ("Number of frames ignored at the end", "frames_ignored_end"),
+    ("Number of blank frames inserted at the beginning", "frames_inserted_start"),
+    ("Number of blank frames inserted at the end", "frames_inserted_end"),
+)
 
 
 class DataSet(ABC):
@@ -142,8 +155,19 @@ class DataSet(ABC):
 
     @property
     def diagnostics(self) -> list[dict]:
-        """:meth:`get_diagnostics`."""
-        return self.get_diagnostics()
+        """:meth:`get_diagnostics`, followed by how dataset frames map to stored ones:
+        the frames skipped at the beginning and ignored at the end of the data, and the
+        dataset frames without data (blank) at the beginning and at the end."""
+        entries = list(self.get_diagnostics())
+        try:
+            info = self.get_sync_offset_info()
+        except (AttributeError, DataSetException, TypeError):
+            return entries
+        names = {e.get("name") for e in entries if isinstance(e, dict)}
+        for name, key in _FRAME_DIAGNOSTICS:
+            if name not in names:
+                entries.append({"name": name, "value": info[key]})
+        return entries
 
     def check_valid(self) -> bool:
         """Check that the data can be read; raise ``DataSetException`` otherwise."""
@@ -206,9 +230,12 @@ class DataSet(ABC):
         return self.shape.nav.size
 
     @property
-    def roi(self) -> np.ndarray | None:
-        """A selection of frames the dataset itself restricts to, or ``None`` (all)."""
-        return None
+    def roi(self) -> RoiHelper:
+        """A helper to build ROIs: ``ds.roi[index]`` is a new boolean array of the
+        navigation shape, ``True`` exactly at ``mask[index]`` (any numpy basic index)."""
+        from libertem.io.dataset.base.roi import RoiHelper
+
+        return RoiHelper(self)
 
     @property
     def sync_offset(self) -> int:
@@ -224,7 +251,7 @@ class DataSet(ABC):
             ``frames_skipped_start`` (file frames before the first dataset frame),
             ``frames_ignored_end`` (file frames after the last one),
             ``frames_inserted_start`` and ``frames_inserted_end`` (dataset frames
-            without a file frame, read as zeros).
+            without a file frame, never read).
         """
         offset, count, n = self._sync_offset, self.image_count, self.shape.nav.size
         return {
@@ -294,15 +321,24 @@ class DataSet(ABC):
         :meth:`Partition.make_slices`."""
         return Partition.make_slices(self.shape, self.get_num_partitions(), self._sync_offset)
 
-    def get_partitions(self) -> list[Partition]:
-        """The partitions: contiguous, nearly equal ranges of flat frames."""
-        parts = [
-            self.make_partition(a, b)
-            for a, b in split_frames(self.shape.nav.size, self.get_num_partitions())
-        ]
-        for idx, p in enumerate(parts):
+    def get_partition_ranges(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` flat-frame range of each partition: contiguous, nearly equal
+        ranges (formats override this to align them with their storage)."""
+        return split_frames(self.shape.nav.size, self.get_num_partitions())
+
+    def get_partitions(self) -> Iterator[Partition]:
+        """The partitions, as a generator (each call starts a new one).
+
+        Yields
+        ------
+        Partition
+            One per range of :meth:`get_partition_ranges`, in frame order, each
+            knowing its index (``partition.idx``).
+        """
+        for idx, (a, b) in enumerate(self.get_partition_ranges()):
+            p = self.make_partition(a, b)
             p.set_idx(idx)
-        return parts
+            yield p
 
     def partition_shape(
         self,

@@ -41,7 +41,7 @@ class File:
     Parameters
     ----------
     path
-        The file.
+        The file (``None`` for frames that are not in a file, e.g. in memory).
     start_idx, end_idx
         The file frames it holds (counted over all files of the dataset).
     native_dtype
@@ -63,7 +63,7 @@ class File:
         frame_header=0,
         file_header=0,
     ):
-        self._path = os.fspath(path)
+        self._path = None if path is None else os.fspath(path)
         self._start_idx = int(start_idx)
         self._end_idx = int(end_idx)
         if self._end_idx < self._start_idx:
@@ -75,8 +75,8 @@ class File:
         self._file_header = int(file_header)
 
     @property
-    def path(self) -> str:
-        """The file."""
+    def path(self) -> str | None:
+        """The file (``None`` if the frames are not in a file)."""
         return self._path
 
     @property

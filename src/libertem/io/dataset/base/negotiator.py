@@ -8,11 +8,36 @@ from math import prod
 import numpy as np
 
 from libertem.common.shape import Shape
-from libertem.io.dataset.base.tiling import TilingScheme, make_tiling_scheme
+from libertem.io.dataset.base.tiling import TilingScheme, make_tiling_scheme, sig_base_shape
 
 
 def _have(corrections) -> bool:
     return corrections is not None and corrections.have_corrections()
+
+
+def adjust_scheme(scheme: TilingScheme, dataset, roi, full_frames: bool) -> TilingScheme:
+    """``scheme`` with the tile shape the dataset asks for (``adjust_tileshape``; e.g. a
+    ``MemoryDataSet`` with a fixed ``tileshape``).
+
+    Raises
+    ------
+    ValueError
+        If consumers need whole frames (``full_frames``) and the dataset's tile shape
+        does not hold them.
+    """
+    tileshape = tuple(int(t) for t in dataset.adjust_tileshape(tuple(scheme.shape), roi))
+    if tileshape == tuple(scheme.shape):
+        return scheme
+    sig = tuple(int(s) for s in dataset.shape.sig)
+    if full_frames:
+        base = (1, *sig)
+        for dim, (t, b) in enumerate(zip(tileshape, base)):
+            if t % b:
+                raise ValueError(
+                    f"The tileshape {tileshape} is incompatible with base shape {base} "
+                    f"and dataset shape {sig} in dimension {dim}."
+                )
+    return TilingScheme.make_for_shape(tileshape, dataset.shape, scheme.intent)
 
 
 class Negotiator:
@@ -49,12 +74,13 @@ class Negotiator:
         from libertem.udf.main_udf import tiling_request
 
         methods = [find_method(udf) for udf in udfs]
+        request = tiling_request(udfs, methods)
         itemsize = np.dtype(read_dtype).itemsize
-        base = tuple(dataset.get_base_shape(roi))
+        base = sig_base_shape(dataset.get_base_shape(roi), tuple(dataset.shape.sig))
         corrections = corrections if _have(corrections) else None
         max_io = dataset.get_max_io_size()
         scheme = make_tiling_scheme(
-            tiling_request(udfs, methods),
+            request,
             tuple(dataset.shape.sig),
             base,
             itemsize,
@@ -64,9 +90,8 @@ class Negotiator:
             dataset_shape=dataset.shape,
             max_io_size=max_io,
         )
-        tileshape = tuple(dataset.adjust_tileshape(tuple(scheme.shape), roi))
-        if tileshape != tuple(scheme.shape):
-            scheme = TilingScheme.make_for_shape(tileshape, dataset.shape, scheme.intent)
+        scheme = adjust_scheme(scheme, dataset, roi, request.full_frames)
+        tileshape = tuple(scheme.shape)
         self.validate(
             tileshape,
             tuple(dataset.shape.sig),

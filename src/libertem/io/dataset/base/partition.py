@@ -11,6 +11,7 @@ import numpy as np
 from libertem.common.lazy import lazy_names
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.common.sparse import is_sparse, to_dense
 from libertem.io.dataset.base.mapguard import guarded
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.tiles import DataTile, FrameSource, iter_tiles
@@ -172,20 +173,44 @@ class Partition:
             )
 
     # reading -------------------------------------------------------------------------
-    def _roi_part(self, roi) -> np.ndarray | None:
-        """``roi`` (of the whole dataset, or of this partition) for this partition's frames."""
+    def _flat_roi(self, roi) -> np.ndarray | None:
+        """``roi`` as a flat dense bool array (``None`` stays ``None``)."""
         if roi is None:
             return None
-        roi = np.asarray(roi).reshape(-1)
+        if is_sparse(roi):
+            roi = to_dense(roi)
+        return np.asarray(roi).reshape(-1)
+
+    def _roi_part(self, roi) -> np.ndarray | None:
+        """The elements of ``roi`` (a selection over the whole dataset, flattened in C
+        order) at this partition's frames ``[start, stop)``.
+
+        The size is not checked beyond that: a larger array is read through its flat
+        prefix. An array of exactly the partition's frames that cannot cover
+        ``[start, stop)`` is taken as a selection of the partition's own frames.
+        """
+        flat = self._flat_roi(roi)
+        if flat is None:
+            return None
         n = self.stop - self.start
-        if roi.size == n:
-            return roi.astype(bool, copy=False)
-        if roi.size == self.dataset_shape.nav.size:
-            return roi[self.start : self.stop].astype(bool, copy=False)
+        if flat.size >= self.stop:
+            return flat[self.start : self.stop].astype(bool, copy=False)
+        if flat.size == n:
+            return flat.astype(bool, copy=False)
         raise ValueError(
-            f"roi of {roi.size} frames fits neither the dataset ({self.dataset_shape.nav.size} "
-            f"frames) nor the partition ({n} frames)"
+            f"roi of {flat.size} frames does not cover this partition's frames "
+            f"[{self.start}, {self.stop}) (the dataset has {self.dataset_shape.nav.size})"
         )
+
+    def _roi_offset(self, roi) -> int:
+        """Number of frames ``roi`` selects before this partition (``tile_slice`` origins
+        with a ROI count selected frames over the whole dataset)."""
+        flat = self._flat_roi(roi)
+        if flat is None:
+            return self.start
+        if flat.size < self.stop:
+            return 0
+        return int(np.count_nonzero(flat[: self.start]))
 
     def get_tiles(
         self,
@@ -196,6 +221,9 @@ class Partition:
     ) -> Iterator[DataTile]:
         """Tiles of this partition.
 
+        Frames without stored data (see ``sync_offset`` and ``nav_shape``) are never
+        part of a tile; a partition without any yields no tiles.
+
         Parameters
         ----------
         tiling_scheme
@@ -203,8 +231,9 @@ class Partition:
         dest_dtype
             Dtype of the tiles handed out.
         roi
-            Boolean mask of the frames to read: of the whole dataset (navigation
-            shape or flat) or of this partition's frames; ``None``: all.
+            Boolean selection of frames over the whole dataset (navigation shape or
+            flat; numpy or sparse), of which the elements at this partition's frames
+            count; ``None``: all.
         array_backend
             Array backend of the tiles (e.g. ``'numpy'``, ``'cupy'``, ``'sparse.COO'``);
             ``None``: the dataset's native one.
@@ -214,39 +243,63 @@ class Partition:
         DataTile
             Tiles in frame order; within each block of frames, in the order of the
             scheme's signal slices. ``tile.slice`` counts frames within the partition
-            (among the selected ones), ``tile.tile_slice`` from the dataset's start.
+            (among the selected ones); ``tile.tile_slice`` over the whole dataset (with
+            a ROI: the selected frames before the tile).
         """
         self.validate_tiling_scheme(tiling_scheme)
-        tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), self._roi_part(roi))
+        roi_part = self._roi_part(roi)
+        tiles = self._read_tiles(tiling_scheme, np.dtype(dest_dtype), roi_part)
         if array_backend is not None and array_backend != "numpy":
             tiles = _converted(tiles, array_backend)
+        if roi_part is not None:
+            tiles = with_offset(tiles, self._roi_offset(roi))
         return guarded(tiles)
 
     def _read_tiles(self, scheme: TilingScheme, dest_dtype: np.dtype, roi_part):
         """Tiles for a flat boolean ``roi_part`` of this partition's frames (or ``None``)."""
         raise NotImplementedError(f"{type(self).__name__} does not read tiles")
 
+    def _macrotile_origin(self, roi, tiles: list[DataTile]) -> int:
+        """Frame origin of :meth:`get_macrotile`'s tile: that of its first frame (with a
+        ROI counted among the selected frames, see ``DataTile.tile_slice``)."""
+        if tiles:
+            return int(tiles[0].tile_slice.origin[0])
+        return self._roi_offset(roi) if roi is not None else self.start
+
     def get_macrotile(
         self, dest_dtype="float32", roi=None, array_backend: ArrayBackend | None = None
     ) -> DataTile:
-        """All (selected) frames of the partition as one tile."""
+        """All (selected) frames of the partition that have stored data, as one tile."""
         roi_part = self._roi_part(roi)
         n = self.stop - self.start if roi_part is None else int(np.count_nonzero(roi_part))
         sig = tuple(self.dataset_shape.sig)
         scheme = TilingScheme.make_for_shape((max(1, n), *sig), self.dataset_shape, "partition")
-        tiles = list(self.get_tiles(scheme, dest_dtype, roi_part, array_backend))
-        if len(tiles) == 1:
+        tiles, parts = [], []
+        for tile in self.get_tiles(scheme, dest_dtype, roi, array_backend):
+            tiles.append(tile)
+            # tiles may be views of a buffer that the next tile reuses
+            parts.append(tile.data.copy())
+        origin = self._macrotile_origin(roi, tiles)
+        if len(tiles) == 1 and origin == int(tiles[0].tile_slice.origin[0]):
             return tiles[0]
-        origin = (0, *([0] * len(sig)))
-        tile_slice = Slice(origin, Shape((n, *sig), sig_dims=len(sig)))
         if not tiles:
             data = np.zeros((0, *sig), dtype=dest_dtype)
+        elif len(tiles) == 1:
+            data = tiles[0].data
         else:
-            data = np.concatenate([np.asarray(t.data) for t in tiles])
-        return DataTile(data, tile_slice, 0, self.start)
+            data = np.concatenate([np.asarray(p) for p in parts])
+        tile_slice = Slice((0, *([0] * len(sig))), Shape((len(data), *sig), sig_dims=len(sig)))
+        return DataTile(data, tile_slice, 0, origin)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.start}, {self.stop})>"
+
+
+def with_offset(tiles, offset: int) -> Iterator[DataTile]:
+    """``tiles`` with their ``tile_slice`` counted from ``offset`` selected frames."""
+    for tile in tiles:
+        tile._offset = offset
+        yield tile
 
 
 def _converted(tiles, array_backend: str) -> Iterator[DataTile]:

@@ -2,7 +2,8 @@
 
 A :class:`FrameSource` describes where the frames of a dataset come from. It
 numbers *file frames* ``0 .. n_file_frames - 1``; dataset frame ``i`` is file
-frame ``i + sync_offset`` and dataset frames outside the file read as zeros.
+frame ``i + sync_offset``. Dataset frames outside the file are never part of a
+tile (see :mod:`~libertem.io.dataset.base.blocks`).
 A format plugs in by implementing a small interface:
 
 - :attr:`FrameSource.viewable` ``True``: :meth:`FrameSource.view` hands out
@@ -23,6 +24,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
+from libertem.io.dataset.base.blocks import frame_blocks, stored_range
 from libertem.io.dataset.base.decode import convert_into
 from libertem.io.dataset.base.tiling import TilingScheme
 
@@ -56,13 +58,23 @@ class DataTile(NDArrayOperatorsMixin):
 
     @property
     def tile_slice(self) -> Slice:
-        """The tile's slice with the frame axis counted from the dataset's first frame:
-        the partition's first frame plus the index among its selected frames (without
-        ROI, the flat frame index)."""
+        """The tile's slice with the frame axis counted over the whole dataset: without
+        ROI the flat frame index, with one the number of selected frames before it.
+
+        Assigning moves the tile (e.g. in a wrapper of ``Partition.get_tiles``); a UDF
+        run refuses tiles that lie outside their partition.
+        """
         if not self._offset:
             return self.slice
         sl = self.slice
         return Slice((sl.origin[0] + self._offset, *sl.origin[1:]), sl.shape)
+
+    @tile_slice.setter
+    def tile_slice(self, value: Slice) -> None:
+        if not self._offset:
+            self.slice = value
+            return
+        self.slice = Slice((value.origin[0] - self._offset, *value.origin[1:]), value.shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -158,6 +170,9 @@ class FrameSource:
 
     #: whether :meth:`view` hands out arrays of stored frames without decoding
     viewable: bool = True
+    #: if set, no tile holds frames of two rows of this many stored frames (HDF5 reads
+    #: hyperslabs within one row of the stored array's last navigation axis)
+    row_frames: int | None = None
 
     def __init__(self, frames: np.ndarray | None = None, sync_offset: int = 0):
         self.frames = frames
@@ -225,16 +240,6 @@ class FrameSource:
         self.read_into(lo, hi, out[lo - a : hi - a])
 
 
-def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
-    """Contiguous runs in sorted ``indices`` as (output offset, start, stop)."""
-    if indices.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [indices.size]))
-    return [(int(s), int(indices[s]), int(indices[e - 1]) + 1) for s, e in zip(starts, stops)]
-
-
 def iter_tiles(
     source: FrameSource,
     start: int,
@@ -247,7 +252,9 @@ def iter_tiles(
     """Tiles of dataset frames ``[start, stop)`` following ``scheme``.
 
     Frames are taken in blocks of ``scheme.depth`` (selected frames only, when
-    ``roi_part`` is given); each block is cut into the scheme's signal regions.
+    ``roi_part`` is given, and only frames with stored data, see
+    :func:`~libertem.io.dataset.base.blocks.frame_blocks`; blocks do not cross rows
+    of ``source.row_frames``); each block is cut into the scheme's signal regions.
     For viewable sources, tiles are views of the source when the block is
     contiguous and needs no conversion, else they are written into one reused
     buffer of ``dest_dtype``. Other sources decode each block once into a
@@ -271,22 +278,15 @@ def iter_tiles(
 
 def _iter_tiles(source, start, stop, scheme, dest_dtype, roi_part, corrections=None):
     convert = dest_dtype != source.dtype or corrections is not None
-    if roi_part is None:
-        selected = None
-        n_selected = stop - start
-    else:
-        selected = np.flatnonzero(roi_part) + start
-        n_selected = selected.size
     sig_dims = len(scheme.sig_shape)
     depth = scheme.depth
     viewable = source.viewable
     buffer = None
-    for block_start in range(0, n_selected, depth):
-        n = min(depth, n_selected - block_start)
-        if selected is None:
-            runs = [(0, start + block_start, start + block_start + n)]
-        else:
-            runs = _runs(selected[block_start : block_start + n])
+    stored = stored_range(start, stop, source.sync_offset, source.n_file_frames)
+    blocks = frame_blocks(
+        start, stop, stored, depth, roi_part, source.row_frames, source.sync_offset
+    )
+    for block_start, n, runs in blocks:
         contiguous = len(runs) == 1
         if not viewable:
             if buffer is None:

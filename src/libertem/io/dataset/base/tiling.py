@@ -196,6 +196,15 @@ def _cover(tile: tuple[int, ...], full: tuple[int, ...]) -> list[Slice]:
     return [Slice(o, Shape(s, sig_dims=sig_dims)) for o, s in slices]
 
 
+def sig_base_shape(base_shape: Sequence[int], sig_shape: Sequence[int]) -> tuple[int, ...]:
+    """The signal part of a dataset's base shape, which is either just that or, as
+    LiberTEM writes it, ``(1, *signal block)``."""
+    base = tuple(int(b) for b in base_shape)
+    if len(base) == len(sig_shape) + 1:
+        return base[1:]
+    return base
+
+
 def make_tiling_scheme(
     request: TilingRequest,
     sig_shape: Sequence[int],
@@ -216,8 +225,8 @@ def make_tiling_scheme(
     sig_shape
         The dataset's signal shape.
     base_shape
-        The dataset's natural signal block: tile sides are multiples of it
-        (or the full axis).
+        The dataset's natural block: tile sides are multiples of it (or the full
+        axis); the signal part, or LiberTEM's form with a leading depth axis.
     itemsize
         Bytes per element of the largest input dtype.
     max_depth
@@ -238,7 +247,7 @@ def make_tiling_scheme(
     sig_shape = tuple(int(s) for s in sig_shape)
     if dataset_shape is None:
         dataset_shape = Shape((max(1, int(max_depth)), *sig_shape), sig_dims=len(sig_shape))
-    base = tuple(min(int(b), s) for b, s in zip(base_shape, sig_shape))
+    base = tuple(min(int(b), s) for b, s in zip(sig_base_shape(base_shape, sig_shape), sig_shape))
     max_depth = max(1, int(max_depth))
     if request.whole_partition:
         if corrections is not None:
