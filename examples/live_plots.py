@@ -18,6 +18,7 @@ from libertem.viz.mpl import _backend_mode
 
 def main(save_dir: str = ".") -> tuple:
     """Run two UDFs with live plots on random data; return their results."""
+    before = set(plt.get_fignums())
     with Context.make_with("threads", cpus=2) as ctx:
         rng = np.random.default_rng(0)
         data = rng.random((32, 32, 64, 64), dtype=np.float32)
@@ -25,7 +26,7 @@ def main(save_dir: str = ".") -> tuple:
         res = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF()], plots=True)
         assert np.allclose(res[1]["intensity"].data, data.sum(axis=(2, 3)), rtol=1e-4)
     if _backend_mode() == "none":
-        for n in plt.get_fignums():
+        for n in sorted(set(plt.get_fignums()) - before):
             plt.figure(n).savefig(f"{save_dir}/live_plots_{n}.png")
     else:
         plt.show()

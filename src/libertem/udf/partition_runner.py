@@ -390,7 +390,7 @@ class UDFPartRunner:
             if check_cancelled is not None:
                 check_cancelled()
             local = tile.slice
-            if getattr(tile, "_offset", start) != start:
+            if getattr(tile, "_offset", None) is None:
                 # made as LiberTEM's DataTile(data, tile_slice, scheme_idx) by a partition
                 # of another package (e.g. a live detector): frames counted over the
                 # dataset's (selected) frames, not the partition's

@@ -35,7 +35,7 @@ from libertem.io.dataset.base import (
     TilingScheme,
     dataset_shape,
 )
-from libertem.io.dataset.base.blocks import clip_tiles, selected_range, stored_range
+from libertem.io.dataset.base.blocks import selected_range, stored_range
 from libertem.io.dataset.base.dataset import PARTITION_TARGET_BYTES, files_cache_key
 from libertem.io.dataset.base.mapguard import guarded
 from libertem.io.dataset.base.partition import frames_slice, with_offset
@@ -405,16 +405,25 @@ class RawCSRPartition(Partition):
             )
 
     def _read_tiles(self, scheme, dest_dtype, roi_part):
+        """Tiles of the partition's frames that have stored data (only those are read)."""
         triple = get_triple(self.descriptor)
         sync_offset = self.meta.sync_offset
+        lo, hi = stored_range(self.start, self.stop, sync_offset, self.meta.image_count)
+        k0, _ = selected_range(self.start, (lo, hi), roi_part)
+        sl = self.slice
+        stored = Slice((lo, *sl.origin[1:]), Shape((hi - lo, *sl.shape.sig), sl.shape.sig_dims))
         if roi_part is None:
-            tiles = read_tiles_straight(triple, self.slice, sync_offset, scheme, dest_dtype)
+            tiles = read_tiles_straight(triple, stored, sync_offset, scheme, dest_dtype)
         else:
+            roi_stored = roi_part[lo - self.start : hi - self.start]
             tiles = read_tiles_with_roi(
-                triple, self.slice, sync_offset, scheme, roi_part, dest_dtype
+                triple, stored, sync_offset, scheme, roi_stored, dest_dtype
             )
-        stored = stored_range(self.start, self.stop, sync_offset, self.meta.image_count)
-        return clip_tiles(tiles, *selected_range(self.start, stored, roi_part))
+        for tile in tiles:
+            local = tile.slice
+            tile.slice = Slice((local.origin[0] + k0, *local.origin[1:]), local.shape)
+            tile._offset = self.start
+            yield tile
 
     def get_tiles(self, tiling_scheme, dest_dtype="float32", roi=None, array_backend=None):
         """Tiles of the partition: CSR matrices, or converted to ``array_backend``.

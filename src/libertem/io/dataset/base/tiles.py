@@ -44,13 +44,18 @@ class DataTile(NDArrayOperatorsMixin):
     tile_slice
         Position of the data: frames counted among the selected frames of the
         partition (see :attr:`tile_slice`), signal coordinates within the frame.
+        Without ``offset`` (LiberTEM's three-argument form, as partitions of other
+        packages make them), frames are counted over the dataset's selected frames.
     scheme_idx
         Index of the tile's signal region in the tiling scheme.
+    offset
+        Selected frames of the dataset before the partition: ``tile_slice`` is
+        partition-local. ``None``: ``tile_slice`` counts from the dataset's start.
     """
 
     __slots__ = ("data", "slice", "scheme_idx", "_offset")
 
-    def __init__(self, data, tile_slice: Slice, scheme_idx: int = 0, offset: int = 0):
+    def __init__(self, data, tile_slice: Slice, scheme_idx: int = 0, offset: int | None = None):
         self.data = data
         self.slice = tile_slice
         self.scheme_idx = scheme_idx
