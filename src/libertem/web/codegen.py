@@ -86,6 +86,8 @@ def _output_lines(plan: Plan, code: CodeContext) -> list[str]:
 def _imports(plan: Plan, code: CodeContext) -> list[str]:
     lines = {"import numpy as np", "from libertem.api import Context"}
     lines.update(plan.imports)
+    if plan.roi_call is not None and plan.roi_call.func.startswith("masks."):
+        lines.add("import libertem.masks as masks")
     lines.update(code.context_imports)
     plain = sorted(line for line in lines if line.startswith("import "))
     froms = sorted(line for line in lines if line.startswith("from "))
