@@ -212,7 +212,9 @@ export class ImageView {
     if (e.button !== 0) return;
     const [x, y] = this.toImage(e);
     const tol = 6 / this.scale + 0.5;
-    const handle = this.shape && this.tool !== "pick" ? hitTest(this.shape, x, y, tol) : null;
+    // the shape is edited with its own tool; another shape tool draws a new shape
+    const editable = this.shape && (this.tool === this.shape.shape || this.tool === null);
+    const handle = editable ? hitTest(this.shape!, x, y, tol) : null;
     if (handle) {
       this.drag = { handle, start: [x, y], shape: { ...this.shape! } };
     } else if (this.tool === "pick") {

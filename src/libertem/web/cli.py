@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import webbrowser
 
@@ -87,12 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     async def run():
+        stop = asyncio.Event()
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError):  # no signal handlers on this platform
+            pass
         await server.start()
         print(f"libertem-server: serving {server.state.root} ({code.description})", flush=True)
         print(f"open this URL in a browser: {server.url}", flush=True)
         if not args.no_browser:
             webbrowser.open(server.url)
-        await asyncio.Event().wait()
+        await stop.wait()
 
     try:
         asyncio.run(run())

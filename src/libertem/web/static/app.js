@@ -1,4 +1,4 @@
-// sources-sha256: 1cf4ee9e06e8499dfb11bb9f09034def217f2efc228e7e9668990079cb4837ac
+// sources-sha256: 1b62c113c22b964ee7abc9ffa02da10330e7b078337391c6e7883f445d347b43
 // Built from web/src by web/build.mjs; do not edit.
 "use strict";
 (() => {
@@ -443,7 +443,8 @@
       if (e.button !== 0) return;
       const [x, y] = this.toImage(e);
       const tol = 6 / this.scale + 0.5;
-      const handle = this.shape && this.tool !== "pick" ? hitTest(this.shape, x, y, tol) : null;
+      const editable = this.shape && (this.tool === this.shape.shape || this.tool === null);
+      const handle = editable ? hitTest(this.shape, x, y, tol) : null;
       if (handle) {
         this.drag = { handle, start: [x, y], shape: { ...this.shape } };
       } else if (this.tool === "pick") {
