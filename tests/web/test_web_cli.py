@@ -96,3 +96,17 @@ def test_bad_options_are_refused(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2 and "--cpus must be at least 1" in done.stderr
+
+
+def test_executor_choices_and_their_code():
+    from libertem.web.cli import make_context
+
+    ctx, code = make_context("threads", 1)
+    try:
+        assert code.expr == 'Context.make_with("threads", cpus=1)'
+        assert code.description == "thread pool"
+        assert len(ctx.executor.get_available_workers()) == 1
+    finally:
+        ctx.close()
+    with pytest.raises(SystemExit, match="--executor must be"):
+        make_context("quantum", None)

@@ -449,3 +449,28 @@ def test_closing_a_dataset(server):
     assert entry["id"] not in ids
     status, _, _ = http(server.base, f"/api/datasets/{entry['id']}", server.token, method="DELETE")
     assert status == 404
+
+
+def test_generated_notebook_runs(server, dataset, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    client = ws(server)
+    try:
+        client.send(
+            {
+                "type": "run",
+                "dataset": dataset["id"],
+                "channel": "frame",
+                "analysis": {"kind": "pick", "x": 4, "y": 9},
+            }
+        )
+        run_id, _ = _final_images(client, "frame")
+    finally:
+        client.close()
+    text = http(server.base, f"/api/runs/{run_id}/notebook.ipynb", server.token)[1]
+    nb = nbformat.reads(text.decode(), as_version=4)
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert np.array_equal(
+        np.load(tmp_path / "sample_frame_y9_x4_intensity.npy"), server.data[9, 4]
+    )

@@ -49,10 +49,12 @@ class DatasetEntry:
 
     @property
     def nav_shape(self) -> tuple[int, ...]:
+        """The dataset's navigation shape."""
         return tuple(self.ds.shape.nav)
 
     @property
     def sig_shape(self) -> tuple[int, ...]:
+        """The dataset's signal shape."""
         return tuple(self.ds.shape.sig)
 
     def info(self) -> dict:

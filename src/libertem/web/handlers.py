@@ -25,7 +25,7 @@ STATIC = resources.files("libertem.web") / "static"
 
 def cookie_name(state: ServerState) -> str:
     """The name of the token cookie (one per server port)."""
-    return f"libertem_token_{getattr(state, 'port', 0)}"
+    return f"libertem_token_{state.port}"
 
 
 def check_token(handler: tornado.web.RequestHandler, state: ServerState) -> bool:

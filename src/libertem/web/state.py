@@ -44,6 +44,7 @@ class ServerState:
     datasets: DatasetRegistry = field(default_factory=DatasetRegistry)
     runs: RunManager | None = None
     connections: set = field(default_factory=set)
+    port: int = 0
 
     def __post_init__(self):
         self.root = Path(os.path.realpath(self.root))
