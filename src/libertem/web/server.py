@@ -8,6 +8,7 @@ benchmarks). It listens on 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 import threading
@@ -20,6 +21,8 @@ import tornado.web
 from libertem.web.handlers import NotFoundHandler, routes
 from libertem.web.state import ContextCode, ServerState
 
+log = logging.getLogger(__name__)
+
 
 def make_app(state: ServerState) -> tornado.web.Application:
     """The tornado application serving ``state``."""
@@ -29,7 +32,16 @@ def make_app(state: ServerState) -> tornado.web.Application:
         default_handler_args={"state": state},
         websocket_max_message_size=1024 * 1024,
         compress_response=False,
+        log_function=_log_request,
     )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Server errors are logged as errors, everything else at debug level."""
+    status = handler.get_status()
+    level = logging.ERROR if status >= 500 else logging.DEBUG
+    request = handler.request
+    log.log(level, "%d %s %s", status, request.method, request.path)
 
 
 class WebServer:
