@@ -41,25 +41,42 @@ def _requirements_hash() -> str:
     return hashlib.sha256(wanted).hexdigest()
 
 
-def ensure_graphviz() -> None:
-    """Install Graphviz's ``dot`` (used to draw Dask graphs) from Debian if it is missing."""
-    if shutil.which("dot") or not shutil.which("apt-get"):
+def ensure_apt_package(command: str, package: str, why: str) -> None:
+    """Install ``package`` from Debian if ``command`` is missing (as root or with sudo -n).
+
+    Quiet; skipped where apt-get is missing or nobody may install, with a note.
+    """
+    if shutil.which(command) or not shutil.which("apt-get"):
+        if not shutil.which(command):
+            print(f"note: '{command}' is missing; install {package} {why}")
         return
     sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
     if sudo is None:
-        print("note: Graphviz 'dot' is missing; install the graphviz package to draw graphs")
+        print(f"note: '{command}' is missing; install the {package} package {why}")
         return
-    print("installing Graphviz (dot) with apt-get", flush=True)
+    print(f"installing {package} with apt-get", flush=True)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    install = [*sudo, "apt-get", "install", "-y", "-q", "graphviz"]
-    if subprocess.run(install, **quiet).returncode != 0:
-        subprocess.run([*sudo, "apt-get", "update", "-q"], **quiet)
-        subprocess.run(install, **quiet)
+    install = [*sudo, "apt-get", "install", "-y", "-q", package]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(install, env=env, **quiet).returncode != 0:
+        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, **quiet)
+        subprocess.run(install, env=env, **quiet)
+
+
+def ensure_graphviz() -> None:
+    """Install Graphviz's ``dot`` (used to draw Dask graphs) from Debian if it is missing."""
+    ensure_apt_package("dot", "graphviz", "to draw graphs")
+
+
+def ensure_chromium() -> None:
+    """Install Debian's Chromium (the browser tests of libertem-server drive it)."""
+    ensure_apt_package("chromium", "chromium", "to run the browser tests")
 
 
 def setup() -> None:
     """Create ``.venv`` and install the project with its test extras, if needed."""
     ensure_graphviz()
+    ensure_chromium()
     if not PYTHON.exists():
         print("creating virtual environment in .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
