@@ -154,10 +154,11 @@ def test_form_shows_errors_where_they_belong(page):
     page.wait_for_selector("#open-form[data-state=error]", state="attached")
     assert "is not of type 'array'" in form.locator(".error[data-for=nav_shape]").inner_text()
     assert form.locator(".error[data-for=general]").inner_text() == ""
-    form.locator("input[name=nav_shape]").fill("200, 200")
+    form.locator("input[name=nav_shape]").fill("")
+    form.locator("input[name=sync_offset]").fill("1000000")
     form.locator("button[type=submit]").click()
     page.wait_for_selector("#open-form[data-state=error]", state="attached")
-    assert form.locator(".error[data-for=nav_shape]").inner_text() != ""
+    assert "sync_offset should be in" in form.locator(".error[data-for=sync_offset]").inner_text()
 
 
 def test_explore_a_dataset(page, server, tmp_path, inline_ctx):

@@ -45,8 +45,10 @@ class Call:
     Attributes
     ----------
     func
-        ``'masks.circular'``, ``'masks.ring'``, ``'masks.rectangular'``,
-        ``'ones'`` (everything) or ``'point'`` (one pixel, ``y`` and ``x``).
+        ``'masks.circular'``, ``'masks.ring'``, ``'ones'`` (everything),
+        ``'point'`` (one pixel, ``y`` and ``x``) or ``'box'`` (the pixels of rows
+        ``y0:y1`` and columns ``x0:x1``; ``masks.rectangular`` would include both
+        end rows and columns, as in LiberTEM).
     kwargs
         Keyword arguments, plain Python numbers.
     """
@@ -62,6 +64,11 @@ class Call:
             mask = np.zeros(shape, dtype=bool)
             mask[self.kwargs["y"], self.kwargs["x"]] = True
             return mask
+        if self.func == "box":
+            k = self.kwargs
+            mask = np.zeros(shape, dtype=bool)
+            mask[k["y0"] : k["y1"], k["x0"] : k["x1"]] = True
+            return mask
         fn = getattr(masks, self.func.split(".", 1)[1])
         return np.asarray(fn(**self.kwargs), dtype=bool)
 
@@ -74,6 +81,12 @@ class Call:
             return [
                 f"mask = np.zeros(({h}, {w}), dtype=bool)",
                 f"mask[{self.kwargs['y']}, {self.kwargs['x']}] = True",
+            ]
+        if self.func == "box":
+            k = self.kwargs
+            return [
+                f"mask = np.zeros(({h}, {w}), dtype=bool)",
+                f"mask[{k['y0']}:{k['y1']}, {k['x0']}:{k['x1']}] = True",
             ]
         args = ", ".join(f"{k}={literal(v)}" for k, v in self.kwargs.items())
         return [f"mask = {self.func}({args})"]
@@ -149,13 +162,13 @@ def detector_call(spec: dict, sig_2d: tuple[int, int]) -> Call:
             raise AnalysisError(f"ring detector: inner radius {ri} exceeds outer radius {ro}")
         return Call("masks.ring", {**centre, **size, "radius": ro, "radius_inner": ri})
     if shape == "rect":
-        box = {
-            "X": int(round(_number(spec, "x", what))),
-            "Y": int(round(_number(spec, "y", what))),
-            "Width": int(round(_number(spec, "width", what))),
-            "Height": int(round(_number(spec, "height", what))),
-        }
-        return Call("masks.rectangular", {**box, **size})
+        x, y = int(round(_number(spec, "x", what))), int(round(_number(spec, "y", what)))
+        w = int(round(_number(spec, "width", what)))
+        h = int(round(_number(spec, "height", what)))
+        x0, x1 = sorted((x, x + w))
+        y0, y1 = sorted((y, y + h))
+        box = {"y0": max(0, y0), "y1": max(0, y1), "x0": max(0, x0), "x1": max(0, x1)}
+        return Call("box", box)
     raise AnalysisError(
         f"unknown detector shape {shape!r}; choose point, disk, ring, rect or whole"
     )

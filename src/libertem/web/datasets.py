@@ -83,7 +83,7 @@ def formats() -> dict[str, dict]:
     from libertem.io.dataset import filetypes, get_dataset_cls
 
     out = {}
-    for name in filetypes():
+    for name in filetypes:
         if name in ("memory", "dask"):
             continue
         try:
