@@ -98,8 +98,11 @@ class WsClient:
                 return seen
 
     def close(self) -> None:
-        self.conn.close()
-        self.loop.run_until_complete(asyncio.sleep(0.05))
+        async def close():
+            self.conn.close()  # writes the close frame: needs the running loop
+            await asyncio.sleep(0.05)
+
+        self.loop.run_until_complete(close())
         self.loop.close()
 
 
