@@ -10,8 +10,8 @@ import numba
 import pytest
 import threadpoolctl
 
-from libertem.executor.utils import environment
-from libertem.executor.utils.environment import Environment
+from libertem.common import threading as thread_limits
+from libertem.common.environment import Environment
 
 _Controller = threadpoolctl.ThreadpoolController
 
@@ -26,7 +26,7 @@ def counted(monkeypatch):
             super().__init__()
 
     monkeypatch.setattr(threadpoolctl, "ThreadpoolController", CountingController)
-    monkeypatch.setitem(environment._CONTROLLER, "controller", None)
+    monkeypatch.setitem(thread_limits._CONTROLLER, "controller", None)
     return made
 
 
@@ -54,11 +54,11 @@ def test_enter_limits_threads_and_restores(counted):
 
 
 def test_controller_found_again_after_imports(counted, monkeypatch):
-    environment.thread_controller()
-    environment.thread_controller()
+    thread_limits.thread_controller()
+    thread_limits.thread_controller()
     assert len(counted) == 1
     monkeypatch.setitem(sys.modules, "libertem_test_new_module", types.ModuleType("x"))
-    environment.thread_controller()
+    thread_limits.thread_controller()
     assert len(counted) == 2
 
 

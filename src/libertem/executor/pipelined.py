@@ -28,7 +28,6 @@ from libertem.common.executor import (
     ExecutorError,
     JobCancelledError,
     ResourceError,
-    SimpleMPWorkerQueue,
     TaskCommHandler,
     TaskProtocol,
     WorkerContext,
@@ -58,6 +57,7 @@ from libertem.executor.utils.pipelined_worker import (
     worker_run_function,
     worker_run_task,
 )
+from libertem.executor.utils.queues import SimpleMPWorkerQueue
 
 T = TypeVar("T")
 
