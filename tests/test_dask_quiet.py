@@ -159,7 +159,7 @@ def test_quiet_logging_levels_and_compute_failed_filter(monkeypatch):
 def test_pickling_keeps_file_names_of_code_by_value():
     import cloudpickle
 
-    from libertem.executor.utils.pickling import dumps
+    from libertem.common.pickling import dumps
 
     namespace: dict = {}
     exec(compile("def f(x):\n    return 2 * x\n", "/some/user/file.py", "exec"), namespace)

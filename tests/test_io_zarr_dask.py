@@ -8,7 +8,7 @@ from zarr.codecs import ZstdCodec
 
 from dask_shared import acquire_cluster, release_cluster
 from libertem.api import Context
-from libertem.io.export import read_results_zarr, write_results_zarr
+from libertem.io.writers.results.zarr import read_results_zarr, write_results_zarr
 from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF

@@ -10,14 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libertem.io.dataset.base.chunked import FlatChunkGrid
-from libertem.io.export import (
-    export_chunks,
-    export_zarr,
-    is_zarr_target,
-    read_results_zarr,
-    write_results_zarr,
-)
+from libertem.io.writers.results.zarr import read_results_zarr, write_results_zarr
+from libertem.io.writers.zarr import export_chunks, is_zarr_target
 from libertem.udf.base import UDF
+from libertem.udf.export import export_zarr
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF
 

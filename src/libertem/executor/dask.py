@@ -25,6 +25,7 @@ from libertem.common.executor import (
     WorkerContext,
     WorkerLostError,
 )
+from libertem.common.pickling import dumps
 from libertem.common.scheduler import Worker, WorkerSet
 from libertem.executor.base import (
     AsyncAdapter,
@@ -69,7 +70,6 @@ from libertem.executor.utils.dask_workers import (
     pack,
     unpack,
 )
-from libertem.executor.utils.pickling import dumps
 from libertem.executor.utils.snooze import SnoozeManager, keep_alive, keep_alive_context
 
 #: seconds to wait for workers to come back when waking up

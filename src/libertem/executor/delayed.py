@@ -49,7 +49,7 @@ from libertem.udf.base import (
     refuse_result_only,
 )
 from libertem.udf.data import UDFData
-from libertem.udf.main_udf import collect_results
+from libertem.udf.merge import collect_results
 from libertem.udf.results import UDFResults
 from libertem.udf.runner import UDFRunner
 from libertem.udf.validation import required_resources

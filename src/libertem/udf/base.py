@@ -22,7 +22,7 @@ from libertem.common.buffers import (
 )
 from libertem.common.exceptions import UDFException, UDFRunCancelled
 from libertem.common.lazy import lazy_names
-from libertem.common.math import count_nonzero, prod
+from libertem.common.math import check_cast, count_nonzero, prod
 from libertem.common.progress import (
     PartitionProgressTracker,
     PartitionTrackerNoOp,
@@ -420,29 +420,6 @@ def refuse_result_only(buffers: Mapping[str, BufferWrapper]) -> None:
             )
 
 
-def check_cast(fromvar, tovar) -> None:
-    """Check that the values of ``fromvar`` survive conversion to the dtype of ``tovar``.
-
-    A cast that ``numpy.can_cast`` calls safe always passes; otherwise the values
-    are converted and compared.
-
-    Raises
-    ------
-    RuntimeError
-        If converting changes a value (e.g. float data with fractions into an
-        integer buffer).
-    """
-    from_dtype, to_dtype = np.asarray(fromvar).dtype, np.asarray(tovar).dtype
-    if np.can_cast(from_dtype, to_dtype, casting="safe"):
-        return
-    converted = np.asarray(fromvar).astype(to_dtype)
-    if not np.array_equal(converted, np.asarray(fromvar), equal_nan=from_dtype.kind in "fc"):
-        raise RuntimeError(
-            f"unsafe cast from {from_dtype} to {to_dtype}: values would change; "
-            "convert the data explicitly or choose a wider dtype"
-        )
-
-
 # Names documented under libertem.udf.base that live elsewhere, looked up on first
 # access (some modules import this one, and some are written by other layers).
 _ELSEWHERE: dict[str, str] = {
@@ -461,7 +438,7 @@ _ELSEWHERE: dict[str, str] = {
     "DataSetMeta": "libertem.io.dataset.base",
     "DataTile": "libertem.io.dataset.base",
     "Partition": "libertem.io.dataset.base",
-    "Negotiator": "libertem.io.dataset.base",
+    "Negotiator": "libertem.udf.negotiation",
     "TilingScheme": "libertem.io.dataset.base",
     "get_coordinates": "libertem.io.dataset.base",
     "roi_for_partition": "libertem.common.roi",

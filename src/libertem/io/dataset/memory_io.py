@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from libertem.common.math import check_cast
 from libertem.common.sparse import is_sparse
 from libertem.io.dataset.base import (
     ArrayPartition,
@@ -62,8 +63,6 @@ class _CheckedSource(FrameSource):
 
     def _checked(self, part: np.ndarray) -> np.ndarray:
         if self._check:
-            from libertem.udf.base import check_cast
-
             check_cast(part, np.empty((), dtype=self._dest))
         return part
 

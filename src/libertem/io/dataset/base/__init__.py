@@ -3,7 +3,8 @@
 The names LiberTEM documents under ``libertem.io.dataset.base`` are here, built on
 our machinery: frame sources and :func:`iter_tiles` (tiles.py), file layouts read
 with memory maps or buffered/direct reads (filesource.py), and the tiling
-negotiation (tiling.py).
+rules of the tiling negotiation (tiling.py; the negotiation with the UDFs,
+:class:`Negotiator`, is in :mod:`libertem.udf.negotiation`).
 """
 
 from libertem.common.exceptions import DataSetException
@@ -43,7 +44,6 @@ from libertem.io.dataset.base.filesource import (
     single_file_layout,
 )
 from libertem.io.dataset.base.meta import DataSetMeta
-from libertem.io.dataset.base.negotiator import Negotiator
 from libertem.io.dataset.base.partition import ArrayPartition, Partition
 from libertem.io.dataset.base.readranges import default_get_read_ranges, make_get_read_ranges
 from libertem.io.dataset.base.structure import PartitionStructure, WritablePartition
@@ -77,7 +77,6 @@ __all__ = [
     "MMapBackendImpl",
     "MMapFile",
     "MMapFileBase",
-    "Negotiator",
     "OffsetsSizes",
     "Partition",
     "PartitionStructure",
@@ -100,3 +99,12 @@ __all__ = [
     "resolve_shapes",
     "single_file_layout",
 ]
+
+
+def __getattr__(name: str):
+    # LiberTEM's name here that belongs to the UDF layer
+    if name == "Negotiator":
+        from libertem.udf.negotiation import Negotiator
+
+        return Negotiator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

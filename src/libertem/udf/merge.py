@@ -1,10 +1,8 @@
-"""A UDF on the main node: full-size buffers, merging partial results, final results;
-and the negotiation of the tiling scheme."""
+"""Merging on the main node: a UDF's full-size buffers, merging the partial results of
+the partitions into them, and the final results."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,16 +10,12 @@ import numpy as np
 from libertem.common.buffers import ArrayWithMask, BufferWrapper, PlaceholderBufferWrapper
 from libertem.common.exceptions import UDFException
 from libertem.common.shape import Shape
-from libertem.common.udf import TileDepthEnum, TileSizeEnum
-from libertem.io.dataset.base import TilingRequest, make_tiling_scheme
-from libertem.io.dataset.base.negotiator import adjust_scheme
-from libertem.io.dataset.base.tiling import DEFAULT_TILE_BYTES, LARGE_TILE_BYTES
 from libertem.udf.base import DEFAULT_MERGE_ONLY_NAV, UDF, overrides
 from libertem.udf.data import MergeAttrMapping, UDFData
 from libertem.udf.partition_runner import aux_buffers
 
 if TYPE_CHECKING:
-    from libertem.io.dataset.base import TilingScheme
+    pass
 
 
 class MainUDF:
@@ -220,70 +214,9 @@ def as_result(decl: BufferWrapper, value, dataset_shape: Shape, roi) -> BufferWr
     return result
 
 
-def _is_inf(value) -> bool:
-    return isinstance(value, (int, float)) and math.isinf(value)
-
-
-def tiling_request(udfs: Sequence[UDF], methods: Sequence[str]) -> TilingRequest:
-    """What the UDFs together want of the tiles."""
-    sizes, depths = [], []
-    for udf in udfs:
-        prefs = udf.get_tiling_preferences() or {}
-        size = prefs.get("total_size", TileSizeEnum.BEST_FIT)
-        if size in (TileSizeEnum.BEST_FIT, TileSizeEnum.BEST_FIT.value):
-            sizes.append(DEFAULT_TILE_BYTES)
-        elif _is_inf(size):
-            sizes.append(LARGE_TILE_BYTES)
-        else:
-            sizes.append(max(1, int(size)))
-        depth = prefs.get("depth", TileDepthEnum.DEFAULT)
-        if depth in (TileDepthEnum.DEFAULT, TileDepthEnum.DEFAULT.value):
-            continue
-        depths.append(None if _is_inf(depth) else max(1, int(depth)))
-    whole = any(m == "partition" for m in methods) or (
-        bool(depths) and all(d is None for d in depths)
-    )
-    finite = [d for d in depths if d is not None]
-    return TilingRequest(
-        total_size=min(sizes) if sizes else DEFAULT_TILE_BYTES,
-        depth=min(finite) if finite else None,
-        full_frames=any(m != "tile" for m in methods),
-        whole_partition=whole,
-    )
-
-
-def negotiate_scheme(
-    udfs: Sequence[UDF],
-    methods: Sequence[str],
-    dataset,
-    partitions: Sequence,
-    input_dtypes: Sequence[np.dtype],
-    sig_shape: tuple[int, ...],
-    corrections,
-) -> TilingScheme:
-    """The tiling scheme of a run: the UDFs' wishes, the dataset's blocks, the corrections."""
-    max_depth = max((p.stop - p.start for p in partitions), default=1)
-    have = getattr(corrections, "have_corrections", None)
-    request = tiling_request(udfs, methods)
-    scheme = make_tiling_scheme(
-        request,
-        sig_shape,
-        tuple(dataset.get_base_shape(None)),  # LiberTEM datasets require the roi argument
-        max(d.itemsize for d in input_dtypes),
-        max_depth,
-        dataset.get_preferred_depth(),
-        corrections=corrections if have is not None and have() else None,
-        dataset_shape=dataset.shape,
-        max_io_size=dataset.get_max_io_size(),
-    )
-    return adjust_scheme(scheme, dataset, None, request.full_frames)
-
-
 __all__ = [
     "MainUDF",
     "as_result",
     "check_dtype_kind",
     "collect_results",
-    "negotiate_scheme",
-    "tiling_request",
 ]
