@@ -22,7 +22,8 @@ from libertem.io.dataset.base import (
     _roi_to_nd_indices,
     get_coordinates,
 )
-from libertem.io.dataset.base.filesource import LayoutPartition, single_file_layout
+from libertem.io.dataset.base.filesource import LayoutPartition
+from libertem.io.dataset.base.layout import single_file_layout
 from libertem.udf.base import UDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF

@@ -300,11 +300,9 @@ def test_direct_io_refused(monkeypatch, inline_ctx, raw_file):
 
 
 def test_direct_reads_bypass_page_cache_alignment(raw_file):
-    from libertem.io.dataset.base.filesource import (
-        DIRECT_ALIGN,
-        FileFrameSource,
-        single_file_layout,
-    )
+    from libertem.io.dataset.base.filesource import FileFrameSource
+    from libertem.io.dataset.base.layout import single_file_layout
+    from libertem.io.dataset.base.readahead import DIRECT_ALIGN
 
     path, data = raw_file
     layout = single_file_layout(path, 0, 30, SIG, "<u2")

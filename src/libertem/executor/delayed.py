@@ -12,11 +12,11 @@ import dask.array as da
 import numpy as np
 
 from libertem.common.backend import get_use_cuda
+from libertem.common.buffer_helpers import fill_value
 from libertem.common.buffers import (
     ArrayWithMask,
     BufferWrapper,
     PlaceholderBufferWrapper,
-    _fill_value,
 )
 from libertem.common.executor import (
     Environment,
@@ -200,7 +200,7 @@ def _get_results(udf, merged, shapes) -> dict[str, np.ndarray]:
         out[name] = np.asarray(getattr(value, "raw_data", value))
     for name, buf in buffers.items():
         if name not in out and buf.use == "result_only":
-            out[name] = np.full(shapes[name], _fill_value(buf.dtype), dtype=buf.dtype)
+            out[name] = np.full(shapes[name], fill_value(buf.dtype), dtype=buf.dtype)
     return out
 
 

@@ -25,7 +25,7 @@ from libertem.udf.com_fields import (
     magnitude,
     selection_factory,
 )
-from libertem.udf.masks import _DEFAULT_BACKENDS, ApplyMasksEngine
+from libertem.udf.masks import MASK_BACKENDS, ApplyMasksEngine
 
 __all__ = [
     "RegressionOptions",
@@ -204,7 +204,7 @@ class CoMUDF(UDF):
             raise ValueError("CoMUDF only works with 2D nav shape.")
 
     def get_backends(self):
-        return _DEFAULT_BACKENDS
+        return MASK_BACKENDS
 
     def get_task_data(self):
         p = self.get_params()

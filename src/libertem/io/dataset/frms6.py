@@ -35,7 +35,8 @@ from libertem.io.dataset.base.decoders import Decoder
 from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
-from libertem.io.dataset.base.filesource import FileFrameSource, FileSpan, FrameLayout
+from libertem.io.dataset.base.filesource import FileFrameSource
+from libertem.io.dataset.base.layout import FileSpan, FrameLayout
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.readranges import make_get_read_ranges
 from libertem.io.dataset.frms6_files import (

@@ -65,10 +65,10 @@ from libertem.io.dataset.mib_header import (
     HeaderDict,
     MIBHeader,
     MIBHeaderReader,
-    _hdr_int,
     find_acquisition,
     get_filenames,
     get_image_count_and_sig_shape,
+    hdr_int,
     is_valid_hdr,
     nav_shape_from_hdr,
     parse_mib_header,
@@ -309,7 +309,7 @@ class MIBDataSet(FileSetDataSet):
             hdr_path = self._path
         hdr = read_hdr(hdr_path) if hdr_path is not None else {}
         where = hdr_path or self._path
-        readers = self._readers(_hdr_int(hdr, "Counter Depth (number)", where))
+        readers = self._readers(hdr_int(hdr, "Counter Depth (number)", where))
         header = readers[0].fields
         files, start = [], 0
         for r in readers:
@@ -330,7 +330,7 @@ class MIBDataSet(FileSetDataSet):
         nav = self._nav_shape
         if nav is None:
             for key in ("Frames in Acquisition (Number)", "Frames per Trigger (Number)"):
-                _hdr_int(hdr, key, where)  # names the file if a value is corrupt
+                hdr_int(hdr, key, where)  # names the file if a value is corrupt
             nav = nav_shape_from_hdr(hdr) if hdr else None
             n_acq = prod(nav) if nav is not None else 0
             if n_acq > n_file and self.sync_offset == 0:
