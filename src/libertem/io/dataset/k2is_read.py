@@ -23,7 +23,7 @@ from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.readahead import pread_full
 from libertem.io.dataset.base.readranges import make_get_read_ranges
 from libertem.io.dataset.base.tiles import FrameSource
-from libertem.io.dataset.k2is_sectors import (
+from libertem.io.dataset.k2is_decode import (
     BLOCK_SHAPE,
     BLOCK_SIZE,
     BLOCKS_PER_SECTOR_PER_FRAME,
