@@ -20,7 +20,7 @@ from libertem.common.progress import ProgressReporter
 from libertem.common.roi import normalize_roi
 from libertem.executor.base import JobExecutor
 from libertem.udf.auto import AutoUDF
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.result_generator import (  # noqa: F401 - documented here too
     ResultAsyncGenerator,
     ResultGenerator,

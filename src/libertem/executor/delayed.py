@@ -41,15 +41,10 @@ from libertem.executor.utils.delayed_unpack import (
 )
 from libertem.io.dataset.base import DataSet
 from libertem.udf.backends import get_resources_for_backends
-from libertem.udf.base import (
-    UDF,
-    MergeAttrMapping,
-    UDFMergeAllMixin,
-    overrides,
-    refuse_result_only,
-)
-from libertem.udf.data import UDFData
+from libertem.udf.classes import UDF, overrides, refuse_result_only
+from libertem.udf.data import MergeAttrMapping, UDFData
 from libertem.udf.merge import collect_results
+from libertem.udf.mixins import UDFMergeAllMixin
 from libertem.udf.results import UDFResults
 from libertem.udf.runner import UDFRunner
 from libertem.udf.validation import required_resources

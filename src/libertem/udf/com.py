@@ -10,7 +10,7 @@ import numpy as np
 from libertem.common.backend import is_cupy_backend
 from libertem.common.container import MaskContainer
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.com_fields import (
     GuessResult,
     apply_correction,

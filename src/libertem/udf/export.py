@@ -29,7 +29,7 @@ from libertem.io.writers.zarr import (
     write_shared_chunks,
     zarr_modules,
 )
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 __all__ = [
     "ExportUDF",

@@ -16,7 +16,7 @@ from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.common.sparse import densify, is_sparse
 from libertem.common.udf import UDFMethod
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.meta import UDFMeta
 
 __all__ = ["ApplyMasksUDF", "ApplyMasksEngine", "rmatmul"]

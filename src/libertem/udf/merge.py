@@ -10,8 +10,9 @@ import numpy as np
 from libertem.common.buffers import ArrayWithMask, BufferWrapper, PlaceholderBufferWrapper
 from libertem.common.exceptions import UDFException
 from libertem.common.shape import Shape
-from libertem.udf.base import DEFAULT_MERGE_ONLY_NAV, UDF, overrides
+from libertem.udf.classes import UDF, overrides
 from libertem.udf.data import MergeAttrMapping, UDFData
+from libertem.udf.mixins import DEFAULT_MERGE_ONLY_NAV
 from libertem.udf.partition_runner import aux_buffers
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from libertem.io.dataset.base.tiling import (
 from libertem.udf.mixins import find_method
 
 if TYPE_CHECKING:
-    from libertem.udf.base import UDF
+    from libertem.udf.classes import UDF
 
 
 def _have(corrections) -> bool:

@@ -23,9 +23,10 @@ from libertem.udf.backends import (
     host_sources,
     is_numpy_like,
 )
-from libertem.udf.base import UDF, find_method, overrides
+from libertem.udf.classes import UDF, overrides
 from libertem.udf.data import UDFData
 from libertem.udf.meta import UDFMeta
+from libertem.udf.mixins import find_method
 from libertem.udf.params import UDFParams
 
 # seconds between two progress messages of a task

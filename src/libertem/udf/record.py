@@ -4,7 +4,7 @@
 from libertem.common.buffers import reshaped_view
 from libertem.common.math import prod
 from libertem.common.shape import Shape
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.export import RecordUDF
 
 __all__ = ["RecordUDF", "Shape", "UDF", "prod", "reshaped_view"]

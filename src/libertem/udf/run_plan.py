@@ -13,7 +13,7 @@ from libertem.common.buffers import BufferWrapper
 from libertem.common.executor import NoopCommHandler, TaskCommHandler
 from libertem.common.progress import ProgressReporter, TQDMProgressReporter
 from libertem.common.shape import Shape
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.merge import MainUDF
 from libertem.udf.params import UDFParams
 from libertem.udf.partition_runner import UDFTask, aux_buffers, default_threads_per_worker

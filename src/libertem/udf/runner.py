@@ -17,9 +17,10 @@ from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.udf.backends import choose_backend, host_sources
-from libertem.udf.base import UDF, find_method, overrides
+from libertem.udf.classes import UDF, overrides
 from libertem.udf.merge import MainUDF
 from libertem.udf.meta import UDFMeta
+from libertem.udf.mixins import find_method
 from libertem.udf.negotiation import negotiate_scheme
 from libertem.udf.params import UDFParams
 from libertem.udf.partition_runner import (
