@@ -6,8 +6,8 @@ import pytest
 
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.dm import DMDataSet, StackedDMDataSet
+from libertem.io.dataset.dm_header import read_dm_image, read_dm_images
 from libertem.io.dataset.dm_single import SingleDMDataSet
-from libertem.io.dataset.dm_tags import read_dm_image, read_dm_images
 from utils import make_roi
 from writers_b1 import Group, _DMWriter, check_dataset, dm_image_group, write_dm
 

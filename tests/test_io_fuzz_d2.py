@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.base import TilingScheme
-from libertem.io.dataset.dm_tags import read_dm_image
+from libertem.io.dataset.dm_header import read_dm_image
 from libertem.io.dataset.raw_csr import RawCSRDataSet, get_descriptor
 from writers_b1 import write_dm
 from writers_csr import sparse_frames, write_csr

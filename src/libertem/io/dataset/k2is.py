@@ -171,7 +171,7 @@ def _gtg_path(path: str) -> str | None:
 
 
 def _find_group(group, name: str, depth: int = 0):
-    from libertem.io.dataset.dm_tags import TagGroup
+    from libertem.io.dataset.dm_header import TagGroup
 
     if depth > 8:
         return None
@@ -193,7 +193,7 @@ def read_scan_size(gtg_path: str) -> tuple[int, int] | None:
     DataSetException
         If the file is not a valid tag file.
     """
-    from libertem.io.dataset.dm_tags import parse_dm
+    from libertem.io.dataset.dm_header import parse_dm
 
     tags = parse_dm(gtg_path)
     dims = _find_group(tags.root, "SI Dimensions")

@@ -6,7 +6,7 @@ converted straight into the tile buffers. Raw frames (``R64``, counter depth 1, 
 12 or 24, single chip or 2x2 quad) are decoded by numba kernels in blocks of
 frames (:mod:`libertem.io.dataset.base.decode`). Frames are handed out as stored,
 not flipped. Header parsing: :mod:`libertem.io.dataset.mib_header`; per-range
-decode functions and encoders: :mod:`libertem.io.dataset.mib_codec`.
+decode functions and encoders: :mod:`libertem.io.dataset.mib_decode`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from libertem.io.dataset.base import (
 )
 from libertem.io.dataset.base.checks import check_scan_size
 from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
-from libertem.io.dataset.mib_codec import (
+from libertem.io.dataset.mib_decode import (
     QUAD_DECODERS,
     RAW_DECODERS,
     decode_r1_swap,
@@ -110,7 +110,7 @@ class MIBDecoder(Decoder):
         return self.header["mib_kind"]
 
     def get_decode(self, native_dtype, read_dtype):
-        """The per-range decode function (see :mod:`libertem.io.dataset.mib_codec`)."""
+        """The per-range decode function (see :mod:`libertem.io.dataset.mib_decode`)."""
         if self.kind == "u":
             return DtypeConversionDecoder().get_decode(self.header["dtype"], read_dtype)
         depth = self.header["counter_depth"]
