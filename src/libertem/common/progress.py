@@ -21,7 +21,7 @@ from libertem.common.task_comm import CommsDispatcher
 if TYPE_CHECKING:
     from libertem.common.task_comm import TaskCommHandler
     from libertem.io.dataset.base import DataTile, Partition
-    from libertem.udf.partition_runner import UDFTask
+    from libertem.udf.task import UDFTask
 
 #: topics of the progress messages workers send
 TOPIC_START = "partition_start"

@@ -48,7 +48,7 @@ _ELSEWHERE: dict[str, str] = {
     "UDFResultsLazy": "libertem.udf.results",
     "ResultsForDataSet": "libertem.udf.results",
     "UDFParams": "libertem.udf.partition_runner",
-    "UDFTask": "libertem.udf.partition_runner",
+    "UDFTask": "libertem.udf.task",
     "UDFPartRunner": "libertem.udf.partition_runner",
     "TileConverter": "libertem.udf.partition_runner",
     "get_resources_for_backends": "libertem.udf.backends",

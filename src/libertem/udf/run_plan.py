@@ -15,9 +15,11 @@ from libertem.common.progress import ProgressReporter, TQDMProgressReporter
 from libertem.common.shape import Shape
 from libertem.udf.classes import UDF
 from libertem.udf.merge import MainUDF
+from libertem.udf.meta import default_threads_per_worker
 from libertem.udf.params import UDFParams
-from libertem.udf.partition_runner import UDFTask, aux_buffers, default_threads_per_worker
+from libertem.udf.partition_runner import aux_buffers
 from libertem.udf.results import UDFResultsLazy, damage_buffer
+from libertem.udf.task import UDFTask
 
 if TYPE_CHECKING:
     from libertem.corrections import CorrectionSet

@@ -23,11 +23,7 @@ from libertem.udf.meta import UDFMeta
 from libertem.udf.mixins import find_method
 from libertem.udf.negotiation import negotiate_scheme
 from libertem.udf.params import UDFParams
-from libertem.udf.partition_runner import (
-    UDFPartRunner,
-    UDFTask,
-    aux_buffers,
-)
+from libertem.udf.partition_runner import UDFPartRunner, aux_buffers
 from libertem.udf.results import ResultsForDataSet, UDFResults
 from libertem.udf.run_plan import (
     RunPlan,
@@ -37,6 +33,7 @@ from libertem.udf.run_plan import (
     resolve_input_dtypes,
     resolve_reporter,
 )
+from libertem.udf.task import UDFTask
 from libertem.udf.validation import check_clean_copy, required_resources
 
 # partial results held back to merge in partition order, at most (bytes)
