@@ -1,4 +1,5 @@
-"""The package's layers hold: no module imports from a layer above its own.
+"""The package's layers hold: no module imports from a layer above its own (and no
+module grows beyond what one job needs).
 
 Layers, low to high: common < io < udf < executor < analysis, viz, api, web, contrib
 (the top layers may import each other's lower layers, not each other where that would
@@ -134,6 +135,19 @@ def upward_imports() -> list[str]:
 def test_every_module_has_a_layer():
     for path in SRC.joinpath("libertem").rglob("*.py"):
         layer_of(module_name(path))
+
+
+#: most lines a module of the package may have (split it by job beyond that)
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_too_long():
+    long = [
+        f"{path.relative_to(SRC)}: {n} lines"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)
 
 
 def test_no_module_imports_a_higher_layer():
