@@ -19,7 +19,7 @@ from libertem.io.dataset.k2is import BLOCK_SIZE, K2ISDataSet
 from writers_frms6 import random_stored, write_frms6
 from writers_k2is import random_frames, write_k2is
 
-_DIR = tempfile.mkdtemp(prefix="fuzz_d1_")
+_DIR = tempfile.mkdtemp(prefix="fuzz_k2is_frms6_")
 atexit.register(shutil.rmtree, _DIR, True)
 _K2 = os.path.join(_DIR, "k2_template")
 _FR = os.path.join(_DIR, "frms6_template")

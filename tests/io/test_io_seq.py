@@ -11,7 +11,7 @@ import pytest
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.seq import SEQDataSet
 from utils import make_roi
-from writers_b1 import check_dataset, shifted, write_seq
+from writers_dm_ser_seq import check_dataset, shifted, write_seq
 
 NAV, SIG = (3, 5), (16, 12)
 

@@ -9,7 +9,7 @@ from libertem.io.dataset.dm import DMDataSet, StackedDMDataSet
 from libertem.io.dataset.dm_header import read_dm_image, read_dm_images
 from libertem.io.dataset.dm_single import SingleDMDataSet
 from utils import make_roi
-from writers_b1 import Group, _DMWriter, check_dataset, dm_image_group, write_dm
+from writers_dm_ser_seq import DMWriter, Group, check_dataset, dm_image_group, write_dm
 
 SIG = (8, 8)
 
@@ -26,7 +26,7 @@ def write_dm_images(path, arrays, version=4):
     image_list = Group()
     for a in arrays:
         image_list.append(("", dm_image_group(np.ascontiguousarray(a), a.shape[::-1])))
-    body = _DMWriter(version, "<").group(Group([("ImageList", image_list)]))
+    body = DMWriter(version, "<").group(Group([("ImageList", image_list)]))
     if version == 3:
         head = (3).to_bytes(4, "big") + (len(body) + 4).to_bytes(4, "big")
     else:

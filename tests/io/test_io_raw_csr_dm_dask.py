@@ -11,8 +11,8 @@ from libertem.contrib.convert_transposed import convert_dm4_transposed
 from libertem.udf import UDF
 from libertem.udf.sum import SumUDF
 from utils import make_roi
-from writers_b1 import check_dataset, write_dm
 from writers_csr import sparse_frames, write_csr
+from writers_dm_ser_seq import check_dataset, write_dm
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF
 from libertem.utils.sample_data import write_mib_acquisition
 from utils import make_roi
-from writers_b1 import write_seq
+from writers_dm_ser_seq import write_seq
 
 NAV, SIG = (3, 4), (16, 16)
 

@@ -16,11 +16,11 @@ from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.base import TilingScheme
 from libertem.io.dataset.dm_header import read_dm_image
 from libertem.io.dataset.raw_csr import RawCSRDataSet, get_descriptor
-from writers_b1 import write_dm
 from writers_csr import sparse_frames, write_csr
+from writers_dm_ser_seq import write_dm
 
 FUZZ = settings(deadline=5000, max_examples=60)
-_DIR = tempfile.mkdtemp(prefix="fuzz_d2_")
+_DIR = tempfile.mkdtemp(prefix="fuzz_raw_csr_dm_")
 _DATA = sparse_frames((6, 4, 5), 0.4, "uint16", seed=3)
 _BASE = write_csr(os.path.join(_DIR, "base"), _DATA)
 

@@ -12,7 +12,7 @@ from rsciio.digitalmicrograph import file_reader as rsciio_dm
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.dm import DMDataSet, read_dm_image
 from utils import make_roi
-from writers_b1 import check_dataset, shifted, write_dm
+from writers_dm_ser_seq import check_dataset, shifted, write_dm
 
 NAV, SIG = (3, 5), (16, 16)
 

@@ -22,7 +22,7 @@ from libertem.io.dataset.k2is import (
     get_filenames,
 )
 from utils import make_roi
-from writers_b1 import check_dataset, shifted
+from writers_dm_ser_seq import check_dataset, shifted
 from writers_k2is import pack12, random_frames, write_k2is
 
 N_FRAMES = 6

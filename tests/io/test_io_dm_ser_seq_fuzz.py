@@ -13,9 +13,9 @@ from libertem.io.dataset.base import TilingScheme
 from libertem.io.dataset.dm import DMDataSet
 from libertem.io.dataset.seq import SEQDataSet
 from libertem.io.dataset.ser import SERDataSet
-from writers_b1 import write_dm, write_seq, write_ser
+from writers_dm_ser_seq import write_dm, write_seq, write_ser
 
-_DIR = tempfile.mkdtemp(prefix="fuzz_b1_")
+_DIR = tempfile.mkdtemp(prefix="fuzz_dm_ser_seq_")
 
 
 def _sample(name):

@@ -21,7 +21,7 @@ from libertem.udf.stddev import StdDevUDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fake_cupy  # noqa: E402
 
 FAKE_CUPY_PATH = str(Path(fake_cupy.__file__).resolve())

@@ -11,7 +11,7 @@ from rsciio.tia import file_reader as rsciio_tia
 from libertem.common.exceptions import DataSetException
 from libertem.io.dataset.ser import SERDataSet
 from utils import make_roi
-from writers_b1 import check_dataset, shifted, write_ser
+from writers_dm_ser_seq import check_dataset, shifted, write_ser
 
 NAV, SIG = (3, 5), (16, 12)
 

@@ -22,7 +22,7 @@ from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 from libertem.udf.sumsigudf import SumSigUDF
 from utils import make_roi
-from writers_b1 import check_dataset, shifted
+from writers_dm_ser_seq import check_dataset, shifted
 from writers_frms6 import random_stored, unfold, write_file, write_frms6, write_gain_csv, write_hdr
 
 

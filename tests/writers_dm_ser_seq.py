@@ -43,7 +43,7 @@ def _text(s: str) -> Array:
     return Array(4, s.encode("utf-16-le"), len(s))
 
 
-class _DMWriter:
+class DMWriter:
     def __init__(self, version, bo):
         self.version, self.bo = version, bo
         self.w = ">I" if version == 3 else ">Q"
@@ -142,7 +142,7 @@ def write_dm(path, data: np.ndarray, version=4, layout="c", thumbnail=True, byte
     )
     if thumbnail:
         root.append(("Thumbnails", Group([("", Group([("ImageIndex", Simple(5, 0))]))])))
-    w = _DMWriter(version, byteorder)
+    w = DMWriter(version, byteorder)
     body = w.group(root)
     order_flag = struct.pack(">I", 1 if byteorder == "<" else 0)
     if version == 3:

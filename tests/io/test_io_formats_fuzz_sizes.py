@@ -30,8 +30,8 @@ from libertem.io.dataset import load
 from libertem.io.dataset.base import TilingScheme
 from libertem.io.dataset.base.checks import MAX_DATASET_BYTES, NUMERIC_KINDS
 from libertem.utils.sample_data import write_mib_acquisition
-from writers_b1 import write_seq, write_ser
 from writers_csr import write_csr
+from writers_dm_ser_seq import write_seq, write_ser
 from writers_frms6 import random_stored, write_frms6
 
 EXTREMES = [
@@ -533,11 +533,11 @@ def test_zarr_claimed_shape(folder, shape):
 )
 def test_dm_image_dimensions(folder, dims):
     """DM image dimensions that claim more (or other) data than the image holds."""
-    from writers_b1 import Group, _DMWriter, dm_image_group
+    from writers_dm_ser_seq import DMWriter, Group, dm_image_group
 
     path = os.path.join(folder, "a.dm4")
     root = Group([("ImageList", Group([("", dm_image_group(FRAMES, dims))]))])
-    body = _DMWriter(4, "<").group(root)
+    body = DMWriter(4, "<").group(root)
     with open(path, "wb") as f:
         f.write(struct.pack(">IQ", 4, len(body) + 4) + struct.pack(">I", 1) + body + bytes(8))
     _exercise(folder, "dm", dict(path=path))

@@ -13,7 +13,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -63,7 +63,7 @@ def test_basic_example_script(tmp_path):
 
     import numpy as np
 
-    script = Path(__file__).resolve().parent.parent / "examples" / "basic.py"
+    script = Path(__file__).resolve().parents[2] / "examples" / "basic.py"
     run = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )

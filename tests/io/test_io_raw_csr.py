@@ -30,8 +30,8 @@ from libertem.io.dataset.raw_csr import (
 )
 from libertem.udf import UDF
 from utils import make_roi
-from writers_b1 import check_dataset, shifted
 from writers_csr import sparse_frames, write_csr
+from writers_dm_ser_seq import check_dataset, shifted
 
 NAV, SIG = (4, 5), (8, 9)
 

@@ -33,7 +33,7 @@ from libertem.io.dataset.ser import SERFile, SERFileSet, SERPartition
 from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 from utils import make_roi
-from writers_b1 import write_ser
+from writers_dm_ser_seq import write_ser
 
 
 def _pick(ctx, ds, roi=None):

@@ -11,7 +11,7 @@ from libertem.contrib.convert_transposed import (
     convert_dm4_transposed,
 )
 from libertem.udf.base import UDFMethod
-from writers_b1 import write_dm
+from writers_dm_ser_seq import write_dm
 
 NAV, SIG = (3, 5), (8, 6)
 

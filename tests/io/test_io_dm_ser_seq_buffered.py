@@ -13,8 +13,8 @@ from libertem.common.exceptions import DataSetException
 from libertem.executor.inline import InlineJobExecutor
 from libertem.udf.raw import PickUDF
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import writers_b1  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import writers_dm_ser_seq  # noqa: E402
 
 
 def _frames(rng, dtype, n=6, shape=(8, 10)):
@@ -25,24 +25,24 @@ def _sample(kind: str, tmp_path: Path, rng):
     if kind == "dm-stack":
         data = _frames(rng, np.uint16)
         path = tmp_path / "stack.dm4"
-        writers_b1.write_dm(path, data, version=4)
+        writers_dm_ser_seq.write_dm(path, data, version=4)
         return dict(path=str(path)), data
     if kind == "dm-files":
         data = _frames(rng, np.float32, n=4)
         files = []
         for i, frame in enumerate(data):
             files.append(str(tmp_path / f"frame{i}.dm3"))
-            writers_b1.write_dm(files[-1], frame, version=3)
+            writers_dm_ser_seq.write_dm(files[-1], frame, version=3)
         return dict(files=files), data
     if kind == "ser":
         data = _frames(rng, np.uint16)
         path = tmp_path / "scan.ser"
-        writers_b1.write_ser(path, data, nav_dims=(6,), gaps=[0, 8, 0, 24, 0, 0])
+        writers_dm_ser_seq.write_ser(path, data, nav_dims=(6,), gaps=[0, 8, 0, 24, 0, 0])
         # TIA stores images bottom row first; readers hand them out top row first
         return dict(path=str(path)), data[:, ::-1]
     data = _frames(rng, np.uint16)
     path = tmp_path / "movie.seq"
-    writers_b1.write_seq(path, data)
+    writers_dm_ser_seq.write_seq(path, data)
     return dict(path=str(path)), data
 
 

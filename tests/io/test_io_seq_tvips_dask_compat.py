@@ -54,7 +54,7 @@ from libertem.io.dataset.tvips import (
 from libertem.udf.raw import PickUDF
 from libertem.udf.sum import SumUDF
 from utils import make_roi
-from writers_b1 import write_seq
+from writers_dm_ser_seq import write_seq
 
 # --- SEQ ----------------------------------------------------------------------------------------
 

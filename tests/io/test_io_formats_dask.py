@@ -2,9 +2,9 @@
 reading happens in the worker processes; results against numpy, with and without ROI."""
 
 import pytest
+from test_io_backend_matrix import FORMATS, check_sums_and_pick
 
 from libertem.api import Context
-from test_io_backend_matrix import FORMATS, check_sums_and_pick
 
 
 @pytest.fixture(scope="module")

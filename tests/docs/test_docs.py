@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 
 # A fenced block that opens with exactly ```python at the start of a line and
 # ends with ``` at the start of a line. Blocks fenced as ```text (or anything
