@@ -6,6 +6,10 @@ partition) on its workers and yields their results. Each task gets an
 :class:`WorkerContext` to send messages (for example progress) to the main node,
 where a :class:`TaskCommHandler` hands them to the callbacks subscribed to
 their topic.
+
+The pieces live in their own modules of this layer (``environment``, ``queues``,
+``task_comm``, ``scatter``, ``exceptions``) and are importable from here, as in
+LiberTEM; the queue implementations are in :mod:`libertem.executor.utils.queues`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from libertem.common.exceptions import (
     ResourceError,
     WorkerLostError,
 )
+from libertem.common.lazy import lazy_names
 from libertem.common.queues import WorkerQueue, WorkerQueueEmpty
 from libertem.common.scatter import (
     ParamsHandle,
@@ -352,14 +357,7 @@ _ELSEWHERE = {
     "SimpleWorkerQueue": "libertem.executor.utils.queues",
 }
 
-
-def __getattr__(name: str):
-    source = _ELSEWHERE.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(source), name)
+__getattr__, __dir__ = lazy_names(__name__, _ELSEWHERE)
 
 
 __all__ = [
