@@ -1,5 +1,5 @@
 """Writer of small PNDetector FRMS6 acquisitions (``.hdr``, ``_NNN.frms6``, gain maps),
-for tests, following the layout described in :mod:`libertem.io.dataset.frms6_files`;
+for tests, following the layout described in :mod:`libertem.io.dataset.frms6_header`;
 written with plain numpy and ``struct``, independent of the reader.
 """
 

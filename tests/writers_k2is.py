@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 
-from writers_b1 import Group, Simple, _DMWriter
+from writers_dm_ser_seq import DMWriter, Group, Simple
 
 FRAME_SHAPE = (1860, 2048)
 BLOCK_BYTES = 22360
@@ -86,7 +86,7 @@ def write_gtg(path, nav_shape) -> str:
             ),
         ]
     )
-    body = _DMWriter(4, "<").group(root)
+    body = DMWriter(4, "<").group(root)
     with open(path, "wb") as f:
         f.write(struct.pack(">IQ", 4, len(body) + 4) + struct.pack(">I", 1) + body + b"\0" * 8)
     return path

@@ -14,13 +14,14 @@ from libertem.common.async_utils import (  # noqa: F401 - documented here too
     run_gen_get_last,
 )
 from libertem.common.buffers import BufferWrapper
-from libertem.common.exceptions import ExecutorSpecException
+from libertem.common.exceptions import ExecutorSpecException  # noqa: F401 - documented here
 from libertem.common.lazy import lazy_names
 from libertem.common.progress import ProgressReporter
 from libertem.common.roi import normalize_roi
 from libertem.executor.base import JobExecutor
+from libertem.executor.specs import make_executor
 from libertem.udf.auto import AutoUDF
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.result_generator import (  # noqa: F401 - documented here too
     ResultAsyncGenerator,
     ResultGenerator,
@@ -34,105 +35,6 @@ from libertem.udf.results import UDFResults  # noqa: F401 - documented here too
 if TYPE_CHECKING:  # documented names, for type checkers only
     from libertem.io.dataset.base import DataSet
     from libertem.viz.base import Live2DPlot  # noqa: F401
-
-_EXECUTOR_SPECS = (
-    "inline",
-    "synchronous",
-    "threads",
-    "dask",
-    "dask-integration",
-    "dask-make-default",
-    "delayed",
-    "pipelined",
-)
-
-
-#: executor specs that take neither ``cpus`` nor ``gpus`` (``'threads'``: no ``gpus``)
-_NO_CPU_SPEC = ("inline", "synchronous", "dask-integration", "delayed")
-
-
-def _ids(value, what: str) -> list[int] | None:
-    """Normalize a count or a list of ids to a list of ids."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        if value < 0:
-            raise ExecutorSpecException(f"{what}={value}: cannot be negative")
-        return list(range(value))
-    return [int(v) for v in value]
-
-
-def _make_executor(
-    spec: str, cpus=None, gpus=None, snooze_timeout=None, main_process_gpu=None
-) -> JobExecutor:
-    """Create the executor named by ``spec`` with the requested CPUs and GPUs.
-
-    ``snooze_timeout`` applies to the local Dask clusters; ``main_process_gpu`` to all
-    (validated with :func:`~libertem.executor.base.make_canonical` before anything starts).
-    """
-    if spec not in _EXECUTOR_SPECS:
-        raise ExecutorSpecException(
-            f"unknown executor spec {spec!r}; choose one of {', '.join(_EXECUTOR_SPECS)}"
-        )
-    if cpus is not None and spec in _NO_CPU_SPEC:
-        raise ExecutorSpecException(
-            f"Executor type {spec} does not support specifying CPU workers at this time"
-        )
-    if gpus is not None and spec in (*_NO_CPU_SPEC, "threads"):
-        raise ExecutorSpecException(
-            f"Executor type {spec} does not support specifying GPU workers at this time"
-        )
-    from libertem.executor.base import make_canonical
-
-    main_process_gpu = make_canonical(main_process_gpu)
-    cpu_ids, gpu_ids = _ids(cpus, "cpus"), _ids(gpus, "gpus")
-    if spec in ("inline", "synchronous"):
-        from libertem.executor.inline import InlineJobExecutor
-
-        return InlineJobExecutor(main_process_gpu=main_process_gpu)
-    if spec == "threads":
-        from libertem.executor.concurrent import ConcurrentJobExecutor
-
-        if cpu_ids is not None and not cpu_ids:
-            raise ExecutorSpecException("cpus=0: the thread executor needs at least one CPU")
-        return ConcurrentJobExecutor.make_local(
-            None if cpu_ids is None else len(cpu_ids), main_process_gpu=main_process_gpu
-        )
-    if spec == "delayed":
-        from libertem.executor.delayed import DelayedJobExecutor
-
-        return DelayedJobExecutor(main_process_gpu=main_process_gpu)
-    if spec == "dask-integration":
-        from libertem.executor.integration import get_dask_integration_executor
-
-        return get_dask_integration_executor(main_process_gpu=main_process_gpu)
-    if spec == "pipelined":
-        from libertem.executor.pipelined import make_for_context
-
-        return make_for_context(cpu_ids, gpu_ids, main_process_gpu=main_process_gpu)
-    from libertem.executor.dask import DaskJobExecutor, cluster_spec
-    from libertem.utils.devices import detect
-
-    devices = detect()
-    if cpu_ids is not None:
-        devices["cpus"] = cpu_ids
-    if gpu_ids is not None:
-        if gpu_ids and not list(devices["cudas"]):
-            raise ExecutorSpecException("Cannot specify GPU workers as no GPUs detected")
-        missing = sorted(set(gpu_ids) - set(devices["cudas"]))
-        if missing:
-            raise ExecutorSpecException(
-                f"gpus={gpus!r} requested, but CUDA devices {missing} are not available "
-                f"(found: {list(devices['cudas'])})"
-            )
-        devices["cudas"] = gpu_ids
-    client_kwargs = {"set_as_default": spec == "dask-make-default"}
-    return DaskJobExecutor.make_local(
-        spec=cluster_spec(**devices),
-        client_kwargs=client_kwargs,
-        snooze_timeout=snooze_timeout,
-        main_process_gpu=main_process_gpu,
-    )
 
 
 class Context(AnalysisMixin):
@@ -173,7 +75,7 @@ class Context(AnalysisMixin):
         By default a local Dask.distributed cluster with one single-threaded worker
         process per CPU core and per CUDA device.
         """
-        return _make_executor("dask")
+        return make_executor("dask")
 
     @classmethod
     def make_with(
@@ -220,7 +122,7 @@ class Context(AnalysisMixin):
             For a ``main_process_gpu`` that is not a bool, an int or ``None``.
         """
         ctx = cls(
-            executor=_make_executor(
+            executor=make_executor(
                 executor_spec,
                 cpus=cpus,
                 gpus=gpus,

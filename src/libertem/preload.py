@@ -19,6 +19,7 @@ import numpy  # noqa: F401
 import sparse  # noqa: F401
 
 import libertem  # noqa: F401
+from libertem.common.backend import set_file_limit
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,8 @@ def _optional(name: str) -> None:
         log.warning("could not import %s: %r", name, e)
 
 
-def raise_open_file_limit() -> None:
-    """Raise the soft limit of open files to the hard limit (where the OS has one)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError):
-        pass
+#: raise the soft limit of open files to the hard limit (where the OS has one)
+raise_open_file_limit = set_file_limit
 
 
 for _name in ("torch", "hdf5plugin", "numba.cuda"):

@@ -62,12 +62,12 @@ def test_optional_libraries_are_left_alone_when_missing():
 
 
 def test_faces_give_the_executor_helpers():
+    from libertem.common import executor
     from libertem.common.cupy import use_gpu
-    from libertem.executor.utils import environment
 
-    assert lt_threading.set_num_threads is environment.set_num_threads
-    assert lt_threading.mitigations is environment.mitigations
-    assert use_gpu is environment.use_gpu
+    assert lt_threading.set_num_threads is executor.set_num_threads
+    assert lt_threading.mitigations is executor.mitigations
+    assert use_gpu is executor.use_gpu
     with use_gpu(None):
         pass
 

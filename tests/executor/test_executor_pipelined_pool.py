@@ -11,6 +11,7 @@ import cloudpickle
 import pytest
 
 from libertem.common.executor import SimpleWorkerQueue, WorkerQueueEmpty
+from libertem.common.pickling import dumps
 from libertem.common.scheduler import Scheduler, Worker, WorkerSet
 from libertem.executor.base import TaskEnvironment
 from libertem.executor.pipelined import (
@@ -23,7 +24,6 @@ from libertem.executor.pipelined import (
     schedule_task,
     worker_loop,
 )
-from libertem.executor.utils.pickling import dumps
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -31,7 +31,7 @@ B = "libertem.io.dataset.base"
     "module, name, home",
     [
         ("tiling_scheme", "TilingScheme", "tiling"),
-        ("tiling_scheme", "Negotiator", "negotiator"),
+        ("tiling_scheme", "Negotiator", "libertem.udf.negotiation"),
         ("backend_mmap", "MMapFile", "backend_impl"),
         ("backend_buffered", "BufferPool", None),
         ("backend_direct", "DirectBackend", "backend"),
@@ -51,7 +51,8 @@ def test_faces_hand_out_the_same_objects(module, name, home):
     face = importlib.import_module(f"{B}.{module}")
     obj = getattr(face, name)
     if home is not None:
-        assert obj is getattr(importlib.import_module(f"{B}.{home}"), name)
+        home = home if home.startswith("libertem.") else f"{B}.{home}"
+        assert obj is getattr(importlib.import_module(home), name)
     assert name in dir(face)
     with pytest.raises(AttributeError):
         face.no_such_name  # noqa: B018

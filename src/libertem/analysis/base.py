@@ -11,7 +11,7 @@ import numpy as np
 from libertem.common.analysis import AnalysisResult, AnalysisResultSet
 from libertem.common.buffers import BufferWrapper
 from libertem.common.viz import rgb_from_2dvector, visualize_simple
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 if TYPE_CHECKING:
     from libertem.analysis.helper import GeneratorHelper

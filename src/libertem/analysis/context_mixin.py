@@ -321,7 +321,7 @@ class AnalysisMixin:
         path
             Target file. A ``.npy`` suffix writes NumPy's format (``numpy.load`` reads
             it), a ``.zarr`` suffix a Zarr array chunked along the navigation axes (see
-            :func:`libertem.io.export.export_zarr`); other suffixes need ``format``.
+            :func:`libertem.udf.export.export_zarr`); other suffixes need ``format``.
         roi
             Write only the selected frames, as a stack ``(n_selected, *sig_shape)``.
             Without ROI the file has the dataset's full shape.
@@ -346,7 +346,7 @@ class AnalysisMixin:
         FileExistsError
             If ``path`` exists and ``overwrite`` is false.
         """
-        from libertem.analysis.export import export_dataset
+        from libertem.udf.export import export_dataset
 
         if path is None:
             raise TypeError("export_dataset() needs a path")

@@ -47,6 +47,16 @@ def get_device_class() -> str:
     return "cpu" if _state["cuda"] is None else "cuda"
 
 
+def device_choice() -> dict[str, int | None]:
+    """A copy of this process's device choice, for :func:`restore_device_choice`."""
+    return dict(_state)
+
+
+def restore_device_choice(choice: dict[str, int | None]) -> None:
+    """Go back to a device choice taken with :func:`device_choice`."""
+    _state.update(choice)
+
+
 def is_cupy_backend(backend: str | None) -> bool:
     """Whether data of array backend ``backend`` lives in CuPy arrays (``'cupy'``,
     ``'cupyx.scipy.sparse...'``); ``'cuda'`` is NumPy data on a CUDA worker."""

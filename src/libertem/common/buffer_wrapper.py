@@ -1,4 +1,6 @@
-"""The buffer of a UDF result: declaration, storage, views, valid-masks."""
+"""The buffer of a UDF result: declaration, storage and the result it holds (its views
+are in :mod:`~libertem.common.buffer_views`, its valid-masks in
+:mod:`~libertem.common.valid_mask`)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from libertem.common.buffer_helpers import fill_value, flat_roi, partition_range, to_numpy
+from libertem.common.buffer_views import BufferViewsMixin
 from libertem.common.math import count_nonzero
 from libertem.common.shape import Shape
-from libertem.common.slice import Slice
 from libertem.common.valid_mask import ValidMaskMixin
 
 if TYPE_CHECKING:
@@ -26,53 +29,7 @@ _USES = (None, "private", "result_only")
 _WHERES = (None, "device")
 
 
-def _fill_value(dtype: np.dtype):
-    """What ``kind='nav'`` results hold at positions outside the ROI, by dtype kind."""
-    kind = np.dtype(dtype).kind
-    if kind == "f":
-        return np.nan
-    if kind == "c":
-        return complex(np.nan, np.nan)
-    if kind == "O":
-        return None
-    if kind == "S":
-        return b""
-    if kind == "U":
-        return ""
-    if kind == "M":
-        return np.datetime64("NaT")
-    if kind == "m":
-        return np.timedelta64("NaT")
-    if kind == "V":
-        return np.zeros((), dtype=dtype)[()]
-    return 0
-
-
-def to_numpy(a) -> np.ndarray:
-    """``a`` as a NumPy array: device arrays are copied to the host, NumPy arrays kept."""
-    if isinstance(a, np.ndarray) and type(a) is np.ndarray:
-        return a
-    get = getattr(a, "get", None)
-    if get is not None and not isinstance(a, dict):
-        return np.asarray(get())
-    return np.asarray(a)
-
-
-def _flat_roi(roi) -> np.ndarray | None:
-    return None if roi is None else np.asarray(roi, dtype=bool).reshape(-1)
-
-
-def _partition_range(partition) -> tuple[int, int]:
-    """Flat frame range ``[start, stop)`` of a partition (our partitions or LiberTEM-style)."""
-    start = getattr(partition, "start", None)
-    stop = getattr(partition, "stop", None)
-    if start is None or stop is None:
-        sl = partition.slice
-        start, stop = sl.origin[0], sl.origin[0] + sl.shape[0]
-    return int(start), int(stop)
-
-
-class BufferWrapper(ValidMaskMixin):
+class BufferWrapper(ValidMaskMixin, BufferViewsMixin):
     """A buffer declared by a UDF, plus its storage and current view.
 
     Buffers are declared with :meth:`libertem.udf.UDF.buffer` and come back from
@@ -182,15 +139,15 @@ class BufferWrapper(ValidMaskMixin):
 
     def set_roi(self, roi) -> None:
         """Remember the ROI (boolean, nav-shaped or flat) used by the ``set_shape_*`` methods."""
-        self._roi = _flat_roi(roi)
+        self._roi = flat_roi(roi)
 
     def set_shape_partition(self, partition, roi=None) -> None:
         """Size the buffer for the (selected) frames of ``partition``.
 
         ``roi`` is the ROI of the whole dataset (nav-shaped or flat), or ``None``.
         """
-        roi = _flat_roi(roi) if roi is not None else self._roi
-        start, stop = _partition_range(partition)
+        roi = flat_roi(roi) if roi is not None else self._roi
+        start, stop = partition_range(partition)
         n = stop - start if roi is None else count_nonzero(roi[start:stop])
         sig = tuple(partition.shape.sig) if hasattr(partition, "shape") else ()
         self._partition_start = start
@@ -198,7 +155,7 @@ class BufferWrapper(ValidMaskMixin):
 
     def set_shape_ds(self, dataset_shape: Shape, roi=None) -> None:
         """Size the buffer for the (selected) frames of a whole dataset of ``dataset_shape``."""
-        roi = _flat_roi(roi) if roi is not None else self._roi
+        roi = flat_roi(roi) if roi is not None else self._roi
         n = dataset_shape.nav.size if roi is None else count_nonzero(roi)
         self._partition_start = None
         self.set_shape(n, tuple(dataset_shape.sig))
@@ -263,7 +220,7 @@ class BufferWrapper(ValidMaskMixin):
     def set_result_context(self, dataset_shape: Shape, roi_flat: np.ndarray | None) -> None:
         """Remember the dataset shape and ROI so that :attr:`data` can expand nav results."""
         self._dataset_shape = dataset_shape
-        self._roi = _flat_roi(roi_flat)
+        self._roi = flat_roi(roi_flat)
 
     def set_result(self, value, dataset_shape: Shape, roi_flat: np.ndarray | None) -> None:
         """Hold the final result ``value`` (as ``get_results`` returned it).
@@ -309,7 +266,7 @@ class BufferWrapper(ValidMaskMixin):
         if self._roi is None or self._full_nav:
             return storage.reshape(shape)
         full = np.empty((self._roi.size, *self._extra_shape), dtype=storage.dtype)
-        full[...] = _fill_value(storage.dtype)
+        full[...] = fill_value(storage.dtype)
         full[self._roi] = to_numpy(storage)
         return full.reshape(shape)
 
@@ -348,123 +305,6 @@ class BufferWrapper(ValidMaskMixin):
         """:attr:`raw_data` as a masked array that hides the invalid entries."""
         raw = to_numpy(self.raw_data)
         return np.ma.array(raw, mask=~self._raw_valid_mask().reshape(raw.shape))
-
-    # views (the engine's fast interface) ------------------------------------------
-    @property
-    def view(self) -> np.ndarray:
-        """The view for the data portion now processed (the whole storage otherwise)."""
-        return self._view
-
-    def set_view_nav_range(self, start: int, stop: int, sig_index: tuple | None = None) -> None:
-        """Point the view at storage frames ``[start, stop)`` (nav) or at ``sig_index`` (sig)."""
-        storage = self._storage
-        if self._kind == "nav":
-            self._view = storage[start:stop]
-        elif self._kind == "sig" and sig_index is not None:
-            self._view = storage[sig_index]
-        else:
-            self._view = storage
-
-    def set_view_frame(self, index: int) -> None:
-        """Point the view at one frame: an array of ``extra_shape`` (or shape ``(1,)``)."""
-        if self._kind == "nav":
-            if self._extra_shape:
-                self._view = self._storage[index]
-            else:
-                self._view = self._storage[index : index + 1]
-        else:
-            self._view = self._storage
-
-    def reset_view(self) -> None:
-        """Point the view at the whole storage."""
-        self._view = self._storage
-
-    def set_view(self, view) -> None:
-        """Use ``view`` (an array into the storage) as the current view."""
-        self._view = view
-
-    # views (LiberTEM's interface) ----------------------------------------------------
-    def get_view_for_dataset(self, dataset) -> np.ndarray:
-        """The view for the whole dataset (on the main node): the whole storage."""
-        return self._storage
-
-    def get_view_for_partition(self, partition) -> np.ndarray:
-        """The view for a whole partition.
-
-        For a dataset-sized ``nav`` buffer, the part of the partition's selected
-        frames; otherwise the whole storage.
-        """
-        if self._kind != "nav" or self._partition_start is not None:
-            return self._storage
-        start, stop = _partition_range(partition)
-        roi = self._roi
-        if roi is None:
-            return self._storage[start:stop]
-        begin = count_nonzero(roi[:start])
-        return self._storage[begin : begin + count_nonzero(roi[start:stop])]
-
-    @staticmethod
-    def _tile_slice(tile, partition=None) -> Slice:
-        """The tile's slice with frames counted among the partition's selected frames."""
-        local = getattr(tile, "slice", None)
-        if isinstance(local, Slice):
-            return local
-        sl = tile.tile_slice
-        if partition is None:
-            return sl
-        start, _ = _partition_range(partition)
-        return sl.shift_by((-start,) + (0,) * (len(sl.origin) - 1))
-
-    def get_view_for_tile(self, partition, tile) -> np.ndarray:
-        """The view for ``tile`` of ``partition``.
-
-        The tile's slice counts frames among the partition's selected frames (as
-        ``Partition.get_tiles`` hands them out).
-        """
-        sl = self._tile_slice(tile, partition)
-        if self._kind == "nav":
-            start = sl.origin[0]
-            return self._storage[start : start + sl.shape[0]]
-        if self._kind == "sig":
-            return self._storage[sl.get(sig_only=True)]
-        return self._storage
-
-    def get_contiguous_view_for_tile(self, partition, tile) -> np.ndarray:
-        """Like :meth:`get_view_for_tile`, always C-contiguous.
-
-        A ``sig`` view that is not contiguous is handed out as a copy, written
-        back by :meth:`flush`.
-        """
-        view = self.get_view_for_tile(partition, tile)
-        if self._kind != "sig" or view.flags.c_contiguous:
-            return view
-        self.flush()
-        copy = np.ascontiguousarray(view)
-        self._pending_flush = (self._tile_slice(tile, partition).get(sig_only=True), copy)
-        return copy
-
-    def get_view_for_frame(self, partition, tile, frame_idx: int) -> np.ndarray:
-        """The view for frame ``frame_idx`` of ``tile``: ``extra_shape`` (or ``(1,)``) for nav."""
-        sl = self._tile_slice(tile, partition)
-        if self._kind == "nav":
-            index = sl.origin[0] + frame_idx
-            if self._extra_shape:
-                return self._storage[index]
-            return self._storage[index : index + 1]
-        if self._kind == "sig":
-            return self._storage[sl.get(sig_only=True)]
-        return self._storage
-
-    def flush(self, debug: bool = False) -> None:
-        """Write back a contiguous copy handed out by :meth:`get_contiguous_view_for_tile`."""
-        if self._pending_flush is None:
-            return
-        index, copy = self._pending_flush
-        self._pending_flush = None
-        target = self._storage[index]
-        if debug and target.shape != copy.shape:
-            raise RuntimeError(f"flush: view of shape {copy.shape} for a region of {target.shape}")
-        target[...] = copy
 
     # auxiliary data ----------------------------------------------------------------
     @classmethod

@@ -28,15 +28,10 @@ from libertem.common.bbox import (
     get_bbox_slice,
     get_inner_slice,
 )
-from libertem.common.buffer_wrapper import (  # noqa: F401 - _fill_value: dask_buffer
+from libertem.common.buffer_helpers import flat_roi, partition_range, to_numpy
+from libertem.common.buffer_wrapper import (
     BufferKind,
-    BufferLocation,
-    BufferUse,
     BufferWrapper,
-    _fill_value,
-    _flat_roi,
-    _partition_range,
-    to_numpy,
 )
 from libertem.common.math import count_nonzero, flat_nonzero, prod
 from libertem.common.shape import Shape
@@ -147,7 +142,7 @@ class AuxBufferWrapper(BufferWrapper):
         """A copy holding only the data of ``partition``'s frames that ``roi`` selects."""
         new = AuxBufferWrapper(self.kind, self.extra_shape, self.dtype)
         if self.kind == "nav":
-            part = self._frames(*_partition_range(partition), _flat_roi(roi))
+            part = self._frames(*partition_range(partition), flat_roi(roi))
         else:
             part = self._aux_source
         new._aux_source = part

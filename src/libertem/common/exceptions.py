@@ -15,3 +15,27 @@ class ExecutorSpecException(Exception):
 
 class DataSetException(Exception):
     """A dataset cannot be opened or read as described: names the file and the problem."""
+
+
+class ExecutorError(Exception):
+    """Running something on an executor failed."""
+
+
+class JobCancelledError(Exception):
+    """The run was cancelled (see ``cancel(cancel_id)``) before all its tasks finished.
+
+    Raised by executors (and task comm handlers, or a UDF); the UDF runner turns it
+    into :class:`UDFRunCancelled`.
+    """
+
+
+class WorkerLostError(UDFRunCancelled):
+    """A worker process died while it ran a task of the run, so the run was cancelled.
+
+    The message names the worker and the partition. The executor stays usable: the
+    next run goes to the workers that are left (and to restarted ones).
+    """
+
+
+class ResourceError(ExecutorError):
+    """No worker offers the resources (``CPU``, ``CUDA``, ...) a task needs."""

@@ -6,31 +6,44 @@ partition) on its workers and yields their results. Each task gets an
 :class:`WorkerContext` to send messages (for example progress) to the main node,
 where a :class:`TaskCommHandler` hands them to the callbacks subscribed to
 their topic.
+
+The pieces live in their own modules of this layer (``environment``, ``queues``,
+``task_comm``, ``scatter``, ``exceptions``) and are importable from here, as in
+LiberTEM; the queue implementations are in :mod:`libertem.executor.utils.queues`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from libertem.common.exceptions import UDFRunCancelled
+from libertem.common.cupy import use_gpu
+from libertem.common.environment import Environment
+from libertem.common.exceptions import (
+    ExecutorError,
+    JobCancelledError,
+    ResourceError,
+    WorkerLostError,
+)
+from libertem.common.lazy import lazy_names
+from libertem.common.queues import WorkerQueue, WorkerQueueEmpty
+from libertem.common.scatter import (
+    ParamsHandle,
+    ScatterHandle,
+    enter_scatter,
+    resolve_params,
+    scattered,
+)
 from libertem.common.scheduler import ResourceDef, Worker, WorkerSet
-from libertem.executor.utils.environment import (
-    Environment,
-    mitigations,
-    set_num_threads,
-    use_gpu,
+from libertem.common.task_comm import (
+    STOP_TOPIC,
+    NoopCommHandler,
+    SubscriptionManager,
+    TaskCommHandler,
+    WorkerContext,
 )
-from libertem.executor.utils.queues import (
-    SimpleMPWorkerQueue,
-    SimpleWorkerQueue,
-    WorkerQueue,
-    WorkerQueueEmpty,
-)
+from libertem.common.threading import mitigations, set_num_threads
 from libertem.utils.devices import has_cupy
 
 if TYPE_CHECKING:
@@ -38,33 +51,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 V = TypeVar("V")
-
-#: the header topic that ends :meth:`TaskCommHandler.monitor`
-STOP_TOPIC = "STOP"
-
-
-class ExecutorError(Exception):
-    """Running something on an executor failed."""
-
-
-class JobCancelledError(Exception):
-    """The run was cancelled (see ``cancel(cancel_id)``) before all its tasks finished.
-
-    Raised by executors (and task comm handlers, or a UDF); the UDF runner turns it
-    into :class:`~libertem.common.exceptions.UDFRunCancelled`.
-    """
-
-
-class WorkerLostError(UDFRunCancelled):
-    """A worker process died while it ran a task of the run, so the run was cancelled.
-
-    The message names the worker and the partition. The executor stays usable: the
-    next run goes to the workers that are left (and to restarted ones).
-    """
-
-
-class ResourceError(ExecutorError):
-    """No worker offers the resources (``CPU``, ``CUDA``, ...) a task needs."""
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -121,210 +107,7 @@ class GenericTask:
         return self._fn(*args, **kwargs)
 
 
-# --- talking back: worker contexts and communication handlers ----------------------------
-
-
-class WorkerContext(ABC):
-    """What a running task uses to talk to the main node."""
-
-    @abstractmethod
-    def signal(self, ident: str, topic: str, msg_dict: dict[str, Any]) -> None:
-        """Send ``msg_dict`` under ``topic`` from the task ``ident`` to the main node."""
-
-    def get_worker_queue(self) -> WorkerQueue:
-        """The queue on which the main node sends per-task data to this worker.
-
-        Raises
-        ------
-        ExecutorError
-            If this executor gives its workers no such queue.
-        """
-        raise ExecutorError(f"{type(self).__name__} provides no per-worker data queue")
-
-
-class TaskCommHandler(ABC):
-    """Main-node side of the messages tasks send: topic -> subscribed callbacks.
-
-    Executors call :meth:`start` before a run's first task and :meth:`done` after
-    its last; executors whose workers have a data queue call :meth:`handle_task`
-    before each task starts, with that worker's queue. Messages from the workers
-    arrive through :meth:`monitor` (or are delivered with :meth:`dispatch`).
-    """
-
-    @property
-    def subscriptions(self) -> dict[str, list[Callable[[str, dict], None]]]:
-        """Topic -> the callbacks subscribed to it."""
-        subs = self.__dict__.get("_subscriptions")
-        if subs is None:
-            subs = self.__dict__["_subscriptions"] = {}
-        return subs
-
-    def subscribe(self, topic: str, callback: Callable[[str, dict], None]) -> None:
-        """Call ``callback(topic, message)`` for every message of ``topic``."""
-        self.subscriptions.setdefault(topic, []).append(callback)
-
-    def dispatch(self, topic: str, message: dict) -> None:
-        """Hand ``message`` to the callbacks subscribed to ``topic``."""
-        for callback in list(self.subscriptions.get(topic, ())):
-            callback(topic, message)
-
-    @abstractmethod
-    def handle_task(self, task: TaskProtocol, queue: WorkerQueue) -> None:
-        """Prepare ``task`` before it starts; ``queue`` reaches the worker that runs it."""
-
-    def start(self) -> None:
-        """A run starts."""
-        return None
-
-    def done(self) -> None:
-        """A run is over."""
-        return None
-
-    def monitor(self, queue: WorkerQueue) -> None:
-        """Deliver messages from ``queue`` until a header with topic ``'STOP'`` arrives.
-
-        Headers are dicts ``{'topic': ..., 'message': {...}}``, as the worker
-        contexts of our executors send them.
-        """
-        from libertem.common.progress import CommsDispatcher
-
-        CommsDispatcher(queue, self.subscriptions).monitor_queue()
-
-
-class NoopCommHandler(TaskCommHandler):
-    """A :class:`TaskCommHandler` with nothing to prepare per task (messages still flow)."""
-
-    def handle_task(self, task: TaskProtocol, queue: WorkerQueue) -> None:
-        """Nothing to prepare."""
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def done(self) -> None:
-        """Nothing to finish."""
-
-
-class SubscriptionManager:
-    """Executor-level events (e.g. ``'snooze'``, ``'unsnooze'``) and their subscribers."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._callbacks: dict[str, tuple[str, Callable[[str, dict], None]]] = {}
-
-    def subscribe(self, topic: str, callback: Callable[[str, dict], None]) -> str:
-        """Call ``callback(topic, msg_dict)`` on every event of ``topic``; returns a key."""
-        key = uuid.uuid4().hex
-        with self._lock:
-            self._callbacks[key] = (topic, callback)
-        return key
-
-    def unsubscribe(self, key: str) -> bool:
-        """Remove the subscription ``key``; whether it existed."""
-        with self._lock:
-            return self._callbacks.pop(key, None) is not None
-
-    def send(self, topic: str, msg_dict: dict[str, Any]) -> None:
-        """Tell the subscribers of ``topic``."""
-        with self._lock:
-            callbacks = [cb for t, cb in self._callbacks.values() if t == topic]
-        for callback in callbacks:
-            callback(topic, msg_dict)
-
-
 # --- the executors -----------------------------------------------------------------------
-
-
-class ScatterHandle:
-    """Base of what ``scatter`` returns: the handle for ``run_tasks``, and a context
-    manager that yields itself.
-
-    ``with executor.scatter(obj) as handle:`` keeps ``obj`` available to tasks for the
-    block; executors add what entering and leaving mean for them (e.g. keeping a
-    snoozing cluster awake) with :meth:`set_hooks`.
-    """
-
-    __slots__ = ("_hooks",)
-
-    def set_hooks(self, enter: Callable[[], None] | None, leave: Callable[[], None] | None):
-        """Call ``enter()`` when a ``with`` block starts, ``leave()`` when it ends."""
-        self._hooks = (enter, leave)
-
-    def __enter__(self):
-        enter = getattr(self, "_hooks", (None, None))[0]
-        if enter is not None:
-            enter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        leave = getattr(self, "_hooks", (None, None))[1]
-        if leave is not None:
-            leave()
-
-
-class ParamsHandle(ScatterHandle):
-    """What :meth:`JobExecutor.scatter` returns on in-process executors.
-
-    Tasks get :attr:`obj` as their parameters when they start, so replacing or
-    patching it (:meth:`JobExecutor.scatter_update`, ``scatter_update_patch``)
-    changes what later tasks see. Leaving its ``with`` block releases the object.
-    """
-
-    __slots__ = ("obj", "released")
-
-    def __init__(self, obj: Any):
-        self.obj = obj
-        self.released = False
-
-    def __exit__(self, *exc) -> None:
-        super().__exit__(*exc)
-        self.obj = None
-        self.released = True
-
-    def __repr__(self) -> str:
-        state = "released" if self.released else f"of {type(self.obj).__name__}"
-        return f"<ParamsHandle {state}>"
-
-
-def resolve_params(params_handle: Any) -> Any:
-    """The object behind ``params_handle`` (a value passed without ``scatter`` as is).
-
-    Raises
-    ------
-    ExecutorError
-        If the handle's ``with`` block has ended.
-    """
-    if isinstance(params_handle, ParamsHandle):
-        if params_handle.released:
-            raise ExecutorError("the scattered parameters were released (their block ended)")
-        return params_handle.obj
-    return params_handle
-
-
-@contextlib.contextmanager
-def scattered(executor, obj) -> Iterator[Any]:
-    """``with scattered(executor, obj) as handle``: the handle of ``obj`` for the block.
-
-    Works for executors whose ``scatter`` returns a context manager (ours and
-    LiberTEM's) and for ones that return a plain handle.
-    """
-    cm = executor.scatter(obj)
-    if hasattr(cm, "__enter__") and hasattr(cm, "__exit__"):
-        with cm as handle:
-            yield handle
-    else:
-        yield cm
-
-
-def enter_scatter(executor, obj) -> Any:
-    """The handle of ``obj`` scattered with ``executor``, for use without a block.
-
-    Our handles work outside a ``with`` block as well; a foreign context manager is
-    entered (and left to the garbage collector).
-    """
-    cm = executor.scatter(obj)
-    if isinstance(cm, ScatterHandle) or not hasattr(cm, "__enter__"):
-        return cm
-    return cm.__enter__()
 
 
 class JobExecutor(ABC):
@@ -449,10 +232,14 @@ class JobExecutor(ABC):
         return list(details.values())
 
     def get_udf_runner(self) -> type:
-        """The class that runs UDFs with this executor."""
-        from libertem.udf.runner import UDFRunner
+        """The class that runs UDFs with this executor.
 
-        return UDFRunner
+        Raises
+        ------
+        NotImplementedError
+            Here: the executors of :mod:`libertem.executor` name the runner.
+        """
+        raise NotImplementedError(f"{type(self).__name__} names no UDF runner")
 
     def modify_buffer_type(self, buf):
         """The buffer to use for ``buf`` with this executor (here: ``buf`` itself)."""
@@ -486,10 +273,15 @@ class JobExecutor(ABC):
         return self
 
     def ensure_async(self, pool=None):
-        """An :class:`~libertem.executor.base.AsyncAdapter` around this executor."""
-        from libertem.executor.base import AsyncAdapter
+        """An asynchronous executor doing the same work.
 
-        return AsyncAdapter(self, pool=pool)
+        Raises
+        ------
+        NotImplementedError
+            Here: the executors of :mod:`libertem.executor` wrap themselves in an
+            :class:`~libertem.executor.base.AsyncAdapter`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no asynchronous form")
 
     def close(self) -> None:
         """Release what the executor started (nothing here)."""
@@ -558,12 +350,14 @@ class AsyncJobExecutor(ABC):
         return self.ensure_sync().get_udf_runner()
 
 
-def __getattr__(name: str):
-    if name == "Partition":
-        from libertem.io.dataset.base import Partition
+# LiberTEM's names here that live in higher layers, imported on first access
+_ELSEWHERE = {
+    "Partition": "libertem.io.dataset.base",
+    "SimpleMPWorkerQueue": "libertem.executor.utils.queues",
+    "SimpleWorkerQueue": "libertem.executor.utils.queues",
+}
 
-        return Partition
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _ELSEWHERE)
 
 
 __all__ = [
@@ -579,9 +373,8 @@ __all__ = [
     "ParamsHandle",
     "ResourceDef",
     "ResourceError",
+    "STOP_TOPIC",
     "ScatterHandle",
-    "SimpleMPWorkerQueue",
-    "SimpleWorkerQueue",
     "SubscriptionManager",
     "TYPE_CHECKING",
     "TaskCommHandler",
@@ -594,7 +387,9 @@ __all__ = [
     "WorkerSet",
     "has_cupy",
     "mitigations",
+    "resolve_params",
     "scattered",
     "set_num_threads",
     "use_gpu",
+    *(name for name in _ELSEWHERE if name != "Partition"),
 ]

@@ -108,4 +108,27 @@ def ndenumerate(array) -> Iterator[tuple[tuple[int, ...], object]]:
     return np.ndenumerate(np.asarray(array))
 
 
-__all__ = ["prod", "count_nonzero", "flat_nonzero", "make_2D_square", "ndenumerate"]
+def check_cast(fromvar, tovar) -> None:
+    """Check that the values of ``fromvar`` survive conversion to the dtype of ``tovar``.
+
+    A cast that ``numpy.can_cast`` calls safe always passes; otherwise the values
+    are converted and compared.
+
+    Raises
+    ------
+    RuntimeError
+        If converting changes a value (e.g. float data with fractions into an
+        integer buffer).
+    """
+    from_dtype, to_dtype = np.asarray(fromvar).dtype, np.asarray(tovar).dtype
+    if np.can_cast(from_dtype, to_dtype, casting="safe"):
+        return
+    converted = np.asarray(fromvar).astype(to_dtype)
+    if not np.array_equal(converted, np.asarray(fromvar), equal_nan=from_dtype.kind in "fc"):
+        raise RuntimeError(
+            f"unsafe cast from {from_dtype} to {to_dtype}: values would change; "
+            "convert the data explicitly or choose a wider dtype"
+        )
+
+
+__all__ = ["check_cast", "prod", "count_nonzero", "flat_nonzero", "make_2D_square", "ndenumerate"]

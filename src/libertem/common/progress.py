@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from libertem.common.executor import WorkerQueueEmpty
+from libertem.common.queues import WorkerQueueEmpty
+from libertem.common.task_comm import CommsDispatcher
 
 if TYPE_CHECKING:
-    from libertem.common.executor import TaskCommHandler, WorkerQueue
+    from libertem.common.task_comm import TaskCommHandler
     from libertem.io.dataset.base import DataTile, Partition
-    from libertem.udf.partition_runner import UDFTask
+    from libertem.udf.task import UDFTask
 
 #: topics of the progress messages workers send
 TOPIC_START = "partition_start"
@@ -312,42 +313,6 @@ class PartitionProgressTracker:
             self._emit(TOPIC_TILE, frames=self._pending)
             self._pending = 0.0
         self._emit(TOPIC_END)
-
-
-class CommsDispatcher:
-    """Reads progress messages from a worker queue and calls the subscribed callbacks.
-
-    Parameters
-    ----------
-    queue
-        Delivers ``(header, payload)`` pairs; headers are dicts with ``'topic'``
-        and ``'message'`` (as sent by a worker context's ``signal``).
-    subscriptions
-        Topic -> list of ``callback(topic, message)``.
-
-    Notes
-    -----
-    :meth:`monitor_queue` runs until a header with ``'topic': 'STOP'`` arrives.
-    """
-
-    STOP = "STOP"
-
-    def __init__(self, queue: WorkerQueue, subscriptions: dict[str, list[Callable]]):
-        self._queue = queue
-        self._subscriptions = subscriptions
-
-    def monitor_queue(self) -> None:
-        """Dispatch messages until the stop message."""
-        while True:
-            try:
-                with self._queue.get(block=True, timeout=0.1) as (header, _payload):
-                    topic = header.get("topic")
-                    if topic == self.STOP:
-                        return
-                    for callback in self._subscriptions.get(topic, ()):
-                        callback(topic, header.get("message", {}))
-            except WorkerQueueEmpty:
-                continue
 
 
 __all__ = [

@@ -3,9 +3,9 @@
 Every ``set_*`` function is a context manager that sets a limit for the ``with``
 block and restores the previous one afterwards; a library that is not installed
 is left alone. :func:`set_num_threads` (all pools of a running process) and
-:func:`mitigations` are the ones the executors use for their tasks, from
-:mod:`libertem.executor.utils.environment`; :func:`set_num_threads_env` is for
-processes started inside the block, which read the limits from the environment.
+:func:`mitigations` are the ones tasks run under (see
+:class:`~libertem.common.environment.Environment`); :func:`set_num_threads_env` is
+for processes started inside the block, which read the limits from the environment.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
-
-from libertem.common.lazy import lazy_names
 
 #: environment variables read by OpenMP, OpenBLAS, MKL, numexpr and BLIS at startup
 THREAD_ENV_VARS = (
@@ -29,12 +28,83 @@ THREAD_ENV_VARS = (
     "BLIS_NUM_THREADS",
 )
 
-# the executors' thread limits for their tasks, by LiberTEM's module path
-_WHERE = {
-    "set_num_threads": "libertem.executor.utils.environment",
-    "mitigations": "libertem.executor.utils.environment",
-}
-__getattr__, __dir__ = lazy_names(__name__, _WHERE)
+# threadpoolctl warns about OpenMP runtimes it finds side by side; harmless for us
+_HARMLESS_WARNINGS = (r".*OpenMP.*", r".*threadpoolctl.*")
+
+
+@contextlib.contextmanager
+def mitigations() -> Iterator[None]:
+    """Silence warnings that libraries give when tasks limit their threads.
+
+    threadpoolctl warns when it finds several OpenMP runtimes loaded at once
+    (common with numba, BLAS and others side by side); this does not affect our
+    use, so :meth:`Environment.enter` runs its limits inside this block.
+    """
+    with warnings.catch_warnings():
+        for message in _HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=RuntimeWarning)
+        yield
+
+
+_CONTROLLER: dict = {"controller": None, "modules": -1}
+
+
+def thread_controller():
+    """The :class:`threadpoolctl.ThreadpoolController` of this process, made once.
+
+    Finding the thread pools means reading the list of loaded libraries, which
+    takes milliseconds; it is done again only when modules were imported since.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    n_modules = len(sys.modules)
+    if _CONTROLLER["controller"] is None or _CONTROLLER["modules"] != n_modules:
+        with mitigations():
+            _CONTROLLER["controller"] = ThreadpoolController()
+        _CONTROLLER["modules"] = n_modules
+    return _CONTROLLER["controller"]
+
+
+@contextlib.contextmanager
+def limit_thread_pools(n: int) -> Iterator[None]:
+    """Limit the BLAS/OpenMP thread pools (threadpoolctl) to ``n`` threads in the block.
+
+    Only the pools whose limit differs are touched, and set back afterwards.
+    """
+    changed = []
+    for lib in thread_controller().lib_controllers:
+        current = lib.num_threads
+        if current != n:
+            lib.set_num_threads(n)
+            changed.append((lib, current))
+    try:
+        yield
+    finally:
+        for lib, current in reversed(changed):
+            lib.set_num_threads(current)
+
+
+@contextlib.contextmanager
+def set_num_threads(n: int | None) -> Iterator[None]:
+    """Limit BLAS/OpenMP (threadpoolctl) and numba to ``n`` threads in the block.
+
+    ``None`` leaves the limits as they are. numba's limit is per thread and is
+    capped at the number of threads numba was started with.
+    """
+    if n is None:
+        yield
+        return
+    import numba
+
+    n = max(1, int(n))
+    # numba's thread pool starts on first use (loading modules): before the pools are found
+    previous = numba.get_num_threads()
+    with limit_thread_pools(n):
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 def _detect(name: str) -> ModuleType | None:
@@ -204,5 +274,8 @@ __all__ = [
     "set_num_threads_env",
     "set_numba_threads",
     "set_torch_threads",
-    *_WHERE,
+    "limit_thread_pools",
+    "mitigations",
+    "set_num_threads",
+    "thread_controller",
 ]

@@ -19,8 +19,8 @@ from libertem.common.buffers import reshaped_view
 from libertem.common.exceptions import DataSetException
 from libertem.common.shape import Shape
 from libertem.common.udf import UDFMethod
+from libertem.io.dataset.dm_header import read_dm_image
 from libertem.io.dataset.dm_single import SingleDMDataSet, stored_layout
-from libertem.io.dataset.dm_tags import read_dm_image
 from libertem.udf.record import RecordUDF
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from sparseconverter import ND_BACKENDS, NUMPY, for_backend
 from libertem.common.executor import JobExecutor
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.io.dataset.base import DataSet, DataTile, Partition, TilingScheme
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 
 def _read_partition(

@@ -260,6 +260,12 @@ class BaseJobExecutor(JobExecutor):
         """An :class:`AsyncAdapter` around this executor (using ``pool`` if given)."""
         return AsyncAdapter(self, pool=pool)
 
+    def get_udf_runner(self) -> type:
+        """The class that runs UDFs with this executor."""
+        from libertem.udf.runner import UDFRunner
+
+        return UDFRunner
+
 
 # --- async use ---------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from libertem.common.backend import get_use_cuda
 from libertem.common.executor import (
     Environment,
     JobCancelledError,
-    SimpleWorkerQueue,
     TaskCommHandler,
     TaskProtocol,
     WorkerContext,
@@ -19,6 +18,7 @@ from libertem.common.executor import (
     resolve_params,
 )
 from libertem.common.scheduler import Worker, WorkerSet
+from libertem.common.threading import limit_thread_pools
 from libertem.common.tracing import TracedThreadPoolExecutor
 from libertem.executor.base import (
     AsyncAdapter,
@@ -29,7 +29,7 @@ from libertem.executor.base import (
     make_canonical,
     sync_to_async,
 )
-from libertem.executor.utils.environment import limit_thread_pools
+from libertem.executor.utils.queues import SimpleWorkerQueue
 from libertem.utils.devices import detect
 
 

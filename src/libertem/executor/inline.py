@@ -12,7 +12,6 @@ from libertem.common.backend import get_use_cuda
 from libertem.common.executor import (
     Environment,
     JobCancelledError,
-    SimpleWorkerQueue,
     TaskCommHandler,
     TaskProtocol,
     WorkerContext,
@@ -21,6 +20,7 @@ from libertem.common.executor import (
 )
 from libertem.common.scheduler import Worker, WorkerSet
 from libertem.executor.base import BaseJobExecutor, MessagePump, TaskEnvironment, as_comm_handler
+from libertem.executor.utils.queues import SimpleWorkerQueue
 
 
 def _cpu_count() -> int:

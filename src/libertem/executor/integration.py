@@ -8,7 +8,7 @@ import dask
 import dask.local
 import dask.threaded
 
-from libertem.common.executor import SimpleWorkerQueue, resolve_params
+from libertem.common.executor import resolve_params
 from libertem.common.scheduler import Worker, WorkerSet
 from libertem.executor.base import (
     BaseJobExecutor,
@@ -21,6 +21,7 @@ from libertem.executor.base import (
 from libertem.executor.concurrent import ConcurrentJobExecutor, ConcurrentWorkerContext
 from libertem.executor.dask import DaskJobExecutor
 from libertem.executor.inline import InlineJobExecutor
+from libertem.executor.utils.queues import SimpleWorkerQueue
 
 
 def _current_client():

@@ -28,18 +28,17 @@ from libertem.common.executor import (
     ExecutorError,
     JobCancelledError,
     ResourceError,
-    SimpleMPWorkerQueue,
     TaskCommHandler,
     TaskProtocol,
     WorkerContext,
     WorkerQueue,
     WorkerQueueEmpty,
 )
+from libertem.common.pickling import dumps
 from libertem.common.scheduler import Scheduler, Worker, WorkerSet
 from libertem.common.tracing import add_partition_to_span, attach_to_parent, maybe_setup_tracing
 from libertem.executor.base import BaseJobExecutor, as_comm_handler, make_canonical
 from libertem.executor.utils.dask_setup import assign_cudas
-from libertem.executor.utils.pickling import dumps
 from libertem.executor.utils.pipelined_pool import (
     PoolStateError,
     PoolWorkerInfo,
@@ -58,6 +57,7 @@ from libertem.executor.utils.pipelined_worker import (
     worker_run_function,
     worker_run_task,
 )
+from libertem.executor.utils.queues import SimpleMPWorkerQueue
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from libertem.masks import ring
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 __all__ = ["FEMUDF", "run_fem"]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from libertem.common.buffers import BufferWrapper
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 
 class AutoUDF(UDF):

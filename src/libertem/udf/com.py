@@ -10,7 +10,7 @@ import numpy as np
 from libertem.common.backend import is_cupy_backend
 from libertem.common.container import MaskContainer
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.com_fields import (
     GuessResult,
     apply_correction,
@@ -25,7 +25,7 @@ from libertem.udf.com_fields import (
     magnitude,
     selection_factory,
 )
-from libertem.udf.masks import _DEFAULT_BACKENDS, ApplyMasksEngine
+from libertem.udf.masks import MASK_BACKENDS, ApplyMasksEngine
 
 __all__ = [
     "RegressionOptions",
@@ -204,7 +204,7 @@ class CoMUDF(UDF):
             raise ValueError("CoMUDF only works with 2D nav shape.")
 
     def get_backends(self):
-        return _DEFAULT_BACKENDS
+        return MASK_BACKENDS
 
     def get_task_data(self):
         p = self.get_params()

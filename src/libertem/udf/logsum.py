@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.sum import sum_partials
 
 __all__ = ["LogsumUDF", "run_logsum"]

@@ -16,7 +16,7 @@ from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.common.sparse import densify, is_sparse
 from libertem.common.udf import UDFMethod
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.meta import UDFMeta
 
 __all__ = ["ApplyMasksUDF", "ApplyMasksEngine", "rmatmul"]
@@ -423,7 +423,7 @@ class ApplyMasksUDF(UDF):
 
 
 # the array backends of LiberTEM's ApplyMasksUDF; CoMUDF offers these as well
-_DEFAULT_BACKENDS = (
+MASK_BACKENDS = (
     UDF.BACKEND_NUMPY,
     UDF.BACKEND_CUPY,
     "sparse.COO",
@@ -445,5 +445,5 @@ _NOT_WITH_SHIFTS = {"scipy.sparse.coo_matrix", "cupyx.scipy.sparse.coo_matrix"}
 def _supported(backends: Sequence[str] | None, shifted: bool) -> tuple[str, ...]:
     """The backends of ``backends`` (default: all) that ApplyMasksUDF supports."""
     excluded = _NEVER | _NOT_WITH_SHIFTS if shifted else _NEVER
-    wanted = _DEFAULT_BACKENDS if backends is None else backends
-    return tuple(b for b in wanted if b in _DEFAULT_BACKENDS and b not in excluded)
+    wanted = MASK_BACKENDS if backends is None else backends
+    return tuple(b for b in wanted if b in MASK_BACKENDS and b not in excluded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +12,23 @@ from libertem.common.slice import Slice
 
 if TYPE_CHECKING:
     from numpy import typing as nt
+
+
+def default_threads_per_worker(worker: str | None) -> int:
+    """Threads a UDF may use when the executor does not say: all cores inline, else 1."""
+    if worker == "inline":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    return 1
+
+
+def threads_per_worker_of(env) -> int:
+    """The ``threads_per_worker`` the task environment announces (or the default)."""
+    value = getattr(env, "threads_per_worker", None)
+    if value is None:
+        return default_threads_per_worker(getattr(env, "worker", None))
+    return int(value)
 
 
 class UDFMeta:

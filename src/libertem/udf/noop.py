@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 __all__ = ["NoOpUDF"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from libertem.common.pickling import dumps as dumps_keeping_filenames
 from libertem.common.shape import Shape
-from libertem.executor.utils.pickling import dumps as dumps_keeping_filenames
 
 
 def _user_modules(classes: Iterable[type]) -> set[str]:

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from libertem.common.math import count_nonzero, prod
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.sum import sum_partials
 
 __all__ = ["PickUDF"]

@@ -13,11 +13,13 @@ from libertem.common.buffers import BufferWrapper
 from libertem.common.executor import NoopCommHandler, TaskCommHandler
 from libertem.common.progress import ProgressReporter, TQDMProgressReporter
 from libertem.common.shape import Shape
-from libertem.udf.base import UDF
-from libertem.udf.main_udf import MainUDF
+from libertem.udf.classes import UDF
+from libertem.udf.merge import MainUDF
+from libertem.udf.meta import default_threads_per_worker
 from libertem.udf.params import UDFParams
-from libertem.udf.partition_runner import UDFTask, aux_buffers, default_threads_per_worker
+from libertem.udf.partition_runner import aux_buffers
 from libertem.udf.results import UDFResultsLazy, damage_buffer
+from libertem.udf.task import UDFTask
 
 if TYPE_CHECKING:
     from libertem.corrections import CorrectionSet
@@ -100,19 +102,18 @@ class RunPlan:
 def executor_threads_per_worker(executor) -> int:
     """The threads a UDF may use per worker of ``executor``.
 
-    Executors announce it as a ``threads_per_worker`` attribute; otherwise the
-    inline executor offers all cores and every other executor one thread.
+    Executors announce it as a ``threads_per_worker`` attribute; otherwise a UDF
+    gets one thread. ``None`` (planning a dry run in this process) offers all cores,
+    as the inline executor does.
     """
+    if executor is None:
+        return default_threads_per_worker("inline")
     value = getattr(executor, "threads_per_worker", None)
     if callable(value):
         value = value()
     if value is not None:
         return int(value)
-    from libertem.executor.inline import InlineJobExecutor
-
-    return default_threads_per_worker(
-        "inline" if isinstance(executor, InlineJobExecutor) else None
-    )
+    return default_threads_per_worker(None)
 
 
 def resolve_reporter(progress, default: ProgressReporter | None = None) -> ProgressReporter | None:

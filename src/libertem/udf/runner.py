@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from libertem.common.backend import get_use_cuda
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import UDFException, UDFRunCancelled
 from libertem.common.executor import JobCancelledError, TaskCommHandler, enter_scatter, scattered
@@ -17,15 +17,13 @@ from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.udf.backends import choose_backend, host_sources
-from libertem.udf.base import UDF, find_method, overrides
-from libertem.udf.main_udf import MainUDF, negotiate_scheme
+from libertem.udf.classes import UDF, overrides
+from libertem.udf.merge import MainUDF
 from libertem.udf.meta import UDFMeta
+from libertem.udf.mixins import find_method
+from libertem.udf.negotiation import negotiate_scheme
 from libertem.udf.params import UDFParams
-from libertem.udf.partition_runner import (
-    UDFPartRunner,
-    UDFTask,
-    aux_buffers,
-)
+from libertem.udf.partition_runner import UDFPartRunner, aux_buffers
 from libertem.udf.results import ResultsForDataSet, UDFResults
 from libertem.udf.run_plan import (
     RunPlan,
@@ -35,10 +33,8 @@ from libertem.udf.run_plan import (
     resolve_input_dtypes,
     resolve_reporter,
 )
+from libertem.udf.task import UDFTask
 from libertem.udf.validation import check_clean_copy, required_resources
-
-if TYPE_CHECKING:
-    pass
 
 # partial results held back to merge in partition order, at most (bytes)
 MAX_WAITING_BYTES = 512 * 1024 * 1024
@@ -91,14 +87,18 @@ class UDFRunner:
         """Validate the UDFs and inputs, negotiate tiling, create tasks and main buffers.
 
         Everything that can be known before work starts is checked here, so bad
-        input fails before any task runs.
+        input fails before any task runs. ``executor=None`` plans a dry run in this
+        process (see :meth:`dry_run`).
         """
         udfs = self._udfs
         for udf in udfs:
             check_clean_copy(udf)
         if isinstance(backends, str):
             backends = (backends,)
-        has_cuda = executor.get_available_workers().has_cuda()
+        if executor is None:  # a dry run, planned for this process
+            has_cuda = get_use_cuda() is not None
+        else:
+            has_cuda = executor.get_available_workers().has_cuda()
         resources = required_resources(udfs, backends, has_cuda)
         methods = [find_method(udf) for udf in udfs]
         shape = dataset.shape
@@ -177,7 +177,7 @@ class UDFRunner:
             start += n
 
         mains = []
-        merge_all = getattr(executor, "run_plan", None) is not None
+        merge_all = executor is not None and getattr(executor, "run_plan", None) is not None
         for udf in udfs:
             udf.meta._tiling_scheme = scheme
             # the main node merges host arrays: preprocess, merge and get_results use numpy
@@ -316,10 +316,12 @@ class UDFRunner:
 
     @classmethod
     def dry_run(cls, udfs, dataset, roi=None) -> UDFResults:
-        """The results the UDFs declare for ``dataset``, without processing any data."""
-        from libertem.executor.inline import InlineJobExecutor
+        """The results the UDFs declare for ``dataset``, without processing any data.
 
-        return cls(list(udfs)).run_for_dataset(dataset, InlineJobExecutor(), roi=roi, dry=True)
+        The run is planned for this process (one CPU worker with all cores, as the
+        inline executor offers); no executor is needed.
+        """
+        return cls(list(udfs)).run_for_dataset(dataset, None, roi=roi, dry=True)
 
     @classmethod
     def inspect_udf(

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from libertem.common.buffers import reshaped_view
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 __all__ = [
     "StdDevUDF",

@@ -12,7 +12,7 @@ import sparse
 from sparseconverter import BACKENDS, CUDA
 
 from libertem.common.sparse import densify, is_sparse
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 __all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum", "sum_partials"]
 

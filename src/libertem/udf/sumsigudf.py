@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from libertem.udf.base import UDF  # noqa: F401 (LiberTEM's name in this module)
+from libertem.udf.classes import UDF  # noqa: F401 (LiberTEM's name in this module)
 from libertem.udf.sum import StreamingSumUDF, signal_sum
 
 __all__ = ["SumSigUDF", "run_sumsig"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from libertem.common.exceptions import UDFException
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 
 
 def _plainly_different(a, b) -> bool:

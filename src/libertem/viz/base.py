@@ -12,7 +12,7 @@ import numpy as np
 from libertem.common.buffers import BufferWrapper
 from libertem.common.viz import encode_image, make_colormap, rgb_from_2dvector, visualize_simple
 from libertem.common.viz import get_stat_limits as _get_stat_limits
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.udf.runner import UDFRunner
 
 __all__ = [

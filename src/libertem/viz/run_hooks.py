@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 import numpy as np
 
-from libertem.udf.base import UDF
+from libertem.udf.classes import UDF
 from libertem.viz.base import Live2DPlot, get_plottable_channels
 
 __all__ = ["prepare_plots", "wrap_iter_with_plots", "wrap_aiter_with_plots"]

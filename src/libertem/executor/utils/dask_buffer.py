@@ -7,7 +7,8 @@ import types
 import dask.array as da
 import numpy as np
 
-from libertem.common.buffers import BufferWrapper, _fill_value
+from libertem.common.buffer_helpers import fill_value, partition_range
+from libertem.common.buffers import BufferWrapper
 from libertem.common.math import prod
 from libertem.common.slice import Slice
 from libertem.executor.utils.dask_inplace import DaskInplaceWrapper
@@ -15,7 +16,7 @@ from libertem.executor.utils.dask_inplace import DaskInplaceWrapper
 
 def _expand_roi(raw: np.ndarray, roi: np.ndarray, nav_shape: tuple, extra_shape: tuple):
     full = np.empty((roi.size, *extra_shape), dtype=raw.dtype)
-    full[...] = _fill_value(raw.dtype)
+    full[...] = fill_value(raw.dtype)
     full[roi] = raw
     return full.reshape(nav_shape + extra_shape)
 
@@ -258,9 +259,8 @@ class _SharedView:
 
 
 def _nav_bounds(buf: BufferWrapper, partition) -> tuple[int, int]:
-    from libertem.common.buffers import _partition_range
-
-    start, stop = _partition_range(partition)
+    """The range of ``buf``'s (ROI-compressed) entries of the frames of ``partition``."""
+    start, stop = partition_range(partition)
     roi = buf._roi
     if roi is None:
         return start, stop

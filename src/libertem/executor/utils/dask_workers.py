@@ -22,9 +22,9 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
 
 from libertem.common.executor import ExecutorError, WorkerContext
+from libertem.common.pickling import dumps
 from libertem.executor.base import TaskEnvironment
 from libertem.executor.utils.dask_setup import setup_worker_from_environment
-from libertem.executor.utils.pickling import dumps
 
 #: parameters of recent runs kept unpickled per worker process
 PARAMS_CACHE_SIZE = 4

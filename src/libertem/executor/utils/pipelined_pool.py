@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from libertem.common.executor import ExecutorError, SimpleMPWorkerQueue, TaskProtocol, WorkerQueue
+from libertem.common.executor import ExecutorError, TaskProtocol, WorkerQueue
+from libertem.common.pickling import dumps
 from libertem.common.scheduler import Scheduler, Worker
-from libertem.executor.utils.pickling import dumps
 from libertem.executor.utils.pipelined_worker import WorkerQueues, WorkerSpec
+from libertem.executor.utils.queues import SimpleMPWorkerQueue
 from libertem.executor.utils.shmqueue import ShmQueue
 
 

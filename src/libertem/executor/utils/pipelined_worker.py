@@ -33,6 +33,7 @@ import cloudpickle
 
 from libertem.common.backend import set_file_limit
 from libertem.common.executor import Environment, WorkerContext, WorkerQueue
+from libertem.common.pickling import dumps
 from libertem.common.tracing import add_partition_to_span, attach_to_parent, maybe_setup_tracing
 from libertem.executor.base import TaskEnvironment
 from libertem.executor.utils.dask_setup import (
@@ -41,7 +42,6 @@ from libertem.executor.utils.dask_setup import (
     apply_numba_thread_env,
     worker_setup,
 )
-from libertem.executor.utils.pickling import dumps
 
 logger = logging.getLogger(__name__)
 

@@ -1,58 +1,15 @@
-"""Message queues between the main node and workers: headers plus optional binary payloads."""
+"""Message queues between the main node and workers in one process or across processes
+(the interface, :class:`WorkerQueue`, is in :mod:`libertem.common.queues`)."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import queue
-from abc import ABC, abstractmethod
 from collections.abc import Generator
 from typing import Any
 
-
-class WorkerQueueEmpty(Exception):  # noqa: N818 - LiberTEM's name
-    """No message arrived within the timeout (or the queue is empty and not blocking)."""
-
-
-class WorkerQueue(ABC):
-    """A queue of messages: a picklable header and an optional binary payload each."""
-
-    @abstractmethod
-    def put(self, header: Any, payload: memoryview | None = None) -> None:
-        """Send a message; ``payload`` (bytes-like) is copied."""
-
-    @abstractmethod
-    @contextlib.contextmanager
-    def put_nocopy(self, header: Any, size: int) -> Generator[memoryview, None, None]:
-        """Send a message whose payload of ``size`` bytes is written in place.
-
-        Use as ``with queue.put_nocopy(header, size) as buf: buf[:] = ...``; the
-        message is sent when the block ends without an exception.
-        """
-
-    @abstractmethod
-    @contextlib.contextmanager
-    def get(
-        self, block: bool = True, timeout: float | None = None
-    ) -> Generator[tuple[Any, memoryview], None, None]:
-        """Receive a message as ``with queue.get() as (header, payload):``.
-
-        ``payload`` is a memoryview (``None`` without payload), valid inside the block.
-
-        Raises
-        ------
-        WorkerQueueEmpty
-            If no message arrives (``block=False``: none is waiting; else within
-            ``timeout`` seconds).
-        """
-
-    @abstractmethod
-    def size(self) -> int:
-        """Number of messages waiting."""
-
-    @abstractmethod
-    def close(self, drain: bool = True, force: bool = False) -> None:
-        """Stop using the queue; ``drain`` discards waiting messages first."""
+from libertem.common.queues import WorkerQueue, WorkerQueueEmpty
 
 
 def _payload_bytes(payload) -> bytes | None:

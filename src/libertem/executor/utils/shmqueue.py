@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from multiprocessing import shared_memory
 from typing import TYPE_CHECKING, Any
 
-from libertem.executor.utils.queues import WorkerQueue, WorkerQueueEmpty
+from libertem.common.queues import WorkerQueue, WorkerQueueEmpty
 
 #: slot size of the pool of a :class:`ShmQueue` (larger payloads go through the pipe)
 DEFAULT_ITEM_SIZE = 1024 * 1024

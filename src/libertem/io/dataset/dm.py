@@ -35,7 +35,7 @@ from libertem.io.dataset.base import (
 from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.files import check_file
 from libertem.io.dataset.base.partition import frames_slice
-from libertem.io.dataset.dm_tags import DMImage, read_dm_header, read_dm_image
+from libertem.io.dataset.dm_header import DMImage, read_dm_header, read_dm_image
 
 __all__ = [
     "BasePartition",

@@ -1,7 +1,7 @@
 """PNDetector pnCCD acquisitions: ``<stem>.hdr`` and ``<stem>_NNN.frms6`` files.
 
 The file layout, the unfolding of the two detector halves and the binning are described
-in :mod:`libertem.io.dataset.frms6_files`. The first file, ``_000``, holds dark frames:
+in :mod:`libertem.io.dataset.frms6_header`. The first file, ``_000``, holds dark frames:
 with ``enable_offset_correction`` (the default) their mean is subtracted from every
 frame, and an optional gain map (``gain_map_path``, a CSV file) multiplies the result.
 Both are applied on the fly to the tiles, as the dataset's
@@ -35,16 +35,19 @@ from libertem.io.dataset.base.decoders import Decoder
 from libertem.io.dataset.base.file import File
 from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
-from libertem.io.dataset.base.filesource import FileFrameSource, FileSpan, FrameLayout
+from libertem.io.dataset.base.filesource import FileFrameSource
+from libertem.io.dataset.base.layout import FileSpan, FrameLayout
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.readranges import make_get_read_ranges
-from libertem.io.dataset.frms6_files import (
+from libertem.io.dataset.frms6_decode import (
     DECODERS,
-    FRMS6FileHeader,
-    GainMapCSVDialect,
     decode_frms6_b1,
     decode_frms6_b2,
     decode_frms6_b4,
+)
+from libertem.io.dataset.frms6_header import (
+    FRMS6FileHeader,
+    GainMapCSVDialect,
     find_acquisition,
     get_filenames,
     hdr_binning,
@@ -56,7 +59,7 @@ from libertem.io.dataset.frms6_files import (
 )
 
 _IO_BACKENDS = ["mmap", "buffered", "direct"]
-_FRAMES_DECODER = "libertem.io.dataset.frms6_files:frames_decoder"
+_FRAMES_DECODER = "libertem.io.dataset.frms6_decode:frames_decoder"
 #: decoded bytes per block when averaging the dark frames
 _DARK_BLOCK_BYTES = 16 * 1024 * 1024
 
@@ -128,7 +131,7 @@ class FRMS6FileSet(FileSet):
     Parameters
     ----------
     global_header
-        The ``.hdr`` as returned by :func:`~libertem.io.dataset.frms6_files.read_hdr`
+        The ``.hdr`` as returned by :func:`~libertem.io.dataset.frms6_header.read_hdr`
         (it gives the binning).
     *args, **kwargs
         As for :class:`~libertem.io.dataset.base.fileset.FileSet`.
@@ -184,7 +187,7 @@ class FRMS6Partition(BasePartition):
     binning
         The acquisition's binning (1, 2 or 4).
     header
-        The :class:`~libertem.io.dataset.frms6_files.FRMS6FileHeader` of the signal files.
+        The :class:`~libertem.io.dataset.frms6_header.FRMS6FileHeader` of the signal files.
     *args, **kwargs
         ``meta, partition_slice, fileset, start_frame, num_frames, io_backend, decoder``
         as for :class:`~libertem.io.dataset.base.BasePartition`.

@@ -51,13 +51,13 @@ from libertem.io.dataset.hdf5_read import (
     H5Reader,
     HDF5ArrayDescriptor,
     ListingTimeout,
-    _chunk_align,
-    _has_signature,
-    _open,
+    chunk_align,
     describe_array,
     find_arrays,
     find_datasets,
+    has_hdf5_signature,
     list_arrays,
+    open_hdf5,
 )
 
 NUMPY = "numpy"
@@ -197,10 +197,10 @@ class H5DataSet(DataSet):
         ``path`` (and no datasets) if there is none or listing them takes too long;
         ``False`` if ``path`` is not an HDF5 file."""
         path = os.fspath(path)
-        if not _has_signature(path):
+        if not has_hdf5_signature(path):
             return False
         try:
-            with _open(path) as f:
+            with open_hdf5(path) as f:
                 found = _listed(f)
         except (DataSetException, OSError):
             return False
@@ -224,7 +224,7 @@ class H5DataSet(DataSet):
         return self._path
 
     def initialize(self, executor) -> H5DataSet:
-        with _open(self._path) as f:
+        with open_hdf5(self._path) as f:
             if self._ds_path is None:
                 found = _listed(f)
                 if not found:
@@ -278,7 +278,7 @@ class H5DataSet(DataSet):
         self._stored = stored
         self._chunks = None if chunks is None else tuple(chunks)
         self._compression = ds.compression
-        self._align = _chunk_align(chunks, self._nav_native)
+        self._align = chunk_align(chunks, self._nav_native)
         self._chunk_layout = None
         if chunks is not None:
             self._chunk_layout = self._map_chunks(ds, tuple(sig))
@@ -365,7 +365,7 @@ class H5DataSet(DataSet):
         """The dataset read and how, and the file's datasets (an empty list when listing
         them takes too long)."""
         try:
-            with _open(self._path) as f:
+            with open_hdf5(self._path) as f:
                 datasets = [describe_array(d) for d in _listed(f)]
         except (DataSetException, OSError):
             datasets = []

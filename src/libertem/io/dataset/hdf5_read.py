@@ -22,7 +22,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 BLOCK_BYTES = 16 * 1024 * 1024
 
 
-def _has_signature(path: str) -> bool:
+def has_hdf5_signature(path: str) -> bool:
+    """Whether ``path`` carries the HDF5 signature (at byte 0, 512, 1024 or 2048)."""
     try:
         with open(path, "rb") as f:
             for offset in (0, 512, 1024, 2048):
@@ -34,11 +35,18 @@ def _has_signature(path: str) -> bool:
     return False
 
 
-def _open(path: str):
+def open_hdf5(path: str):
+    """``path`` opened read-only with h5py.
+
+    Raises
+    ------
+    DataSetException
+        If the file is missing, is not an HDF5 file or cannot be opened.
+    """
     import h5py
 
     check_file(path)
-    if not _has_signature(path):
+    if not has_hdf5_signature(path):
         raise DataSetException(f"{path}: not an HDF5 file (no HDF5 signature)")
     try:
         return h5py.File(path, "r")
@@ -191,7 +199,7 @@ class H5BlockSource(BlockFrameSource):
 
     def _dataset(self):
         if self._ds is None:
-            self._file = _open(self.path)
+            self._file = open_hdf5(self.path)
             self._ds = self._file[self.ds_path]
         return self._ds
 
@@ -290,7 +298,7 @@ class H5Partition(_H5Rows, Partition):
         self.sync_offset = int(sync_offset)
         nav_native = tuple(self.meta["nav_native"]) if self.meta.metadata else None
         self.nav_native = nav_native or tuple(self.dataset_shape.nav)
-        self.align = _chunk_align(self.chunks, self.nav_native)
+        self.align = chunk_align(self.chunks, self.nav_native)
 
     def get_locations(self):
         """``None``: any worker can read the file."""
@@ -314,7 +322,7 @@ class H5Partition(_H5Rows, Partition):
         )
 
 
-def _chunk_align(chunks, nav) -> int:
+def chunk_align(chunks, nav) -> int:
     """Flat frame alignment of whole chunk rows along the navigation axes."""
     if chunks is None:
         return 1

@@ -1,7 +1,7 @@
 """Gatan K2 IS raw acquisitions: eight sector files ``<prefix>N.bin`` and a ``.gtg`` file.
 
-The block layout, the 12-bit decoding and the syncing of the sectors are described in
-:mod:`libertem.io.dataset.k2is_sectors`. Frames are 1860 x 2048 ``uint16`` values; the
+The block layout is described in :mod:`libertem.io.dataset.k2is_sectors` (decoding in
+``k2is_decode``, syncing in ``k2is_sync``). Frames are 1860 x 2048 ``uint16`` values; the
 dataset starts at the first whole frame with the shutter active in all sectors and holds
 the whole frames that all sectors have. The ``.gtg`` file (a DigitalMicrograph tag
 file) gives the scan size (``SI Dimensions``: ``Size Y``, ``Size X``).
@@ -38,6 +38,17 @@ from libertem.io.dataset.base.filebased import FileSetDataSet
 from libertem.io.dataset.base.fileset import FileSet
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.readranges import make_get_read_ranges
+from libertem.io.dataset.k2is_decode import (
+    BLOCK_SHAPE,
+    BLOCK_SIZE,
+    BLOCKS_PER_SECTOR_PER_FRAME,
+    DATA_SIZE,
+    FRAME_SHAPE,
+    HEADER_SIZE,
+    NUM_SECTORS,
+    SECTOR_SIZE,
+    decode_uint12_le,
+)
 from libertem.io.dataset.k2is_read import (
     K2FileSet,
     K2ISDecoder,
@@ -46,23 +57,8 @@ from libertem.io.dataset.k2is_read import (
     decode_k2is,
     k2is_get_read_ranges,
 )
-from libertem.io.dataset.k2is_sectors import (
-    BLOCK_SHAPE,
-    BLOCK_SIZE,
-    BLOCKS_PER_SECTOR_PER_FRAME,
-    DATA_SIZE,
-    FIRST_FRAME_SCAN_SIZE,
-    FRAME_SHAPE,
-    HEADER_SIZE,
-    NUM_SECTORS,
-    SECTOR_SIZE,
-    SHUTTER_ACTIVE_MASK,
-    SYNC_WORD,
-    DataBlock,
-    K2Syncer,
-    Sector,
-    decode_uint12_le,
-)
+from libertem.io.dataset.k2is_sectors import SHUTTER_ACTIVE_MASK, SYNC_WORD, DataBlock, Sector
+from libertem.io.dataset.k2is_sync import FIRST_FRAME_SCAN_SIZE, K2Syncer
 
 _IO_BACKENDS = ["mmap", "buffered"]
 
@@ -175,7 +171,7 @@ def _gtg_path(path: str) -> str | None:
 
 
 def _find_group(group, name: str, depth: int = 0):
-    from libertem.io.dataset.dm_tags import TagGroup
+    from libertem.io.dataset.dm_header import TagGroup
 
     if depth > 8:
         return None
@@ -197,7 +193,7 @@ def read_scan_size(gtg_path: str) -> tuple[int, int] | None:
     DataSetException
         If the file is not a valid tag file.
     """
-    from libertem.io.dataset.dm_tags import parse_dm
+    from libertem.io.dataset.dm_header import parse_dm
 
     tags = parse_dm(gtg_path)
     dims = _find_group(tags.root, "SI Dimensions")

@@ -20,10 +20,10 @@ from libertem.io.dataset.base.decoders import Decoder
 from libertem.io.dataset.base.file import File, OffsetsSizes
 from libertem.io.dataset.base.files import open_file_map
 from libertem.io.dataset.base.fileset import FileSet
-from libertem.io.dataset.base.filesource import _pread_full
+from libertem.io.dataset.base.readahead import pread_full
 from libertem.io.dataset.base.readranges import make_get_read_ranges
 from libertem.io.dataset.base.tiles import FrameSource
-from libertem.io.dataset.k2is_sectors import (
+from libertem.io.dataset.k2is_decode import (
     BLOCK_SHAPE,
     BLOCK_SIZE,
     BLOCKS_PER_SECTOR_PER_FRAME,
@@ -99,7 +99,7 @@ class K2ISFrameSource(FrameSource):
         fd = self._fds.get(s)
         if fd is None:
             fd = self._fds[s] = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        _pread_full(fd, memoryview(self._raw[:nbytes]), start, path)
+        pread_full(fd, memoryview(self._raw[:nbytes]), start, path)
         return self._raw[:nbytes]
 
     def read_into(self, a, b, out):

@@ -6,7 +6,7 @@ converted straight into the tile buffers. Raw frames (``R64``, counter depth 1, 
 12 or 24, single chip or 2x2 quad) are decoded by numba kernels in blocks of
 frames (:mod:`libertem.io.dataset.base.decode`). Frames are handed out as stored,
 not flipped. Header parsing: :mod:`libertem.io.dataset.mib_header`; per-range
-decode functions and encoders: :mod:`libertem.io.dataset.mib_codec`.
+decode functions and encoders: :mod:`libertem.io.dataset.mib_decode`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from libertem.io.dataset.base import (
 )
 from libertem.io.dataset.base.checks import check_scan_size
 from libertem.io.dataset.base.filebased import FileSetDataSet, ignored_tileshape, renamed_shape
-from libertem.io.dataset.mib_codec import (
+from libertem.io.dataset.mib_decode import (
     QUAD_DECODERS,
     RAW_DECODERS,
     decode_r1_swap,
@@ -65,10 +65,10 @@ from libertem.io.dataset.mib_header import (
     HeaderDict,
     MIBHeader,
     MIBHeaderReader,
-    _hdr_int,
     find_acquisition,
     get_filenames,
     get_image_count_and_sig_shape,
+    hdr_int,
     is_valid_hdr,
     nav_shape_from_hdr,
     parse_mib_header,
@@ -110,7 +110,7 @@ class MIBDecoder(Decoder):
         return self.header["mib_kind"]
 
     def get_decode(self, native_dtype, read_dtype):
-        """The per-range decode function (see :mod:`libertem.io.dataset.mib_codec`)."""
+        """The per-range decode function (see :mod:`libertem.io.dataset.mib_decode`)."""
         if self.kind == "u":
             return DtypeConversionDecoder().get_decode(self.header["dtype"], read_dtype)
         depth = self.header["counter_depth"]
@@ -309,7 +309,7 @@ class MIBDataSet(FileSetDataSet):
             hdr_path = self._path
         hdr = read_hdr(hdr_path) if hdr_path is not None else {}
         where = hdr_path or self._path
-        readers = self._readers(_hdr_int(hdr, "Counter Depth (number)", where))
+        readers = self._readers(hdr_int(hdr, "Counter Depth (number)", where))
         header = readers[0].fields
         files, start = [], 0
         for r in readers:
@@ -330,7 +330,7 @@ class MIBDataSet(FileSetDataSet):
         nav = self._nav_shape
         if nav is None:
             for key in ("Frames in Acquisition (Number)", "Frames per Trigger (Number)"):
-                _hdr_int(hdr, key, where)  # names the file if a value is corrupt
+                hdr_int(hdr, key, where)  # names the file if a value is corrupt
             nav = nav_shape_from_hdr(hdr) if hdr else None
             n_acq = prod(nav) if nav is not None else 0
             if n_acq > n_file and self.sync_offset == 0:

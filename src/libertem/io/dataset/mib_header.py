@@ -129,7 +129,14 @@ def read_hdr(path: str) -> dict[str, str]:
     return result
 
 
-def _hdr_int(hdr: dict, key: str, path: str) -> int | None:
+def hdr_int(hdr: dict, key: str, path: str) -> int | None:
+    """The integer value of ``key`` in a parsed ``.hdr`` (``None`` if it is missing).
+
+    Raises
+    ------
+    DataSetException
+        Naming ``path``, if the value is not an integer.
+    """
     if key not in hdr:
         return None
     try:
@@ -335,8 +342,8 @@ def is_valid_hdr(path) -> bool:
 def nav_shape_from_hdr(hdr: dict) -> tuple[int, ...] | None:
     """The navigation shape an ``.hdr`` describes: ``(triggers, frames per trigger)`` or
     ``(frames,)``; ``None`` if it states no number of frames."""
-    n_acq = _hdr_int(hdr, "Frames in Acquisition (Number)", ".hdr") or 0
-    fpt = _hdr_int(hdr, "Frames per Trigger (Number)", ".hdr") or 1
+    n_acq = hdr_int(hdr, "Frames in Acquisition (Number)", ".hdr") or 0
+    fpt = hdr_int(hdr, "Frames per Trigger (Number)", ".hdr") or 1
     if n_acq <= 0:
         return None
     if 1 < fpt < n_acq and n_acq % fpt == 0:

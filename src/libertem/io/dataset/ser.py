@@ -39,7 +39,7 @@ from libertem.io.dataset.base import (
 )
 from libertem.io.dataset.base.dataset import files_cache_key
 from libertem.io.dataset.base.files import check_file
-from libertem.io.dataset.framelist import OffsetsPartition
+from libertem.io.dataset.base.framelist import OffsetsPartition
 
 NUMPY = "numpy"
 CUDA = "cuda"
@@ -226,7 +226,7 @@ class SERPartition(OffsetsPartition):
     path
         The file.
     *args, **kwargs
-        As for :class:`~libertem.io.dataset.framelist.OffsetsPartition`.
+        As for :class:`~libertem.io.dataset.base.framelist.OffsetsPartition`.
     """
 
     def __init__(self, path, *args, **kwargs):

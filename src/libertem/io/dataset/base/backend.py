@@ -222,6 +222,23 @@ def as_io_backend(value, where: str, supported: list[str] | None = None) -> IOBa
     return value
 
 
+def check_io_backend(io_backend, where: str) -> str:
+    """The id of ``io_backend`` (``None``: ``'mmap'``; a name or an ``IOBackend``).
+
+    Raises
+    ------
+    DataSetException
+        If ``io_backend`` names no backend.
+    """
+    backend = as_io_backend(io_backend, where)
+    return "mmap" if backend is None else backend.id_
+
+
+def resolve_backend(io_backend, where: str) -> IOBackend:
+    """``io_backend`` as an :class:`IOBackend` (``None``: the default, memory maps)."""
+    return as_io_backend(io_backend, where) or MMapBackend()
+
+
 # LiberTEM 0.16 also has these names in this module; they live elsewhere here
 __getattr__, __dir__ = lazy_names(
     __name__,

@@ -23,7 +23,7 @@ from libertem.common.shape import Shape
 from libertem.common.slice import Slice
 from libertem.io.dataset.base.decoders import native_order
 from libertem.io.dataset.base.files import open_file_map
-from libertem.io.dataset.base.filesource import DIRECT_ALIGN, _aligned_empty, _no_direct_io
+from libertem.io.dataset.base.readahead import DIRECT_ALIGN, aligned_empty, no_direct_io
 from libertem.io.dataset.base.tiles import DataTile
 
 _KERNELS: dict = {}
@@ -297,7 +297,7 @@ class BufferedBackendImpl(IOBackendImpl):
                     fds.append(os.open(f.path, flags))
                 except OSError as e:
                     if self.direct and e.errno == 22:
-                        raise _no_direct_io(f.path) from e
+                        raise no_direct_io(f.path) from e
                     raise DataSetException(f"{f.path}: cannot open: {e}") from e
             yield [(f, fd) for f, fd in zip(files, fds)]
         finally:
@@ -312,7 +312,7 @@ class BufferedBackendImpl(IOBackendImpl):
             lo -= lo % DIRECT_ALIGN
             hi = -(-hi // DIRECT_ALIGN) * DIRECT_ALIGN
         if self._buf is None or self._buf.size < hi - lo:
-            self._buf = _aligned_empty(hi - lo) if self.direct else np.empty(hi - lo, np.uint8)
+            self._buf = aligned_empty(hi - lo) if self.direct else np.empty(hi - lo, np.uint8)
         view = memoryview(self._buf[: hi - lo])
         need = int(mine[:, 2].max()) - lo
         pos = 0
@@ -321,7 +321,7 @@ class BufferedBackendImpl(IOBackendImpl):
                 n = os.preadv(fd, [view[pos:]], lo + pos)
             except OSError as e:
                 if self.direct and e.errno == 22:
-                    raise _no_direct_io(f.path) from e
+                    raise no_direct_io(f.path) from e
                 raise
             if n <= 0:
                 raise DataSetException(f"{f.path}: file truncated: cannot read byte {lo + pos}")

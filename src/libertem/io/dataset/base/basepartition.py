@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 
 from libertem.common.slice import Slice
-from libertem.io.dataset.base.backend import IOBackend
+from libertem.io.dataset.base.backend import IOBackend, resolve_backend
 from libertem.io.dataset.base.blocks import clip_tiles, selected_range, stored_range
 from libertem.io.dataset.base.fileset import FileSet
-from libertem.io.dataset.base.filesource import FileFrameSource, LayoutPartition, resolve_backend
+from libertem.io.dataset.base.filesource import FileFrameSource, LayoutPartition
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.partition import Partition
 from libertem.io.dataset.base.tiles import DataTile, iter_tiles

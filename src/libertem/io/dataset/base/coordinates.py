@@ -38,7 +38,7 @@ def get_coordinates(slice_: Slice, ds_shape: Shape, roi=None) -> np.ndarray:
     return np.stack(np.unravel_index(flat, nav), axis=1).astype(np.int64)
 
 
-def _roi_to_nd_indices(roi, part_slice: Slice) -> Iterator[tuple[int, ...]]:
+def roi_to_nd_indices(roi, part_slice: Slice) -> Iterator[tuple[int, ...]]:
     """Navigation indices of the frames that ``roi`` selects within ``part_slice``.
 
     Parameters

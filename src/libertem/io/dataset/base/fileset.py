@@ -9,7 +9,7 @@ import numpy as np
 
 from libertem.common.lazy import lazy_names
 from libertem.io.dataset.base.file import File
-from libertem.io.dataset.base.filesource import FileSpan, FrameLayout
+from libertem.io.dataset.base.layout import FileSpan, FrameLayout
 
 
 class FileTree:
@@ -211,7 +211,7 @@ class FileSet:
         return None
 
     def to_layout(self, sig_shape=None, decoder: tuple | None = None) -> FrameLayout:
-        """The frames as a :class:`~libertem.io.dataset.base.filesource.FrameLayout`.
+        """The frames as a :class:`~libertem.io.dataset.base.layout.FrameLayout`.
 
         Parameters
         ----------

@@ -1,10 +1,10 @@
 """Frames stored at fixed strides in one or more files: memory-mapped or buffered reads.
 
-A :class:`FrameLayout` describes where the frames are (files, offsets, strides,
-stored dtype, optional decoder); :class:`FileFrameSource` reads them with the
-chosen I/O backend, and :class:`LayoutPartition` is a ready-made partition for
-such layouts. A format with headered, foreign-endian or packed frames only has
-to build a :class:`FrameLayout`.
+A :class:`~libertem.io.dataset.base.layout.FrameLayout` describes where the frames
+are (files, offsets, strides, stored dtype, optional decoder); :class:`FileFrameSource`
+reads them with the chosen I/O backend, and :class:`LayoutPartition` is a ready-made
+partition for such layouts. A format with headered, foreign-endian or packed frames
+only has to build a ``FrameLayout``.
 
 I/O backends (see :mod:`~libertem.io.dataset.base.backend`):
 
@@ -27,109 +27,32 @@ import bisect
 import errno
 import mmap
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
-from libertem.io.dataset.base.backend import IOBackend, MMapBackend, as_io_backend
+from libertem.io.dataset.base.backend import resolve_backend
 from libertem.io.dataset.base.decode import get_decoder
 from libertem.io.dataset.base.files import open_file_map
+from libertem.io.dataset.base.layout import FrameLayout
 from libertem.io.dataset.base.meta import DataSetMeta
 from libertem.io.dataset.base.partition import Partition
-from libertem.io.dataset.base.readahead import (  # DIRECT_ALIGN: also imported from here
-    DIRECT_ALIGN,  # noqa: F401
+from libertem.io.dataset.base.readahead import (
     MERGE_GAP_BYTES,
     Extent,
     ExtentReader,
     ReadAhead,
+    aligned_empty,
+    direct_span,
+    no_direct_io,
     plan_extents,
     pread_direct,
+    pread_full,
 )
-from libertem.io.dataset.base.readahead import aligned_empty as _aligned_empty
-from libertem.io.dataset.base.readahead import direct_span as _direct_span
-from libertem.io.dataset.base.readahead import no_direct_io as _no_direct_io
-from libertem.io.dataset.base.readahead import pread_full as _pread_full
 from libertem.io.dataset.base.tiles import FrameSource, iter_tiles
-
-IO_BACKENDS = ("mmap", "buffered", "direct")
 
 #: memory maps with readahead hints ask for the planned frames in blocks of this size
 HINT_BYTES = 16 * 1024 * 1024
-
-
-def check_io_backend(io_backend, where: str) -> str:
-    """The id of ``io_backend`` (``None``: ``'mmap'``; a name or an ``IOBackend``).
-
-    Raises
-    ------
-    DataSetException
-        If ``io_backend`` names no backend.
-    """
-    backend = as_io_backend(io_backend, where)
-    return "mmap" if backend is None else backend.id_
-
-
-def resolve_backend(io_backend, where: str) -> IOBackend:
-    """``io_backend`` as an :class:`IOBackend` (``None``: the default, memory maps)."""
-    return as_io_backend(io_backend, where) or MMapBackend()
-
-
-@dataclass(frozen=True)
-class FileSpan:
-    """Consecutive frames in one file.
-
-    Attributes
-    ----------
-    path
-        The file.
-    offset
-        Byte offset of the first frame's data.
-    stride
-        Bytes from one frame's data to the next (frame size plus any header).
-    n_frames
-        Number of frames in the file.
-    """
-
-    path: str
-    offset: int
-    stride: int
-    n_frames: int
-
-
-@dataclass(frozen=True)
-class FrameLayout:
-    """Where and how frames are stored.
-
-    Attributes
-    ----------
-    files
-        The files, in frame order.
-    frame_bytes
-        Bytes of data per frame.
-    sig_shape
-        Shape of a decoded frame.
-    stored_dtype
-        Dtype of the stored values (e.g. ``'>u2'``) when they are plain values;
-        ``'u1'`` for packed data that needs a decoder.
-    decoder
-        Name of a decoder in :mod:`~libertem.io.dataset.base.decode`, or ``None``.
-    decoder_args
-        Arguments of the decoder.
-    """
-
-    files: tuple[FileSpan, ...]
-    frame_bytes: int
-    sig_shape: tuple[int, ...]
-    stored_dtype: str
-    decoder: str | None = None
-    decoder_args: tuple = ()
-
-    @property
-    def n_frames(self) -> int:
-        """Frames in all files."""
-        return sum(f.n_frames for f in self.files)
 
 
 class FileFrameSource(FrameSource):
@@ -371,7 +294,7 @@ class FileFrameSource(FrameSource):
                 fd = os.open(path, flags)
             except OSError as e:
                 if self.io_backend == "direct" and e.errno == errno.EINVAL:
-                    raise _no_direct_io(path) from e
+                    raise no_direct_io(path) from e
                 raise DataSetException(f"{path}: cannot open: {e}") from e
             self._fds[path] = fd
         return fd
@@ -395,11 +318,11 @@ class FileFrameSource(FrameSource):
             and dest.flags.c_contiguous
         )
         if direct:
-            _pread_full(fd, memoryview(dest.reshape(-1).view(np.uint8)), offset, span.path)
+            pread_full(fd, memoryview(dest.reshape(-1).view(np.uint8)), offset, span.path)
             return None
         if self._raw is None or self._raw.size < nbytes:
             self._raw = np.empty(nbytes, dtype=np.uint8)
-        _pread_full(fd, memoryview(self._raw[:nbytes]), offset, span.path)
+        pread_full(fd, memoryview(self._raw[:nbytes]), offset, span.path)
         if self._decode is not None:
             return np.ndarray((count, fb), np.uint8, self._raw, 0, (span.stride, 1))
         return _frames_view(self._raw, 0, count, span.stride, self._stored, self.layout.sig_shape)
@@ -407,9 +330,9 @@ class FileFrameSource(FrameSource):
     def _read_direct(self, fd: int, offset: int, nbytes: int, path: str) -> np.ndarray:
         """Bytes ``[offset, offset + nbytes)`` read with ``O_DIRECT``: one aligned read into
         an aligned, reused buffer; returns the requested part of it."""
-        lo, hi = _direct_span(offset, nbytes)
+        lo, hi = direct_span(offset, nbytes)
         if self._raw is None or self._raw.size < hi - lo:
-            self._raw = _aligned_empty(hi - lo)
+            self._raw = aligned_empty(hi - lo)
         return pread_direct(fd, self._raw, offset, nbytes, path)
 
     def _close_ahead(self) -> None:
@@ -505,13 +428,3 @@ class LayoutPartition(Partition):
             roi_part,
             self._corrections,
         )
-
-
-def single_file_layout(
-    path: str, offset: int, n_frames: int, sig_shape: Sequence[int], dtype
-) -> FrameLayout:
-    """Layout of ``n_frames`` frames stored back to back in ``path`` from ``offset`` on."""
-    dtype = np.dtype(dtype)
-    frame_bytes = int(np.prod(sig_shape)) * dtype.itemsize
-    span = FileSpan(os.fspath(path), int(offset), frame_bytes, int(n_frames))
-    return FrameLayout((span,), frame_bytes, tuple(int(s) for s in sig_shape), dtype.str)

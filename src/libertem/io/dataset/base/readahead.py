@@ -87,7 +87,7 @@ def plan_extents(
     starts
         First frame of each file, and the total number of frames last.
     spans
-        The files (:class:`~libertem.io.dataset.base.filesource.FileSpan`: ``offset``
+        The files (:class:`~libertem.io.dataset.base.layout.FileSpan`: ``offset``
         and ``stride``).
     frame_bytes
         Bytes of data per frame.

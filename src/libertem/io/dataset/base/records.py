@@ -4,7 +4,7 @@ A *record stack* is a file (or a series of files) holding fixed-size records, ea
 frame preceded by a per-frame header or followed by extra bytes. Formats describe
 where the records are (:class:`RecordLayout`, read from their headers in
 :meth:`RecordStackDataSet.read_layout`); reading goes through the shared
-:class:`~libertem.io.dataset.base.filesource.FrameLayout` machinery: strided views of
+:class:`~libertem.io.dataset.base.layout.FrameLayout` machinery: strided views of
 read-only memory maps (``io_backend='mmap'``, the default) or buffered reads
 (``io_backend='buffered'`` or ``'direct'``), never including header bytes: the layout
 becomes a :class:`~libertem.io.dataset.base.fileset.FileSet` read by

@@ -44,7 +44,7 @@ class TilingScheme:
     regions in :attr:`slices`.
 
     Usually made with :meth:`make_for_shape` or negotiated (:func:`make_tiling_scheme`,
-    :class:`~libertem.io.dataset.base.negotiator.Negotiator`).
+    :class:`~libertem.udf.negotiation.Negotiator`).
 
     Parameters
     ----------
@@ -280,6 +280,31 @@ def make_tiling_scheme(
     depth = max(1, min(depth, max_depth))
     intent = "frame" if request.full_frames else "tile"
     return TilingScheme.make_for_shape((depth, *tile), dataset_shape, intent)
+
+
+def adjust_scheme(scheme: TilingScheme, dataset, roi, full_frames: bool) -> TilingScheme:
+    """``scheme`` with the tile shape the dataset asks for (``adjust_tileshape``; e.g. a
+    ``MemoryDataSet`` with a fixed ``tileshape``).
+
+    Raises
+    ------
+    ValueError
+        If consumers need whole frames (``full_frames``) and the dataset's tile shape
+        does not hold them.
+    """
+    tileshape = tuple(int(t) for t in dataset.adjust_tileshape(tuple(scheme.shape), roi))
+    if tileshape == tuple(scheme.shape):
+        return scheme
+    sig = tuple(int(s) for s in dataset.shape.sig)
+    if full_frames:
+        base = (1, *sig)
+        for dim, (t, b) in enumerate(zip(tileshape, base)):
+            if t % b:
+                raise ValueError(
+                    f"The tileshape {tileshape} is incompatible with base shape {base} "
+                    f"and dataset shape {sig} in dimension {dim}."
+                )
+    return TilingScheme.make_for_shape(tileshape, dataset.shape, scheme.intent)
 
 
 # LiberTEM 0.16 also has these names in this module; they live elsewhere here

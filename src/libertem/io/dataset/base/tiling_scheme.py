@@ -1,7 +1,7 @@
 """LiberTEM's module path of tiling schemes and their negotiation.
 
 :class:`TilingScheme` is defined in :mod:`~libertem.io.dataset.base.tiling`,
-:class:`Negotiator` in :mod:`~libertem.io.dataset.base.negotiator`; this module
+:class:`Negotiator` in :mod:`~libertem.udf.negotiation`; this module
 re-exports them, and the other names LiberTEM has here, on access.
 """
 
@@ -9,7 +9,7 @@ from libertem.common.lazy import lazy_names
 
 _WHERE = {
     "CorrectionSet": "libertem.io.corrections.corrset",
-    "Negotiator": "libertem.io.dataset.base.negotiator",
+    "Negotiator": "libertem.udf.negotiation",
     "Shape": "libertem.common.shape",
     "Slice": "libertem.common.slice",
     "TYPE_CHECKING": "typing",
