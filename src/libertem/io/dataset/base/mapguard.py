@@ -4,7 +4,7 @@ Reading a page of a memory map that lies beyond the end of its (since truncated)
 file raises ``SIGBUS``, which kills the process: Python cannot catch it, and
 ``faulthandler`` only reports it. On Linux, every read-only map of an input file
 (:func:`~libertem.io.dataset.base.files.open_file_map` and friends) is registered
-here, and a small signal handler, compiled with numba, answers a ``SIGBUS`` inside
+here, and a small signal handler answers a ``SIGBUS`` inside
 a registered map by placing zero pages over the rest of that map and counting the
 fault. The read then completes (with zeros), and :func:`guarded` -- which wraps
 the tiles of every partition -- raises a
@@ -13,9 +13,12 @@ next tile is handed out, and at the end of the partition: a run never returns
 results computed from the missing data. A ``SIGBUS`` outside the registered maps
 goes to the handler that was installed before (or kills the process, as before).
 
-The handler is installed the first time a map is registered. Elsewhere than on
-Linux on x86-64 or ARM64, with ``LIBERTEM_NO_MAPGUARD`` set, or if it cannot be
-installed, maps are not guarded (the size checks before each partition still apply).
+The handler is installed the first time a map is registered. It is a few lines of
+LLVM IR, built with llvmlite and compiled by LLVM in about ten milliseconds (no numba
+compilation, which would take the better part of a second on the first read of every
+fresh process). Elsewhere than on Linux on x86-64 or ARM64, with
+``LIBERTEM_NO_MAPGUARD`` set, or if it cannot be installed, maps are not guarded (the
+size checks before each partition still apply).
 """
 
 from __future__ import annotations
@@ -30,12 +33,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from libertem.common.exceptions import DataSetException
 
@@ -53,6 +51,10 @@ _install_lock = threading.Lock()
 #: where glibc's ``struct sigaction`` and ``siginfo_t`` are laid out as assumed here
 _MACHINES = ("x86_64", "aarch64")
 _state: dict = {"installed": None}
+#: ``MAP_FIXED`` of Linux
+_MAP_FIXED = 0x10
+#: offset of ``si_addr`` in ``siginfo_t``: three ints, padded to 16 bytes
+_SI_ADDR = 16
 
 
 class _SigAction(ctypes.Structure):
@@ -70,98 +72,105 @@ _SA_SIGINFO = 4
 _SA_ONSTACK = 0x08000000
 
 
-_I32, _I64 = ir.IntType(32), ir.IntType(64)
-_VOIDP = ir.IntType(8).as_pointer()
+def _handler_ir(table: int, mmap_fn: int, sigaction_fn: int) -> str:
+    """LLVM IR of ``void libertem_mapguard_handler(int sig, siginfo_t *info, void *ctx)``.
 
+    In Python terms, with ``table`` the int64 table at address ``table``::
 
-@intrinsic
-def _table_address(typingctx, new):
-    """The table's address, kept in a module global of the compiled code; set if ``new``."""
+        fault = info.si_addr
+        for i in range(_HEAD, _HEAD + 3 * SLOTS, 3):
+            if table[i] <= fault < table[i + 1]:
+                first = fault - fault % _PAGE
+                # zero pages over the rest of the map, read-only
+                if mmap(first, table[i + 1] - first, ...) == first:
+                    table[i + 2] += 1
+                    table[0] += 1
+                    return
+                break
+        sigaction(SIGBUS, table[1], NULL)  # not ours: the previous handler takes it
 
-    def codegen(context, builder, sig, args):
-        gv = builder.module.globals.get("libertem_mapguard_table")
-        if gv is None:
-            gv = cgutils.add_global_variable(builder.module, _I64, "libertem_mapguard_table")
-            gv.linkage = "internal"
-            gv.initializer = ir.Constant(_I64, 0)
-        with builder.if_then(builder.icmp_signed("!=", args[0], ir.Constant(_I64, 0))):
-            builder.store(args[0], gv)
-        return builder.load(gv)
-
-    return types.int64(types.int64), codegen
-
-
-@intrinsic
-def _as_pointer(typingctx, address):
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], _I64.as_pointer())
-
-    return types.CPointer(types.int64)(types.int64), codegen
-
-
-@intrinsic
-def _map_zeros(typingctx, address, length):
-    """``mmap(address, length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)``."""
-
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(_VOIDP, [_VOIDP, _I64, _I32, _I32, _I32, _I64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "mmap")
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x10  # 0x10: MAP_FIXED
-        res = builder.call(
-            fn,
-            [
-                builder.inttoptr(args[0], _VOIDP),
-                args[1],
-                ir.Constant(_I32, mmap.PROT_READ),
-                ir.Constant(_I32, flags),
-                ir.Constant(_I32, -1),
-                ir.Constant(_I64, 0),
-            ],
-        )
-        return builder.ptrtoint(res, _I64)
-
-    return types.int64(types.int64, types.int64), codegen
-
-
-@intrinsic
-def _restore_previous(typingctx, saved):
-    """``sigaction(SIGBUS, saved, NULL)``."""
-
-    def codegen(context, builder, sig, args):
-        fnty = ir.FunctionType(_I32, [_I32, _VOIDP, _VOIDP])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "sigaction")
-        signum = ir.Constant(_I32, int(signal.SIGBUS))
-        builder.call(fn, [signum, builder.inttoptr(args[0], _VOIDP), ir.Constant(_VOIDP, None)])
-        return context.get_dummy_value()
-
-    return types.none(types.int64), codegen
-
-
-_N = _HEAD + 3 * SLOTS
-
-
-def _handler(sig, info, ctx):
-    """``void handler(int sig, siginfo_t *info, void *ctx)``, compiled by :func:`_install`.
-
-    ``sig == -1`` sets the table's address (``*info``). The compiled code calls ``mmap``
-    and ``sigaction`` by name and holds no address of this process: it can be cached.
+    After the ``sigaction``, the faulting access runs again and meets the previous
+    handler (by default: the process ends, as without a guard). The addresses of the
+    table and of libc's ``mmap`` and ``sigaction`` are constants of the code.
     """
-    if sig == -1:
-        _table_address(numba.carray(info, (1,), np.int64)[0])
-        return
-    table = numba.carray(_as_pointer(_table_address(0)), (_N,), np.int64)
-    # siginfo_t: si_signo, si_errno, si_code (ints, padded to 16 bytes), then si_addr
-    fault = numba.carray(info, (3,), np.int64)[2]
-    for i in range(_HEAD, _N, 3):
-        lo, hi = table[i], table[i + 1]
-        if lo <= fault < hi:
-            first = fault - fault % _PAGE
-            if _map_zeros(first, hi - first) == first:
-                table[i + 2] += 1
-                table[0] += 1
-                return
-            break
-    _restore_previous(table[1])
+    from llvmlite import ir
+
+    i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
+
+    def const(v, t=i64):
+        return ir.Constant(t, v)
+
+    module = ir.Module(name="libertem_mapguard")
+    fn = ir.Function(
+        module, ir.FunctionType(ir.VoidType(), [i32, i8p, i8p]), "libertem_mapguard_handler"
+    )
+    blocks = {n: fn.append_basic_block(n) for n in ("entry", "loop", "body", "next", "hit")}
+    blocks.update({n: fn.append_basic_block(n) for n in ("count", "chain", "done")})
+    b = ir.IRBuilder(blocks["entry"])
+    tbl = b.inttoptr(const(table), i64.as_pointer())
+    fault = b.load(b.bitcast(b.gep(fn.args[1], [const(_SI_ADDR)]), i64.as_pointer()))
+    b.branch(blocks["loop"])
+
+    b.position_at_end(blocks["loop"])
+    i = b.phi(i64)
+    i.add_incoming(const(_HEAD), blocks["entry"])
+    more = b.icmp_signed("<", i, const(_HEAD + 3 * SLOTS))
+    b.cbranch(more, blocks["body"], blocks["chain"])
+
+    b.position_at_end(blocks["body"])
+    lo = b.load(b.gep(tbl, [i]))
+    hi = b.load(b.gep(tbl, [b.add(i, const(1))]))
+    inside = b.and_(b.icmp_signed("<=", lo, fault), b.icmp_signed("<", fault, hi))
+    b.cbranch(inside, blocks["hit"], blocks["next"])
+
+    b.position_at_end(blocks["next"])
+    i.add_incoming(b.add(i, const(3)), blocks["next"])
+    b.branch(blocks["loop"])
+
+    b.position_at_end(blocks["hit"])
+    first = b.and_(fault, const(~(_PAGE - 1)))
+    mmap_ty = ir.FunctionType(i8p, [i8p, i64, i32, i32, i32, i64])
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED
+    args = [b.inttoptr(first, i8p), b.sub(hi, first), const(mmap.PROT_READ, i32)]
+    args += [const(flags, i32), const(-1, i32), const(0)]
+    res = b.call(b.inttoptr(const(mmap_fn), mmap_ty.as_pointer()), args)
+    b.cbranch(b.icmp_signed("==", b.ptrtoint(res, i64), first), blocks["count"], blocks["chain"])
+
+    b.position_at_end(blocks["count"])
+    for ptr in (b.gep(tbl, [b.add(i, const(2))]), b.gep(tbl, [const(0)])):
+        b.store(b.add(b.load(ptr), const(1)), ptr)
+    b.branch(blocks["done"])
+
+    b.position_at_end(blocks["chain"])
+    sigaction_ty = ir.FunctionType(i32, [i32, i8p, i8p])
+    previous = b.inttoptr(b.load(b.gep(tbl, [const(1)])), i8p)
+    b.call(
+        b.inttoptr(const(sigaction_fn), sigaction_ty.as_pointer()),
+        [const(int(signal.SIGBUS), i32), previous, ir.Constant(i8p, None)],
+    )
+    b.branch(blocks["done"])
+
+    b.position_at_end(blocks["done"])
+    b.ret_void()
+    return str(module)
+
+
+def _compile_handler(libc) -> tuple[int, object]:
+    """Compile the handler for this process: its address, and what keeps it alive."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    addresses = [ctypes.cast(f, ctypes.c_void_p).value for f in (libc.mmap, libc.sigaction)]
+    # a context of its own: numba may be compiling in another thread (in the global one)
+    module = llvm.parse_assembly(
+        _handler_ir(_table.ctypes.data, *addresses), context=llvm.create_context()
+    )
+    module.verify()
+    machine = llvm.Target.from_default_triple().create_target_machine(opt=2)
+    engine = llvm.create_mcjit_compiler(module, machine)
+    engine.finalize_object()
+    return engine.get_function_address("libertem_mapguard_handler"), engine
 
 
 def _install() -> bool:
@@ -181,17 +190,14 @@ def _install_handler() -> bool:
         and not os.environ.get("LIBERTEM_NO_MAPGUARD")
     ):
         try:
-            signature = types.void(types.int32, types.voidptr, types.voidptr)
-            handler = numba.cfunc(signature, cache=True)(_handler)
-            address = ctypes.c_int64(_table.ctypes.data)
-            handler.ctypes(-1, ctypes.addressof(address), None)
             libc = ctypes.CDLL(None, use_errno=True)
+            address, engine = _compile_handler(libc)
             previous = _SigAction()
-            action = _SigAction(handler=handler.address, flags=_SA_SIGINFO | _SA_ONSTACK)
+            _table[1] = ctypes.addressof(previous)
+            action = _SigAction(handler=address, flags=_SA_SIGINFO | _SA_ONSTACK)
             if libc.sigaction(int(signal.SIGBUS), ctypes.byref(action), ctypes.byref(previous)):
                 raise OSError(ctypes.get_errno(), "sigaction failed")
-            _state["keep"] = (handler, previous, action)
-            _table[1] = ctypes.addressof(previous)
+            _state["keep"] = (engine, previous, action)
             ok = True
         except Exception:  # no guard: reading works as without it
             ok = False
