@@ -89,14 +89,19 @@ def set_num_threads(n: int | None) -> Iterator[None]:
     """Limit BLAS/OpenMP (threadpoolctl) and numba to ``n`` threads in the block.
 
     ``None`` leaves the limits as they are. numba's limit is per thread and is
-    capped at the number of threads numba was started with.
+    capped at the number of threads numba was started with. A process that has not
+    imported numba runs no numba code yet: numba is left alone (importing it and
+    starting its threads would cost a good part of a second).
     """
     if n is None:
         yield
         return
-    import numba
-
     n = max(1, int(n))
+    numba = sys.modules.get("numba")
+    if numba is None or not hasattr(numba, "get_num_threads"):
+        with limit_thread_pools(n):
+            yield
+        return
     # numba's thread pool starts on first use (loading modules): before the pools are found
     previous = numba.get_num_threads()
     with limit_thread_pools(n):
@@ -162,10 +167,13 @@ def set_torch_threads(n: int) -> Iterator[None]:
 def set_numba_threads(n: int) -> Iterator[None]:
     """Let numba's parallel code in this thread use ``n`` threads in the block.
 
-    The limit is capped at the number of threads numba was started with.
+    The limit is capped at the number of threads numba was started with; without
+    numba imported in this process, nothing is set (no numba code runs here yet).
     """
-    import numba
-
+    numba = sys.modules.get("numba")
+    if numba is None or not hasattr(numba, "get_num_threads"):
+        yield
+        return
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
     try:

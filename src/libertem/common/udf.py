@@ -26,6 +26,49 @@ SCIPY_CSC_ARRAY = "scipy.sparse.csc_array"
 CUPY_SCIPY_COO = "cupyx.scipy.sparse.coo_matrix"
 CUPY_SCIPY_CSR = "cupyx.scipy.sparse.csr_matrix"
 CUPY_SCIPY_CSC = "cupyx.scipy.sparse.csc_matrix"
+NUMPY_MATRIX = "numpy.matrix"
+
+#: every backend name of sparseconverter (its ``BACKENDS``), without importing it
+BACKEND_NAMES = frozenset(
+    (
+        NUMPY,
+        NUMPY_MATRIX,
+        CUDA,
+        CUPY,
+        SPARSE_COO,
+        SPARSE_GCXS,
+        SPARSE_DOK,
+        SCIPY_COO,
+        SCIPY_CSR,
+        SCIPY_CSC,
+        SCIPY_COO_ARRAY,
+        SCIPY_CSR_ARRAY,
+        SCIPY_CSC_ARRAY,
+        CUPY_SCIPY_COO,
+        CUPY_SCIPY_CSR,
+        CUPY_SCIPY_CSC,
+    )
+)
+#: the backends of CUDA devices (sparseconverter's ``CUDA_BACKENDS``), CuPy's among them
+CUPY_BACKEND_NAMES = frozenset((CUPY, CUPY_SCIPY_COO, CUPY_SCIPY_CSR, CUPY_SCIPY_CSC))
+CUDA_BACKEND_NAMES = CUPY_BACKEND_NAMES | {CUDA}
+#: the backends of the host (sparseconverter's ``CPU_BACKENDS``)
+CPU_BACKEND_NAMES = BACKEND_NAMES - CUDA_BACKEND_NAMES
+#: the two-dimensional backends (sparseconverter's ``D2_BACKENDS``)
+D2_BACKEND_NAMES = frozenset(
+    (
+        NUMPY_MATRIX,
+        SCIPY_COO,
+        SCIPY_CSR,
+        SCIPY_CSC,
+        SCIPY_COO_ARRAY,
+        SCIPY_CSR_ARRAY,
+        SCIPY_CSC_ARRAY,
+        CUPY_SCIPY_COO,
+        CUPY_SCIPY_CSR,
+        CUPY_SCIPY_CSC,
+    )
+)
 
 
 class _BackendSet:

@@ -7,6 +7,9 @@ offers some of them (``DataSet.array_backends``); a UDF accepts some
 the accepted backend that the worker can run and that is cheapest to reach from
 what the dataset offers; the partition is read once, and each tile is converted
 once per backend that some UDF needs.
+
+sparseconverter (which imports scipy.sparse, pydata.sparse and numba) is imported
+only where something else than NumPy arrays is chosen or converted.
 """
 
 from __future__ import annotations
@@ -15,19 +18,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import sparseconverter
-from sparseconverter import (
-    BACKENDS,
-    CPU_BACKENDS,
-    CUDA,
-    CUDA_BACKENDS,
-    CUPY,
-    CUPY_BACKENDS,
-    D2_BACKENDS,
-    NUMPY,
-)
 
 from libertem.common.exceptions import UDFException
+from libertem.common.udf import BACKEND_NAMES as BACKENDS
+from libertem.common.udf import CPU_BACKEND_NAMES as CPU_BACKENDS
+from libertem.common.udf import CUDA, CUPY, NUMPY
+from libertem.common.udf import CUDA_BACKEND_NAMES as CUDA_BACKENDS
+from libertem.common.udf import CUPY_BACKEND_NAMES as CUPY_BACKENDS
+from libertem.common.udf import D2_BACKEND_NAMES as D2_BACKENDS
 
 ResourceDef = dict[str, int]
 
@@ -140,6 +138,10 @@ def choose_backend(
             )
     if sources & candidates:
         candidates = sources & candidates
+    if candidates == {NUMPY} and NUMPY in sources:
+        return device_class, NUMPY, NUMPY
+    import sparseconverter
+
     source, target = sparseconverter.cheapest_pair(sources, candidates)
     return device_class, target, source
 
@@ -148,6 +150,7 @@ def choose_read_backend(sources: frozenset[str], targets: Sequence[str]) -> str:
     """The backend to read tiles in: cheapest in total to convert to every target."""
     if len(sources) == 1:
         return next(iter(sources))
+    import sparseconverter
 
     def cost(source: str) -> float:
         total = 0.0
@@ -173,6 +176,8 @@ def convert_tile(data, target: str, xp, tile_shape: tuple[int, ...]):
     tile's full shape ``(frames, *signal region)``: 2D backends get the signal
     axes flattened, n-dimensional ones the full shape.
     """
+    if type(data) is not np.ndarray or not is_numpy_like(target):
+        import sparseconverter
     if is_numpy_like(target):
         if type(data) is not np.ndarray:
             data = sparseconverter.for_backend(data, NUMPY)
@@ -189,6 +194,10 @@ def convert_tile(data, target: str, xp, tile_shape: tuple[int, ...]):
 
 def backend_of(arr) -> str | None:
     """The backend name of ``arr`` (``None`` if unknown)."""
+    if type(arr) is np.ndarray:
+        return NUMPY
+    import sparseconverter
+
     try:
         return sparseconverter.get_backend(arr)
     except Exception:  # unknown types
@@ -202,9 +211,12 @@ def convert_like(arr, target) -> Any:
         result = arr
     elif target_backend == CUPY:
         import cupy
+        import sparseconverter
 
         result = cupy.asarray(sparseconverter.for_backend(arr, NUMPY))
     else:
+        import sparseconverter
+
         result = sparseconverter.for_backend(arr, target_backend)
     shape = getattr(target, "shape", None)
     if (

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import sparse
-from sparseconverter import BACKENDS, CUDA
 
 from libertem.common.sparse import densify, is_sparse
+from libertem.common.udf import BACKEND_NAMES, CUDA
 from libertem.udf.classes import UDF
 
 __all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum", "sum_partials"]
@@ -22,12 +21,16 @@ STREAMING_TILE_BYTES = 4 * 1024 * 1024
 
 # Every array backend: the sums below accept dense, pydata.sparse and scipy.sparse tiles
 # (on the CPU or, through CuPy, on a GPU). 'cuda' is a CUDA worker fed NumPy arrays.
-ALL_BACKENDS = tuple(sorted(BACKENDS - {CUDA})) + (CUDA,)
+ALL_BACKENDS = tuple(sorted(BACKEND_NAMES - {CUDA})) + (CUDA,)
 
 
 def _is_2d_sparse(tile) -> bool:
     """scipy.sparse / cupyx tiles are 2D: frames times flattened signal."""
-    return is_sparse(tile) and not isinstance(tile, sparse.SparseArray)
+    if isinstance(tile, np.ndarray) or not is_sparse(tile):
+        return False
+    import sparse
+
+    return not isinstance(tile, sparse.SparseArray)
 
 
 def frame_sum(tile, shape: tuple[int, ...], dtype=None):

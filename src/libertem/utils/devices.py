@@ -58,6 +58,23 @@ def _cpu_count() -> int:
     return max(1, min(physical or allowed, allowed))
 
 
+#: file names of the CUDA driver library
+_CUDA_DRIVERS = {"win32": ("nvcuda.dll",), "darwin": ()}
+
+
+def _cuda_driver_present() -> bool:
+    """Whether the CUDA driver library can be loaded (no CUDA device without it)."""
+    import ctypes
+
+    for name in _CUDA_DRIVERS.get(sys.platform, ("libcuda.so.1", "libcuda.so")):
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
 def _cuda_devices() -> list[int]:
     """Ids of visible CUDA devices; empty without a GPU or a CUDA driver."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -69,6 +86,8 @@ def _cuda_devices() -> list[int]:
             return list(range(cupy.cuda.runtime.getDeviceCount()))
         except Exception:
             return []
+    if not _cuda_driver_present():
+        return []  # numba.cuda would find none either; it takes a quarter second to import
     try:
         from numba import cuda
 

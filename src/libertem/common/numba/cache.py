@@ -19,6 +19,8 @@ from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
 from numba.core.target_extension import CPU, dispatcher_registry, target_registry
 
+from libertem.common.lazyjit import LazyDispatcher
+
 #: numba's dispatchers take ``py_func, locals, targetoptions, pipeline_class`` (since 0.49)
 old_dispatch = False
 
@@ -35,17 +37,17 @@ def _callees(py_func) -> list:
     found = []
     code = py_func.__code__
     scope = py_func.__globals__
-    for name in code.co_names:
-        value = scope.get(name)
-        if isinstance(value, numba.core.dispatcher.Dispatcher):
-            found.append(value.py_func)
+    values = [scope.get(name) for name in code.co_names]
     for cell in py_func.__closure__ or ():
         try:
-            value = cell.cell_contents
+            values.append(cell.cell_contents)
         except ValueError:  # an empty cell
             continue
+    for value in values:
         if isinstance(value, numba.core.dispatcher.Dispatcher):
             found.append(value.py_func)
+        elif isinstance(value, LazyDispatcher):
+            found.append(value.__wrapped__)
     return found
 
 

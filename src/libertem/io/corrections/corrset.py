@@ -9,28 +9,43 @@ between an excluded pixel and one of its neighbours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
-import sparse
 
+from libertem.common.lazy import lazy_names
 from libertem.common.slice import Slice
-from libertem.io.corrections.detector import (
-    CorrectError,
-    RepairDescriptor,
-    apply_prepared,
-    check_real,
-    correct,
-)
-from libertem.io.corrections.repair import excluded_coords
+
+if TYPE_CHECKING:
+    import sparse
+
+# The correction code (pydata.sparse, scipy.sparse, numba kernels) is imported when a
+# CorrectionSet holds corrections: every run makes an empty one.
+_ELSEWHERE = {
+    "RepairDescriptor": "libertem.io.corrections.detector",
+    "correct": "libertem.io.corrections.detector",
+}
+__getattr__, __dir__ = lazy_names(__name__, _ELSEWHERE)
+
+
+def _detector():
+    from libertem.io.corrections import detector
+
+    return detector
+
+
+def _repair():
+    from libertem.io.corrections import repair
+
+    return repair
+
 
 __all__ = [
     "CorrectionSet",
-    "RepairDescriptor",
     "Slice",
     "adjust",
-    "correct",
     "disjunct_multiplier",
+    *_ELSEWHERE,
 ]
 
 
@@ -137,14 +152,19 @@ def _check_frame(a, what: str):
         return None
     arr = np.asarray(a)
     if arr.ndim == 0:
-        raise CorrectError(f"{what} must be an array of the signal shape, got a scalar")
-    return check_real(arr, what)
+        raise _detector().CorrectError(
+            f"{what} must be an array of the signal shape, got a scalar"
+        )
+    return _detector().check_real(arr, what)
 
 
 def _to_coo(excluded_pixels) -> sparse.COO | None:
     """``excluded_pixels`` as ``sparse.COO`` (dtype kept; non-zero entries are excluded)."""
     if excluded_pixels is None:
         return None
+    import scipy.sparse
+    import sparse
+
     if scipy.sparse.issparse(excluded_pixels):
         # direct; sparseconverter would first compile a capability test (seconds)
         return sparse.COO.from_scipy_sparse(excluded_pixels)
@@ -210,10 +230,10 @@ class CorrectionSet:
             if a is not None and (name != "excluded_pixels" or _has_excluded(a))
         }
         if len(set(shapes.values())) > 1:
-            raise CorrectError(f"corrections of different shapes: {shapes}")
+            raise _detector().CorrectError(f"corrections of different shapes: {shapes}")
         if _has_excluded(self._excluded_pixels) and not self._allow_empty:
             excluded = self._excluded_pixels
-            RepairDescriptor(excluded.shape, excluded, allow_empty=False)
+            _detector().RepairDescriptor(excluded.shape, excluded, allow_empty=False)
         self._cache: dict = {}
 
     def get_dark_frame(self) -> np.ndarray | None:
@@ -271,7 +291,7 @@ class CorrectionSet:
                 )
                 if a is not None and (name != "excluded pixels" or _has_excluded(a))
             ]
-            raise CorrectError(
+            raise _detector().CorrectError(
                 f"the corrections ({', '.join(parts)}) have shape {own}, "
                 f"the data's signal shape is {sig_shape}"
             )
@@ -321,7 +341,7 @@ class CorrectionSet:
         adjusted = np.array(tile_shape, dtype=np.int64)
         sig_tile = adjusted[len(adjusted) - d :]
         base = tuple(int(b) for b in base_shape)[-d:]
-        adjust(sig_tile, sig_shape, base, excluded_coords(excluded, sig_shape))
+        adjust(sig_tile, sig_shape, base, _repair().excluded_coords(excluded, sig_shape))
         return tuple(adjusted)
 
     def _prepared(self, dtype: np.dtype, origin: tuple[int, ...], shape: tuple[int, ...]):
@@ -331,7 +351,7 @@ class CorrectionSet:
         if entry is None:
             full = self.sig_shape
             if full is not None and len(full) != len(shape):
-                raise CorrectError(
+                raise _detector().CorrectError(
                     f"tile region of shape {shape} does not fit corrections of shape {full}"
                 )
             region = tuple(slice(o, o + s) for o, s in zip(origin, shape))
@@ -342,7 +362,7 @@ class CorrectionSet:
                 gain = np.ascontiguousarray(self._gain[region], dtype=dtype)
             for part in (dark, gain):
                 if part is not None and part.shape != shape:
-                    raise CorrectError(
+                    raise _detector().CorrectError(
                         f"tile region at {origin} of shape {shape} lies outside the "
                         f"corrections of shape {full}"
                     )
@@ -350,12 +370,12 @@ class CorrectionSet:
             if _has_excluded(excluded):
                 local = excluded[region]
                 if tuple(local.shape) != shape:
-                    raise CorrectError(
+                    raise _detector().CorrectError(
                         f"tile region at {origin} of shape {shape} lies outside the "
                         f"corrections of shape {full}"
                     )
                 if local.nnz > 0:
-                    descriptor = RepairDescriptor(shape, local, self._allow_empty)
+                    descriptor = _detector().RepairDescriptor(shape, local, self._allow_empty)
             entry = self._cache[key] = (dark, gain, descriptor)
         return entry
 
@@ -385,13 +405,13 @@ class CorrectionSet:
         d = len(sig)
         shape = tuple(int(s) for s in sig)
         if tuple(data.shape[data.ndim - d :]) != shape:
-            raise CorrectError(
+            raise _detector().CorrectError(
                 f"tile data of shape {data.shape} does not fit the tile slice's "
                 f"signal shape {shape}"
             )
         origin = tuple(tile_slice.origin[len(tile_slice.origin) - d :])
         dark, gain, descriptor = self._prepared(data.dtype, origin, shape)
-        apply_prepared(data, d, dark, gain, descriptor)
+        _detector().apply_prepared(data, d, dark, gain, descriptor)
 
     def __getstate__(self):
         state = self.__dict__.copy()

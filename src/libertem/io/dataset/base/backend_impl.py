@@ -15,7 +15,6 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-import numba
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
@@ -33,6 +32,7 @@ def _read_and_decode_kernel(decode):
     """A compiled loop decoding the frames of a tile that lie in one file."""
     kernel = _KERNELS.get(decode)
     if kernel is None:
+        import numba
 
         @numba.njit(nogil=True)
         def read_and_decode(data, file_idx, ranges, out, native_dtype, origin, shape, ds_shape):

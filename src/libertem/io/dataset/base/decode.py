@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numba
 import numpy as np
 
 from libertem.common.exceptions import DataSetException
 from libertem.common.lazy import lazy_names
+from libertem.common.lazyjit import lazy_njit
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _quad_pos(p):
     """Row, column and column step of quad stream pixel ``p`` (start of a word)."""
     r = p // 1024
@@ -45,7 +45,7 @@ def _quad_pos(p):
     return 511 - r, 511 - x, -1
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r64_flat(raw, out, bits, mask, half):
     """Single-chip raw frames into ``out`` ``(n, npix)``; ``half`` > 0: 24-bit (two halves)."""
     n = raw.shape[0]
@@ -75,7 +75,7 @@ def decode_r64_flat(raw, out, bits, mask, half):
                         out[k, p + 8 * byte + i] = (v >> i) & 1
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r64_quad(raw, out, bits, mask, half):
     """2x2 quad raw frames into ``out`` ``(n, 512, 512)``; ``half`` > 0: 24-bit."""
     n = raw.shape[0]
@@ -105,7 +105,7 @@ def decode_r64_quad(raw, out, bits, mask, half):
                         out[k, row, col + step * (8 * byte + i)] = (v >> i) & 1
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r12_words(words, out):
     """Single-chip 12-bit raw frames given as native ``uint16`` words ``(n, npix)``."""
     n, npix = out.shape
@@ -116,7 +116,7 @@ def decode_r12_words(words, out):
                 out[k, g + j] = ((v & np.uint32(0xF)) << np.uint32(8)) | (v >> np.uint32(8))
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_swap16(words, out, group):
     """Byte-swapped ``uint16`` words into ``out`` ``(n, npix)``, reversed in groups.
 
@@ -135,7 +135,7 @@ def decode_swap16(words, out, group):
                 dest[g + j] = ((v >> 8) | (v << 8)) & 0xFFFF
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_swap32(words, out):
     """Big-endian ``uint32`` values (given as native ``uint32`` words) into ``out``."""
     n = words.shape[0]
@@ -150,7 +150,7 @@ def decode_swap32(words, out):
             ) & 0xFFFFFFFF
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _swap16_frames(words, starts, out):
     """``out[i] = byteswap(words[starts[i]:starts[i] + npix])`` for every frame ``i``.
 

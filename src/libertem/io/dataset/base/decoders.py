@@ -25,11 +25,12 @@ in blocks of frames, which is what datasets use for their tiles.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from libertem.common.lazyjit import lazy_njit
 
-@numba.njit(nogil=True, cache=True)
+
+@lazy_njit(nogil=True, cache=True)
 def _swapped(inp, itemsize, n, native_dtype):
     tmp = np.empty(n * itemsize, dtype=np.uint8)
     for i in range(n):
@@ -38,7 +39,7 @@ def _swapped(inp, itemsize, n, native_dtype):
     return tmp.view(native_dtype)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode byte-swapped values (e.g. big-endian ``uint16``, ``float32``) into
     ``out[idx]``; the value size is that of the range's bytes per pixel."""
@@ -55,7 +56,7 @@ decode_swap_2 = decode_swap_4 = decode_swap_8 = decode_swap
 def _make_byteswap(itemsize: int):
     """The ``byteswap_<n>_decode`` and ``byteswap_<n>_straight`` kernels for ``n`` bytes."""
 
-    @numba.njit(nogil=True, cache=True)
+    @lazy_njit(nogil=True, cache=True)
     def decode(inp, out):
         for i in range(inp.shape[0] // itemsize):
             v = np.uint64(0)
@@ -63,7 +64,7 @@ def _make_byteswap(itemsize: int):
                 v = (v << np.uint64(8)) | np.uint64(inp[i * itemsize + b])
             out[i] = v
 
-    @numba.njit(nogil=True, cache=True)
+    @lazy_njit(nogil=True, cache=True)
     def straight(inp, out):
         for i in range(inp.shape[0] // itemsize):
             for b in range(itemsize):
@@ -84,7 +85,7 @@ byteswap_8_decode, byteswap_8_straight = _make_byteswap(8)
 
 
 def _make_swap_only(straight):
-    @numba.njit(nogil=True, cache=True)
+    @lazy_njit(nogil=True, cache=True)
     def decode_swap_only(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
         straight(inp, out[idx].view(np.uint8))
 
@@ -98,7 +99,7 @@ decode_swap_only_4 = _make_swap_only(byteswap_4_straight)
 decode_swap_only_8 = _make_swap_only(byteswap_8_straight)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_convert(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Convert native-order values into ``out[idx]`` (a plain dtype conversion)."""
     n = out.shape[1]

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import sys
 
-import numba
 import numpy as np
+
+from libertem.common.lazyjit import lazy_njit
 
 _this = sys.modules[__name__]
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _default_px_to_bytes(
     bpp,
     frame_in_file,
@@ -59,7 +60,7 @@ def _default_px_to_bytes(
     return base + start_px * bpp // 8, base + (start_px + n_px) * bpp // 8
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _find_file(fileset_arr, frame):
     lo = 0
     hi = fileset_arr.shape[0]
@@ -74,7 +75,7 @@ def _find_file(fileset_arr, frame):
     return -1
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _file_of(fileset_arr, f, frame_header, frame_footer):
     """Index, frame header and footer bytes of the file holding file frame ``f`` (-1: none)."""
     fi = -1 if f < 0 else _find_file(fileset_arr, f)
@@ -85,14 +86,14 @@ def _file_of(fileset_arr, f, frame_header, frame_footer):
     return fi, header, footer
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _store(out, s, k, fi, start, stop):
     out[s, k, 0] = fi
     out[s, k, 1] = start if fi >= 0 else 0
     out[s, k, 2] = stop if fi >= 0 else 0
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _default_read_ranges_tile_block(
     file_frames,
     slices_arr,
@@ -125,7 +126,7 @@ def _default_read_ranges_tile_block(
             _store(out, s, k, fi, start, stop)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _alloc(n, depth, slices_arr):
     """The results for ``n`` frames in tiles of ``depth``, and the per-block work arrays."""
     n_blocks = (n + depth - 1) // depth
@@ -139,7 +140,7 @@ def _alloc(n, depth, slices_arr):
     return n_blocks, tile_slices, ranges, scheme_indices, block, file_frames
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _block_frames(frames, b, depth, sync_offset, file_frames):
     lo = b * depth
     m = min(frames.shape[0], lo + depth) - lo
@@ -148,7 +149,7 @@ def _block_frames(frames, b, depth, sync_offset, file_frames):
     return lo, m
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _store_block(b, lo, m, block, start_at_frame, slices_arr, tile_slices, ranges, indices):
     n_slices = slices_arr.shape[0]
     for s in range(n_slices):
@@ -162,7 +163,7 @@ def _store_block(b, lo, m, block, start_at_frame, slices_arr, tile_slices, range
         indices[t] = s
 
 
-@numba.njit(nogil=True)
+@lazy_njit(nogil=True)
 def _get_read_ranges_impl(
     px_to_bytes,
     read_ranges_tile_block,
@@ -199,7 +200,7 @@ def _get_read_ranges_impl(
     return tile_slices, ranges, indices
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _default_impl(
     frames,
     start_at_frame,
