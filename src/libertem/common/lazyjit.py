@@ -1,4 +1,5 @@
-"""numba-compiled functions whose module does not import numba.
+"""numba-compiled functions that cost nothing until they are used, and kernels whose
+first calls do not wait for numba.
 
 Importing numba takes about a fifth of a second, and every fresh process pays it: the
 main process and each worker of a Dask cluster. Modules on the common data path (the
@@ -8,14 +9,29 @@ numba. numba is imported, and the function handed to ``numba.njit``, on first us
 a call, an attribute of the dispatcher (``.py_func``, ``.signatures``, ...), or a
 compilation of other numba code that refers to it (as a global, through a closure, or
 as an argument).
+
+Compiling a kernel takes from a few tenths of a second to seconds, once per machine
+when numba's on-disk cache can be written (``cache=True``), else once per process.
+:class:`KernelWithTwin` pairs a kernel with a NumPy function that computes the same
+values bit for bit (its *twin*): calls run the twin until the kernel is ready for
+the types of the arguments, and the first call with new types starts the
+compilation (or the load from the cache) in a background thread. So a first run
+never waits for the compiler, and results do not depend on which of the two ran.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 
@@ -113,4 +129,150 @@ def lazy_njit(*args, **options):
     return lambda fn: LazyDispatcher(fn, options)
 
 
-__all__ = ["LazyDispatcher", "lazy_njit"]
+#: ``LIBERTEM_KERNELS``: ``'background'`` (default: compile in a background thread and
+#: run the twin meanwhile), ``'wait'`` (compile in the first call and wait for it, as
+#: plain numba does) or ``'twin'`` (never compile; the NumPy twins only)
+KERNEL_MODES = ("background", "wait", "twin")
+_compiling: set[threading.Thread] = set()
+#: seconds the interpreter waits at exit for compilations still running
+EXIT_WAIT_S = 60.0
+
+
+def kernel_mode() -> str:
+    """How :class:`KernelWithTwin` gets its kernels (``LIBERTEM_KERNELS``, see
+    :data:`KERNEL_MODES`)."""
+    mode = os.environ.get("LIBERTEM_KERNELS", "background")
+    return mode if mode in KERNEL_MODES else "background"
+
+
+def _signature_key(args) -> tuple:
+    """What numba's type of the arguments depends on, cheaply: per array its dtype,
+    dimensions, layout, writeability and alignment; else the Python type."""
+    key = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            flags = a.flags
+            layout = "C" if flags.c_contiguous else ("F" if flags.f_contiguous else "A")
+            key.append((a.dtype, a.ndim, layout, flags.writeable, flags.aligned))
+        else:
+            key.append(type(a))
+    return tuple(key)
+
+
+def _wait_for_compilations(timeout: float = EXIT_WAIT_S) -> None:
+    """Let compilations that run in the background finish (an interpreter that ends
+    under a compiling thread may crash on its way out)."""
+    with _lock:
+        threads = list(_compiling)
+    for thread in threads:
+        thread.join(timeout)
+
+
+class KernelWithTwin:
+    """A compiled kernel and a NumPy *twin* that computes the same values, bit for bit.
+
+    Calls run the kernel once it is compiled for the types of the arguments, the twin
+    until then; see the module documentation and :data:`KERNEL_MODES`. The twin must
+    do the same floating-point operations in the same order as the kernel (the tests
+    of each kernel check that they agree).
+
+    Parameters
+    ----------
+    kernel
+        The kernel, usually a :class:`LazyDispatcher` (``@lazy_njit(cache=True)``).
+    twin
+        The NumPy function with the kernel's signature and results.
+    """
+
+    def __init__(self, kernel, twin: Callable):
+        self.kernel = kernel
+        self.twin = twin
+        self._ready: dict[tuple, Callable] = {}
+        self._pending: set[tuple] = set()
+        functools.update_wrapper(self, twin)
+
+    def __call__(self, *args):
+        key = _signature_key(args)
+        fn = self._ready.get(key)
+        if fn is None:
+            fn = self._get(key, args)
+        return fn(*args)
+
+    @property
+    def _numba_type_(self):
+        # numba code that calls this object calls the kernel (compiled when that code is)
+        kernel = self.kernel
+        dispatcher = kernel.materialize() if hasattr(kernel, "materialize") else kernel
+        return dispatcher._numba_type_
+
+    def compiled_for(self, *args) -> bool:
+        """Whether calls with arguments of these types run the compiled kernel."""
+        fn = self._ready.get(_signature_key(args))
+        return fn is not None and fn is not self.twin
+
+    def compile_now(self, *args) -> bool:
+        """Compile the kernel for the types of ``args`` and wait for it; whether it
+        runs compiled from now on (``False`` where numba cannot compile it)."""
+        key = _signature_key(args)
+        self._compile(key, args)
+        return self._ready.get(key) is not self.twin
+
+    def _get(self, key: tuple, args) -> Callable:
+        mode = kernel_mode()
+        if mode == "twin":
+            return self.twin
+        if mode == "wait":
+            self._compile(key, args)
+            return self._ready[key]
+        with _lock:
+            if key in self._ready:
+                return self._ready[key]
+            if key not in self._pending:
+                self._pending.add(key)
+                thread = threading.Thread(
+                    target=self._compile_in_background,
+                    args=(key, args),
+                    name=f"compile {getattr(self.twin, '__name__', 'kernel')}",
+                    daemon=True,
+                )
+                _compiling.add(thread)
+                if len(_compiling) == 1:
+                    atexit.register(_wait_for_compilations)
+                thread.start()
+        return self.twin
+
+    def _compile_in_background(self, key: tuple, args) -> None:
+        try:
+            self._compile(key, args)
+        finally:
+            with _lock:
+                self._pending.discard(key)
+                _compiling.discard(threading.current_thread())
+
+    def _compile(self, key: tuple, args) -> None:
+        if key in self._ready:
+            return
+        try:
+            kernel = self.kernel
+            dispatcher = kernel.materialize() if hasattr(kernel, "materialize") else kernel
+            import numba
+
+            dispatcher.compile(tuple(numba.typeof(a) for a in args))
+            fn = dispatcher
+        except Exception as e:  # noqa: BLE001 - the twin computes the same
+            log.debug("compiling %r for %r failed: %r", self.kernel, key, e)
+            fn = self.twin
+        self._ready[key] = fn
+
+    def __repr__(self) -> str:
+        return f"<KernelWithTwin {getattr(self.twin, '__qualname__', self.twin)!r}>"
+
+
+__all__ = [
+    "EXIT_WAIT_S",
+    "KERNEL_MODES",
+    "KernelWithTwin",
+    "LazyDispatcher",
+    "kernel_mode",
+    "lazy_njit",
+]

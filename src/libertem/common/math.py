@@ -43,9 +43,13 @@ def count_nonzero(array) -> int:
     ``fill_value`` is non-zero, every position it does not store counts as non-zero
     (computed from the shape, without densifying).
     """
-    import sparse
-
     from libertem.common.sparse import is_sparse, sparse_to_coo
+
+    if isinstance(array, np.ndarray):
+        return int(np.count_nonzero(array))
+    if not is_sparse(array):
+        return int(np.count_nonzero(array))
+    import sparse
 
     if isinstance(array, sparse.SparseArray):
         if not isinstance(array, (sparse.COO, sparse.GCXS)):

@@ -93,6 +93,9 @@ class UDFMeta:
         self._valid_nav_source: tuple[np.ndarray, np.ndarray | None] | None = None
         self._roi_indices: np.ndarray | None = None
         self._slice: Slice | None = partition_slice
+        # process_frame: the frame now processed, its Slice made on first access
+        self._frame: int | None = None
+        self._frame_template: tuple[tuple[int, ...], Shape] | None = None
 
     @property
     def dataset_shape(self) -> Shape:
@@ -158,11 +161,26 @@ class UDFMeta:
     def slice(self) -> Slice | None:
         """Region now processed, in flat-nav coordinates compressed by the ROI:
         the frame, tile or partition handed to ``process_*``."""
+        frame = self._frame
+        if frame is not None:
+            sig_origin, frame_shape = self._frame_template
+            self._slice = Slice((frame, *sig_origin), frame_shape)
+            self._frame = None
         return self._slice
 
     @slice.setter
     def slice(self, value: Slice | None) -> None:
         self._slice = value
+        self._frame = None
+
+    def set_frame_template(self, sig_origin: tuple[int, ...], frame_shape: Shape) -> None:
+        """For the frames of the tile now processed one by one: the signal origin and
+        the shape ``(1, *signal)`` of their :attr:`slice` (see :meth:`set_frame`)."""
+        self._frame_template = (sig_origin, frame_shape)
+
+    def set_frame(self, index: int) -> None:
+        """The frame now processed is ``index``: :attr:`slice` is made when first read."""
+        self._frame = index
 
     @property
     def sig_slice(self) -> Slice | None:

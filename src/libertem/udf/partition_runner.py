@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -92,6 +93,11 @@ class _UDFState:
         views = list(self.result_buffers.values()) + aux_buffers(udf)
         self.nav_views = [b for b in views if b.kind == "nav"]
         self.sig_views = [b for b in views if b.kind == "sig"]
+        # process_frame: the result buffers by name, per-frame (nav) views or not
+        self.nav_results = [(n, b) for n, b in self.result_buffers.items() if b.kind == "nav"]
+        self.other_results = [(n, b) for n, b in self.result_buffers.items() if b.kind != "nav"]
+        nav_results = {id(b) for _, b in self.nav_results}
+        self.nav_aux = [b for b in self.nav_views if id(b) not in nav_results]
 
     def reset_views(self) -> None:
         for b in self.nav_views + self.sig_views:
@@ -352,16 +358,7 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, partition) -> 
         meta.slice = tile_slice
         _call(udf, "process_tile", partition, data)
     elif state.method == "frame":
-        for buf in state.sig_views:
-            buf.reset_view()
-        sig_origin = tile_slice.origin[1:]
-        frame_shape = Shape((1, *tile_slice.shape[1:]), sig_dims=tile_slice.shape.sig_dims)
-        start = tile_slice.origin[0]
-        for k in range(n):
-            for buf in state.nav_views:
-                buf.set_view_frame(local_start + k)
-            meta.slice = Slice((start + k, *sig_origin), frame_shape)
-            _call(udf, "process_frame", partition, data[k])
+        _process_frames(state, data, tile_slice, local_start, n, partition)
     else:
         # a partition's data may come in several tiles (frames without data left out,
         # HDF5 rows): each is processed with the buffers' views of its frames
@@ -373,6 +370,48 @@ def _dispatch(state, data, tile_slice, local_start, n, sig_index, partition) -> 
         _call(udf, "process_partition", partition, data)
 
 
+def _process_frames(state, data, tile_slice, local_start, n, partition) -> None:
+    """``process_frame`` for each frame of the tile.
+
+    The per-frame cost is the framework's cost of a frame (a few hundred
+    nanoseconds here): the views of the result buffers are also written into the
+    instance dict of ``udf.results`` while the frames are processed, so that
+    ``self.results.name`` is a plain attribute lookup; ``meta.slice`` is made only
+    when the UDF reads it.
+    """
+    udf = state.udf
+    meta = udf.meta
+    for buf in state.sig_views:
+        buf.reset_view()
+    frame_shape = Shape((1, *tile_slice.shape[1:]), sig_dims=tile_slice.shape.sig_dims)
+    meta.set_frame_template(tile_slice.origin[1:], frame_shape)
+    start = tile_slice.origin[0]
+    nav_results, nav_aux = state.nav_results, state.nav_aux
+    process_frame = udf.process_frame
+    set_frame = meta.set_frame
+    mirror = getattr(udf.results, "__dict__", None)
+    if mirror is None:  # not a UDFData: views through its own attribute access
+        mirror = {}
+    for name, buf in state.other_results:
+        mirror[name] = buf.view
+    try:
+        with _noted(udf, "process_frame", partition):
+            for k in range(n):
+                i = local_start + k
+                for name, buf in nav_results:
+                    buf.set_view_frame(i)
+                    mirror[name] = buf._view
+                for buf in nav_aux:
+                    buf.set_view_frame(i)
+                set_frame(start + k)
+                process_frame(data[k])
+    finally:
+        for name, _ in nav_results:
+            mirror.pop(name, None)
+        for name, _ in state.other_results:
+            mirror.pop(name, None)
+
+
 _REMOVED_TILE_ATTRIBUTES = {
     "tile_slice": "self.meta.slice",
     "scheme_idx": "self.meta.tiling_scheme_idx",
@@ -380,13 +419,21 @@ _REMOVED_TILE_ATTRIBUTES = {
 
 
 def _call(udf: UDF, method: str, partition, *args: Any) -> None:
-    """Call a UDF method; an exception gets a note saying where it happened.
+    """Call a UDF method; an exception gets a note saying where it happened (see
+    :func:`_noted`)."""
+    with _noted(udf, method, partition):
+        getattr(udf, method)(*args)
+
+
+@contextlib.contextmanager
+def _noted(udf: UDF, method: str, partition) -> Iterator[None]:
+    """Exceptions in the block (calls of ``method``) get a note saying where they happened.
 
     An ``AttributeError`` about the tile attributes that no longer exist
     (``tile_slice``, ``scheme_idx``) is replaced by one that names their successor.
     """
     try:
-        getattr(udf, method)(*args)
+        yield
     except AttributeError as e:
         for attr, successor in _REMOVED_TILE_ATTRIBUTES.items():
             if method.startswith("process_") and attr in str(e):

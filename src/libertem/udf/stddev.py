@@ -9,10 +9,10 @@ which stays accurate where summing squares would cancel.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from libertem.common.buffers import reshaped_view
+from libertem.common.lazyjit import KernelWithTwin, lazy_njit
 from libertem.udf.classes import UDF
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def merge_single(n, n_0, sum_0, varsum_0, n_1, sum_1, varsum_1, mean_1):
     """Combine the statistics of two groups of ``n_0`` and ``n_1`` values.
 
@@ -51,8 +51,27 @@ def merge_single(n, n_0, sum_0, varsum_0, n_1, sum_1, varsum_1, mean_1):
     return sum_0 + sum_1, varsum_0 + varsum_1 + (n_0 * n_1 / n) * delta * delta
 
 
-@numba.njit(nogil=True, cache=True)
-def merge(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
+@lazy_njit(nogil=True, cache=True)
+def _merge_kernel(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
+    if dest_n == 0:
+        dest_sum[:] = src_sum
+        dest_varsum[:] = src_varsum
+        return src_n
+    if src_n == 0:
+        return dest_n
+    n = dest_n + src_n
+    for i in range(dest_sum.shape[0]):
+        mean_0 = dest_sum[i] / dest_n
+        delta = src_mean[i] - mean_0
+        mean = mean_0 + src_n * delta / n
+        dest_sum[i] = dest_sum[i] + src_sum[i]
+        dest_varsum[i] = (
+            dest_varsum[i] + src_varsum[i] + src_n * abs(delta) * abs(src_mean[i] - mean)
+        )
+    return n
+
+
+def _merge_twin(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
     """Merge the per-pixel statistics of ``src_n`` frames into those of ``dest_n`` frames.
 
     Parameters
@@ -78,15 +97,19 @@ def merge(dest_n, dest_sum, dest_varsum, src_n, src_sum, src_varsum, src_mean):
     if src_n == 0:
         return dest_n
     n = dest_n + src_n
-    for i in range(dest_sum.shape[0]):
-        mean_0 = dest_sum[i] / dest_n
-        delta = src_mean[i] - mean_0
-        mean = mean_0 + src_n * delta / n
-        dest_sum[i] = dest_sum[i] + src_sum[i]
-        dest_varsum[i] = (
-            dest_varsum[i] + src_varsum[i] + src_n * abs(delta) * abs(src_mean[i] - mean)
-        )
+    # the kernel's operations, element by element, in its order (numba divides float32
+    # by an int in float64)
+    mean_0 = dest_sum / np.float64(dest_n)
+    delta = src_mean - mean_0
+    mean = mean_0 + src_n * delta / n
+    varsum = dest_varsum + src_varsum + src_n * np.abs(delta) * np.abs(src_mean - mean)
+    dest_sum[:] = dest_sum + src_sum
+    dest_varsum[:] = varsum
     return n
+
+
+#: :func:`_merge_twin`, compiled (see :class:`~libertem.common.lazyjit.KernelWithTwin`)
+merge = KernelWithTwin(_merge_kernel, _merge_twin)
 
 
 def _module(forbuf):
@@ -130,24 +153,8 @@ def merge_ndarray(
     dest_n[...] = n
 
 
-@numba.njit(nogil=True, cache=True)
-def process_tile(tile, n_0, sum_inout, varsum_inout):
-    """Add the frames of a tile to per-pixel statistics of ``n_0`` frames, in place.
-
-    Parameters
-    ----------
-    tile
-        Real array ``(frames, pixels)``.
-    n_0
-        Number of frames in ``sum_inout`` and ``varsum_inout`` so far.
-    sum_inout, varsum_inout
-        Flat per-pixel sums and sums of squared deviations.
-
-    Returns
-    -------
-    int
-        The number of frames now in the statistics: ``n_0`` plus the tile's frames.
-    """
+@lazy_njit(nogil=True, cache=True)
+def _process_tile_kernel(tile, n_0, sum_inout, varsum_inout):
     n_1, n_pixels = tile.shape
     n = n_0 + n_1
     # row by row, in memory order; the tile's own statistics first
@@ -166,6 +173,49 @@ def process_tile(tile, n_0, sum_inout, varsum_inout):
             n, n_0, sum_inout[p], varsum_inout[p], n_1, s[p], v[p], mean[p]
         )
     return n
+
+
+def _process_tile_twin(tile, n_0, sum_inout, varsum_inout):
+    """Add the frames of a tile to per-pixel statistics of ``n_0`` frames, in place.
+
+    Parameters
+    ----------
+    tile
+        Real array ``(frames, pixels)``.
+    n_0
+        Number of frames in ``sum_inout`` and ``varsum_inout`` so far.
+    sum_inout, varsum_inout
+        Flat per-pixel sums and sums of squared deviations.
+
+    Returns
+    -------
+    int
+        The number of frames now in the statistics: ``n_0`` plus the tile's frames.
+    """
+    n_1 = tile.shape[0]
+    n = n_0 + n_1
+    # the kernel's operations, pixel by pixel, in its order: frame after frame
+    s = np.zeros(tile.shape[1])
+    for i in range(n_1):
+        s += tile[i]
+    mean = s / n_1
+    v = np.zeros(tile.shape[1])
+    for i in range(n_1):
+        d = tile[i] - mean
+        v += d * d
+    if n_0 == 0:  # merge_single returns the tile's own statistics
+        sum_inout[:] = s
+        varsum_inout[:] = v
+        return n
+    delta = mean - sum_inout / np.float64(n_0)  # numba divides float32 by int in float64
+    varsum = varsum_inout + v + (n_0 * n_1 / n) * delta * delta
+    sum_inout[:] = sum_inout + s
+    varsum_inout[:] = varsum
+    return n
+
+
+#: :func:`_process_tile_twin`, compiled (see :class:`~libertem.common.lazyjit.KernelWithTwin`)
+process_tile = KernelWithTwin(_process_tile_kernel, _process_tile_twin)
 
 
 def process_tile_ndarray(tile, n_0: int, sum_inout, varsum_inout, forbuf) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from libertem.common.sparse import densify, is_sparse
 from libertem.common.udf import BACKEND_NAMES, CUDA
 from libertem.udf.classes import UDF
+from libertem.udf.sum_kernels import add_tile_frame_sums, frame_sums_apply
 
 __all__ = ["SumUDF", "StreamingSumUDF", "frame_sum", "signal_sum", "sum_partials"]
 
@@ -132,7 +133,10 @@ class SumUDF(StreamingSumUDF):
     def process_tile(self, tile):
         """Add the tile's frames to the (tile-sized view of the) sum."""
         out = self.results.intensity
-        out[:] += frame_sum(tile, out.shape, dtype=out.dtype)
+        if frame_sums_apply(tile, out):
+            add_tile_frame_sums(tile, out)
+        else:
+            out[:] += frame_sum(tile, out.shape, dtype=out.dtype)
 
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity

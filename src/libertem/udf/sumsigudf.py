@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from libertem.udf.classes import UDF  # noqa: F401 (LiberTEM's name in this module)
 from libertem.udf.sum import StreamingSumUDF, signal_sum
+from libertem.udf.sum_kernels import FRAME_SUM_OUT_DTYPES, ROW_SUM_TILE_DTYPES, add_row_sums
 
 __all__ = ["SumSigUDF", "run_sumsig"]
-
-
-@numba.njit(nogil=True, fastmath=True, cache=True)
-def _add_row_sums(flat, out, zero):
-    """``out[i] += sum(flat[i])``, accumulated in the type of ``zero`` (GIL released).
-
-    ``np.int64(0)`` sums integers of up to 32 bits exactly (2**31 pixels of 2**32 cannot
-    overflow), with integer adds that vectorize twice as wide as float64 ones;
-    ``0.0`` accumulates in float64.
-    """
-    for i in range(flat.shape[0]):
-        acc = zero
-        row = flat[i]
-        for j in range(row.shape[0]):
-            acc += row[j]
-        out[i] += acc
-
-
-# what the compiled row sums take: native-order integers and single/double floats
-_INT_KERNEL_DTYPES = frozenset(
-    np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32")
-)
-_FLOAT_KERNEL_DTYPES = frozenset(np.dtype(t) for t in ("int64", "uint64", "float32", "float64"))
 
 
 class SumSigUDF(StreamingSumUDF):
@@ -54,13 +31,20 @@ class SumSigUDF(StreamingSumUDF):
         return {"intensity": self.buffer(kind="nav", dtype=self.sum_dtype, where="device")}
 
     def process_tile(self, tile):
-        """Add each frame's part of the tile to its sum."""
+        """Add each frame's part of the tile to its sum.
+
+        Integer tiles of up to 32 bits are added up exactly (in int64) by a compiled
+        kernel, then added to the sums; other tiles by NumPy in the sums' dtype.
+        """
         out = self.results.intensity
-        compiled = isinstance(tile, np.ndarray) and isinstance(out, np.ndarray)
-        if compiled and out.dtype.kind == "f" and tile.dtype in _INT_KERNEL_DTYPES:
-            _add_row_sums(tile.reshape((tile.shape[0], -1)), out, np.int64(0))
-        elif compiled and out.dtype.kind == "f" and tile.dtype in _FLOAT_KERNEL_DTYPES:
-            _add_row_sums(tile.reshape((tile.shape[0], -1)), out, 0.0)
+        if (
+            isinstance(tile, np.ndarray)
+            and isinstance(out, np.ndarray)
+            and not isinstance(tile, np.matrix)
+            and out.dtype in FRAME_SUM_OUT_DTYPES
+            and tile.dtype in ROW_SUM_TILE_DTYPES
+        ):
+            add_row_sums(tile.reshape((tile.shape[0], -1)), out)
         else:
             out[:] += signal_sum(tile, dtype=out.dtype)
 

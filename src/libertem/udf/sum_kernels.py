@@ -1,0 +1,182 @@
+"""Compiled kernels of the streaming sums, each with its NumPy twin (same values, bit
+for bit; see :class:`~libertem.common.lazyjit.KernelWithTwin`).
+
+:data:`add_frame_sums_f32`, :data:`add_frame_sums_f64`
+    ``out += tile.sum(axis=0)`` for :class:`~libertem.udf.sum.SumUDF`: per pixel, the
+    tile's frames are added up one after the other in ``out``'s dtype, then added to
+    ``out``. The kernel reads the tile once, in blocks of :data:`SUM_BLOCK` pixels
+    whose partial sums stay in the L1 cache; NumPy's reduction converts the integer
+    frames through a buffer and moves the accumulator through the caches for each
+    frame.
+:data:`add_row_sums`
+    ``out += tile.sum(axis=1)`` for :class:`~libertem.udf.sumsigudf.SumSigUDF` on
+    integer tiles of up to 32 bits, added up exactly in int64 (in any order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from libertem.common.lazyjit import KernelWithTwin, lazy_njit
+
+#: pixels per block of the frame sums: 1024 partial sums (4 or 8 KiB)
+SUM_BLOCK = 1024
+
+#: tile dtypes the kernels take: native-order integers and floats
+FRAME_SUM_TILE_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "float32",
+        "float64",
+    )
+)
+#: dtypes of the sums that the frame sums add up in
+FRAME_SUM_OUT_DTYPES = frozenset(np.dtype(t) for t in ("float32", "float64"))
+#: tile dtypes whose values float32 holds exactly (NumPy adds them to float32 in float32)
+FLOAT32_EXACT_DTYPES = frozenset(
+    np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "float32")
+)
+#: integer tiles that :data:`add_row_sums` adds up exactly in int64
+ROW_SUM_TILE_DTYPES = frozenset(
+    np.dtype(t) for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32")
+)
+
+
+def _make_frame_sums(cast):
+    """The kernel of :data:`add_frame_sums` for sums of the type ``cast`` (adding in
+    that type: NumPy would add uint16 to float32 in float32, numba in float64)."""
+
+    @lazy_njit(nogil=True, cache=True)
+    def add_frame_sums(flat, out, acc):
+        n_pixels = flat.shape[1]
+        block = acc.shape[0]
+        for start in range(0, n_pixels, block):
+            out_block = out[start : start + block]
+            m = out_block.shape[0]
+            first = flat[0, start : start + block]
+            for p in range(m):
+                acc[p] = cast(first[p])
+            for i in range(1, flat.shape[0]):
+                row = flat[i, start : start + block]
+                for p in range(m):
+                    acc[p] += cast(row[p])
+            for p in range(m):
+                out_block[p] += acc[p]
+
+    return add_frame_sums
+
+
+_add_frame_sums_f32 = _make_frame_sums(np.float32)
+_add_frame_sums_f64 = _make_frame_sums(np.float64)
+
+
+def _add_frame_sums_twin(flat, out, acc):
+    """``out += flat.sum(axis=0)``: the frames added up one after the other in the dtype
+    of ``out``, then added to ``out``.
+
+    Parameters
+    ----------
+    flat
+        The tile as ``(frames, pixels)``, at least one frame.
+    out
+        Contiguous ``(pixels,)`` sums, float32 or float64.
+    acc
+        Scratch space of ``out``'s dtype (its length is the kernel's block size).
+    """
+    total = flat[0].astype(out.dtype)
+    for i in range(1, flat.shape[0]):
+        np.add(total, flat[i], out=total, casting="unsafe")
+    out += total
+
+
+#: ``out += tile.sum(axis=0)`` into float32 sums, for tiles that float32 holds exactly
+add_frame_sums_f32 = KernelWithTwin(_add_frame_sums_f32, _add_frame_sums_twin)
+#: ``out += tile.sum(axis=0)`` into float64 sums
+add_frame_sums_f64 = KernelWithTwin(_add_frame_sums_f64, _add_frame_sums_twin)
+
+
+@lazy_njit(nogil=True, fastmath=True, cache=True)
+def _add_row_sums(flat, out):
+    for i in range(flat.shape[0]):
+        acc = np.int64(0)
+        row = flat[i]
+        for j in range(row.shape[0]):
+            acc += row[j]
+        out[i] += acc
+
+
+def _add_row_sums_twin(flat, out):
+    """``out[i] += sum(flat[i])``, the sums taken exactly in int64 (integer tiles of up
+    to 32 bits: 2**31 pixels of 2**32 cannot overflow) and then added to ``out``."""
+    out += flat.sum(axis=1, dtype=np.int64)
+
+
+add_row_sums = KernelWithTwin(_add_row_sums, _add_row_sums_twin)
+
+
+def _plain(a) -> bool:
+    """A NumPy array (memory maps too), not a ``numpy.matrix``."""
+    return isinstance(a, np.ndarray) and not isinstance(a, np.matrix)
+
+
+def frames_contiguous(tile: np.ndarray) -> bool:
+    """Whether each frame of ``tile`` (``(frames, *signal)``) is contiguous in memory."""
+    if tile.flags.c_contiguous:
+        return True
+    expected = tile.itemsize
+    for size, stride in zip(reversed(tile.shape[1:]), reversed(tile.strides[1:])):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def frame_sums_apply(tile, out) -> bool:
+    """Whether :func:`add_tile_frame_sums` takes ``tile`` and ``out``: NumPy arrays of
+    the dtypes above, ``out`` contiguous, at least one frame, each frame contiguous."""
+    if not (_plain(tile) and _plain(out)):
+        return False
+    if out.dtype == np.float32:
+        dtypes = FLOAT32_EXACT_DTYPES
+    elif out.dtype == np.float64:
+        dtypes = FRAME_SUM_TILE_DTYPES
+    else:
+        return False
+    return (
+        tile.dtype in dtypes
+        and out.flags.c_contiguous
+        and tile.ndim >= 2
+        and tile.shape[0] > 0
+        and frames_contiguous(tile)
+    )
+
+
+def add_tile_frame_sums(tile: np.ndarray, out: np.ndarray) -> None:
+    """``out += tile.sum(axis=0)`` with :data:`add_frame_sums` (see
+    :func:`frame_sums_apply`)."""
+    flat = tile.reshape((tile.shape[0], -1))
+    acc = np.empty(SUM_BLOCK, dtype=out.dtype)
+    kernel = add_frame_sums_f32 if out.dtype == np.float32 else add_frame_sums_f64
+    kernel(flat, out.reshape(-1), acc)
+
+
+__all__ = [
+    "FRAME_SUM_OUT_DTYPES",
+    "FRAME_SUM_TILE_DTYPES",
+    "ROW_SUM_TILE_DTYPES",
+    "SUM_BLOCK",
+    "add_frame_sums_f32",
+    "add_frame_sums_f64",
+    "add_row_sums",
+    "add_tile_frame_sums",
+    "frame_sums_apply",
+    "frames_contiguous",
+]
