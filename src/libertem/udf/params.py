@@ -69,6 +69,9 @@ class UDFParams:
         Input dtype per UDF.
     read_dtype
         Dtype the partitions are read in (converted per UDF where it differs).
+    tile_dtypes
+        Dtype of the tiles per UDF (default: its input dtype; see
+        :func:`~libertem.udf.run_plan.resolve_tile_dtypes`).
     dataset_shape, dataset_dtype
         Of the dataset.
     backends
@@ -89,6 +92,7 @@ class UDFParams:
         udf_classes: Sequence[type] = (),
         input_dtypes: Sequence[np.dtype] = (),
         read_dtype=None,
+        tile_dtypes: Sequence[np.dtype] = (),
         dataset_shape: Shape | None = None,
         dataset_dtype=None,
         backends: tuple[str, ...] | None = None,
@@ -102,6 +106,7 @@ class UDFParams:
         self.udf_classes = list(udf_classes)
         self.input_dtypes = [np.dtype(d) for d in input_dtypes]
         self.read_dtype = None if read_dtype is None else np.dtype(read_dtype)
+        self.tile_dtypes = [np.dtype(d) for d in tile_dtypes]
         self.dataset_shape = dataset_shape
         self.dataset_dtype = None if dataset_dtype is None else np.dtype(dataset_dtype)
         self.backends = None if backends is None else tuple(backends)

@@ -169,9 +169,10 @@ class UDFPartRunner:
         ]
         read_backend = choose_read_backend(sources, [c[1] for c in choices])
         threads = threads_per_worker_of(env)
+        dtypes = zip(params.input_dtypes, params.tile_dtypes or params.input_dtypes)
         states = [
-            self._prepare(udf, params, partition, part_slice, dtype, choice, threads, read_backend)
-            for udf, dtype, choice in zip(self._udfs, params.input_dtypes, choices)
+            self._prepare(udf, params, partition, part_slice, dt, choice, threads, read_backend)
+            for udf, dt, choice in zip(self._udfs, dtypes, choices)
         ]
         task_id = task.task_id if task is not None else 0
         for state in states:
@@ -209,7 +210,8 @@ class UDFPartRunner:
             udf.cleanup()
         return tuple(state.udf.results for state in states)
 
-    def _prepare(self, udf, params, partition, part_slice, dtype, choice, threads, read_backend):
+    def _prepare(self, udf, params, partition, part_slice, dtypes, choice, threads, read_backend):
+        dtype, tile_dtype = dtypes
         device_class, array_backend, _source = choice
         udf._backend = array_backend
         shape = params.dataset_shape
@@ -242,7 +244,7 @@ class UDFPartRunner:
             buffers[name] = buf
         udf.results = UDFData(buffers)
         udf.init_task_data()
-        return _UDFState(udf, np.dtype(dtype), read_backend)
+        return _UDFState(udf, np.dtype(tile_dtype), read_backend)
 
     def _process_tiles(
         self, states, partition, params, part_slice, roi, read_backend, env, tracker

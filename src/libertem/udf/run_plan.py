@@ -126,6 +126,44 @@ def resolve_reporter(progress, default: ProgressReporter | None = None) -> Progr
     return None
 
 
+def _declares(udf: UDF, flag: str) -> bool:
+    """Whether the class whose processing method ``udf`` runs sets the class attribute
+    ``flag`` (a subclass that overrides the method does not inherit it)."""
+    for klass in type(udf).__mro__:
+        if any(m in vars(klass) for m in ("process_tile", "process_frame", "process_partition")):
+            return bool(vars(klass).get(flag, False))
+    return False
+
+
+def resolve_tile_dtypes(
+    udfs: Sequence[UDF],
+    input_dtypes: Sequence[np.dtype],
+    read_dtype: np.dtype,
+    dataset_dtype,
+    corrected: bool,
+    host_numpy_only: bool,
+) -> tuple[list[np.dtype], np.dtype]:
+    """The dtype of the tiles each UDF's processing method gets, and the read dtype.
+
+    That is the UDF's input dtype (``meta.input_dtype``), except for UDFs whose class
+    declares ``_TAKES_INTEGER_TILES`` (such as :class:`~libertem.udf.com.CoMUDF`):
+    on integer data of up to 32 bits, without corrections, on NumPy host workers,
+    they get the tiles in the dataset's own dtype and convert what they need
+    themselves (the values are the same; a conversion pass is saved where their
+    computation needs none).
+    """
+    native = np.dtype(dataset_dtype)
+    eligible = not corrected and host_numpy_only and native.kind in "ui" and native.itemsize <= 4
+    native = native.newbyteorder("=")
+    tile_dtypes = [
+        native if eligible and _declares(udf, "_TAKES_INTEGER_TILES") else np.dtype(d)
+        for udf, d in zip(udfs, input_dtypes)
+    ]
+    if tile_dtypes == [np.dtype(d) for d in input_dtypes]:
+        return tile_dtypes, np.dtype(read_dtype)
+    return tile_dtypes, tile_dtypes[0] if len(set(tile_dtypes)) == 1 else native
+
+
 def _takes_stored_byte_order(udf: UDF) -> bool:
     """Whether the class whose processing method ``udf`` runs declares that it takes
     tiles in the stored byte order: a subclass that overrides ``process_tile`` of
@@ -187,5 +225,6 @@ __all__ = [
     "executor_threads_per_worker",
     "resolve_corrections",
     "resolve_input_dtypes",
+    "resolve_tile_dtypes",
     "resolve_reporter",
 ]

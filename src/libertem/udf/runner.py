@@ -32,6 +32,7 @@ from libertem.udf.run_plan import (
     resolve_corrections,
     resolve_input_dtypes,
     resolve_reporter,
+    resolve_tile_dtypes,
 )
 from libertem.udf.task import UDFTask
 from libertem.udf.validation import check_clean_copy, required_resources
@@ -108,12 +109,17 @@ class UDFRunner:
         n_selected = count_selected(roi_flat, 0, shape.nav.size)
         corrections = resolve_corrections(dataset, corrections)
         dataset_backends = tuple(getattr(dataset, "array_backends", None) or ("numpy",))
+        corrected = corrections is not None and corrections.have_corrections()
+        host_numpy_only = not has_cuda and dataset_backends[0] == "numpy"
         input_dtypes, read_dtype = resolve_input_dtypes(
             udfs,
             dataset.dtype,
             stored_dtype=getattr(dataset, "stored_dtype", dataset.dtype),
-            corrected=corrections is not None and corrections.have_corrections(),
-            host_numpy_only=not has_cuda and dataset_backends[0] == "numpy",
+            corrected=corrected,
+            host_numpy_only=host_numpy_only,
+        )
+        tile_dtypes, read_dtype = resolve_tile_dtypes(
+            udfs, input_dtypes, read_dtype, dataset.dtype, corrected, host_numpy_only
         )
         sources = host_sources(dataset_backends)
 
@@ -150,6 +156,7 @@ class UDFRunner:
             udf_classes=[type(udf) for udf in udfs],
             input_dtypes=input_dtypes,
             read_dtype=read_dtype,
+            tile_dtypes=tile_dtypes,
             dataset_shape=shape,
             dataset_dtype=np.dtype(dataset.dtype),
             backends=None if backends is None else tuple(backends),
