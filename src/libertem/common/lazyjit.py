@@ -159,9 +159,10 @@ def _signature_key(args) -> tuple:
     return tuple(key)
 
 
-def _wait_for_compilations(timeout: float = EXIT_WAIT_S) -> None:
-    """Let compilations that run in the background finish (an interpreter that ends
-    under a compiling thread may crash on its way out)."""
+def wait_for_compilations(timeout: float = EXIT_WAIT_S) -> None:
+    """Wait for the kernels compiling in the background in this process (at most
+    ``timeout`` seconds each); called at exit: an interpreter that ends under a
+    compiling thread may crash on its way out."""
     with _lock:
         threads = list(_compiling)
     for thread in threads:
@@ -237,7 +238,7 @@ class KernelWithTwin:
                 )
                 _compiling.add(thread)
                 if len(_compiling) == 1:
-                    atexit.register(_wait_for_compilations)
+                    atexit.register(wait_for_compilations)
                 thread.start()
         return self.twin
 
@@ -275,4 +276,5 @@ __all__ = [
     "LazyDispatcher",
     "kernel_mode",
     "lazy_njit",
+    "wait_for_compilations",
 ]
