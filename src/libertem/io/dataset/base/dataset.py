@@ -307,13 +307,16 @@ class DataSet(ABC):
 
     def get_num_partitions(self) -> int:
         """Number of partitions: as asked, else ~256 MiB each (at most
-        :attr:`MAX_PARTITION_SIZE`), at least one per worker."""
+        :attr:`MAX_PARTITION_SIZE`), at least one per worker, and a multiple of the
+        number of workers (5 partitions on 2 workers would keep one worker idle for a
+        sixth of the run)."""
         nav_size = self.shape.nav.size
         if self._num_partitions is not None:
             return max(1, min(self._num_partitions, nav_size))
         nbytes = self.shape.size * np.dtype(self.dtype).itemsize
         target = min(PARTITION_TARGET_BYTES, self.MAX_PARTITION_SIZE)
-        n = max(self._cores, ceil(nbytes / target))
+        cores = max(1, self._cores)
+        n = cores * ceil(max(1, ceil(nbytes / target)) / cores)
         return max(1, min(n, nav_size))
 
     def get_slices(self):
