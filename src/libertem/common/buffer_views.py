@@ -43,6 +43,12 @@ class BufferViewsMixin:
         else:
             self._view = self._storage
 
+    def frame_views(self, start: int, n: int) -> np.ndarray:
+        """An array whose iteration yields the views :meth:`set_view_frame` would set
+        for frames ``start, start + 1, ..., start + n - 1`` (``nav`` buffers only)."""
+        frames = self._storage[start : start + n]
+        return frames if self._extra_shape else frames.reshape((frames.shape[0], 1))
+
     def reset_view(self) -> None:
         """Point the view at the whole storage."""
         self._view = self._storage

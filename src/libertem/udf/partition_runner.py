@@ -398,6 +398,16 @@ def _process_frames(state, data, tile_slice, local_start, n, partition) -> None:
         mirror[name] = buf.view
     try:
         with _noted(udf, "process_frame", partition):
+            if len(nav_results) == 1 and not nav_aux and n > 0:
+                # the common case, in C-level iteration: one nav buffer, its frame views
+                ((name, buf),) = nav_results
+                views = buf.frame_views(local_start, n)
+                for index, (frame, view) in enumerate(zip(data[:n], views), start):
+                    buf._view = view
+                    mirror[name] = view
+                    meta._frame = index
+                    process_frame(frame)
+                return
             for k in range(n):
                 i = local_start + k
                 for name, buf in nav_results:
