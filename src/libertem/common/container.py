@@ -6,13 +6,16 @@ from collections.abc import Callable, Sequence
 from math import prod
 
 import numpy as np
-import scipy.sparse
-import sparse
 
 from libertem.common.backend import is_cupy_backend
-from libertem.common.lazy import lazy_names
+from libertem.common.lazy import LazyModule, lazy_names
 from libertem.common.slice import Slice
 from libertem.common.sparse import is_sparse, to_dense, to_sparse
+
+# pydata.sparse (which imports numba) and scipy.sparse: imported when sparse masks
+# or data come along
+scipy_sparse = LazyModule("scipy.sparse")
+sparse = LazyModule("sparse")
 
 MaskFactory = Callable[[], object]
 
@@ -414,8 +417,8 @@ def _convert_sparse(arr, rep):
     if rep in _SCIPY_FORMATS:
         if isinstance(arr, sparse.SparseArray):
             arr = sparse.COO(arr).to_scipy_sparse()
-        if not isinstance(arr, scipy.sparse.sparray):
-            arr = scipy.sparse.csr_array(arr)
+        if not isinstance(arr, scipy_sparse.sparray):
+            arr = scipy_sparse.csr_array(arr)
         return arr.asformat(_SCIPY_FORMATS[rep])
     coo = to_sparse(arr)
     return sparse.GCXS(coo) if rep == "sparse.pydata.GCXS" else coo
@@ -426,7 +429,7 @@ def _to_device(arr, device: str):
         return arr
     import cupy
 
-    if scipy.sparse.issparse(arr):
+    if scipy_sparse.issparse(arr):
         import cupyx.scipy.sparse
 
         return getattr(cupyx.scipy.sparse, f"{arr.format}_matrix")(arr)

@@ -54,4 +54,29 @@ def lazy_names(
     return __getattr__, __dir__
 
 
-__all__ = ["lazy_names"]
+class LazyModule:
+    """A module imported on first attribute access (``sparse = LazyModule("sparse")``).
+
+    For modules that are slow to import (pydata.sparse imports numba) and needed only
+    on some paths: checks on the hot path must not touch the proxy (they would import
+    the module); see :func:`libertem.common.sparse.is_sparse` for how to ask whether an
+    object belongs to a module without importing it.
+
+    Parameters
+    ----------
+    name
+        The module's name, e.g. ``'scipy.sparse'``.
+    """
+
+    def __init__(self, name: str):
+        self.__dict__["_lazy_name"] = name
+
+    def __getattr__(self, attr: str):
+        module = importlib.import_module(self.__dict__["_lazy_name"])
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<lazily imported module {self.__dict__['_lazy_name']!r}>"
+
+
+__all__ = ["LazyModule", "lazy_names"]

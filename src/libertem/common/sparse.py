@@ -29,7 +29,7 @@ def _scipy_sparse():
     return scipy.sparse
 
 
-def _is_pydata(a) -> bool:
+def is_pydata(a) -> bool:
     """Whether ``a`` is a pydata.sparse array (it can be one only if sparse is imported)."""
     pydata = sys.modules.get("sparse")
     return pydata is not None and isinstance(a, pydata.SparseArray)
@@ -40,7 +40,7 @@ def is_sparse(a) -> bool:
     if isinstance(a, np.ndarray):
         return False
     # an instance of a class of pydata.sparse or scipy.sparse: the module is imported
-    if _is_pydata(a):
+    if is_pydata(a):
         return True
     scipy_sparse = sys.modules.get("scipy.sparse")
     if scipy_sparse is not None and scipy_sparse.issparse(a):
@@ -101,7 +101,7 @@ def to_dense(a) -> np.ndarray:
     """Any dense or sparse array as a `numpy.ndarray` (CuPy arrays are copied to the host)."""
     if type(a) is np.ndarray:
         return a
-    if _is_pydata(a):
+    if is_pydata(a):
         return a.todense()
     if is_sparse(a) and _scipy_sparse().issparse(a):
         return a.toarray()
@@ -121,7 +121,7 @@ def densify(a) -> Any:
     """
     if type(a) is np.ndarray:
         return a
-    if _is_pydata(a):
+    if is_pydata(a):
         return a.todense()
     if is_sparse(a):
         return a.toarray()
@@ -141,4 +141,12 @@ def to_sparse(a, shape: Shape | tuple[int, ...] | None = None) -> sparse.COO:
     return coo
 
 
-__all__ = ["is_sparse", "assert_sparse", "densify", "sparse_to_coo", "to_dense", "to_sparse"]
+__all__ = [
+    "is_pydata",
+    "is_sparse",
+    "assert_sparse",
+    "densify",
+    "sparse_to_coo",
+    "to_dense",
+    "to_sparse",
+]

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.sparse
-import sparse
 
 from libertem.common.backend import is_cupy_backend
 from libertem.common.buffers import AuxBufferWrapper
 from libertem.common.container import MaskContainer
+from libertem.common.lazy import LazyModule
 from libertem.common.math import prod  # noqa: F401 (LiberTEM's name in this module)
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
-from libertem.common.sparse import densify, is_sparse
+from libertem.common.sparse import densify, is_pydata, is_sparse
 from libertem.common.udf import UDFMethod
 from libertem.udf.classes import UDF
 from libertem.udf.meta import UDFMeta
+
+# pydata.sparse (which imports numba) and scipy.sparse: imported when sparse masks
+# or data come along
+scipy_sparse = LazyModule("scipy.sparse")
+sparse = LazyModule("sparse")
 
 __all__ = ["ApplyMasksUDF", "ApplyMasksEngine", "rmatmul"]
 
@@ -52,24 +56,26 @@ def rmatmul(left_dense, right_sparse) -> np.ndarray:
     """
     if is_sparse(left_dense):
         raise ValueError(f"left operand must be dense, got {type(left_dense).__name__}")
-    if not (scipy.sparse.issparse(right_sparse) or is_sparse(right_sparse)):
+    if not (scipy_sparse.issparse(right_sparse) or is_sparse(right_sparse)):
         raise ValueError(f"right operand must be scipy.sparse, got {type(right_sparse).__name__}")
     return (right_sparse.T @ left_dense.T).T
 
 
 def _flat(tile):
     """A tile as ``(frames, pixels)``; 2D sparse matrices are flat already."""
-    if scipy.sparse.issparse(tile) or (is_sparse(tile) and tile.ndim == 2):
+    if is_sparse(tile) and tile.ndim == 2:  # scipy.sparse (and 2D pydata) tiles
         return tile
     return tile.reshape((tile.shape[0], -1))
 
 
 def _dot(flat, masks):
     """``flat @ masks`` for any combination of dense and sparse operands, dense result."""
-    if isinstance(flat, sparse.SparseArray) or isinstance(masks, sparse.SparseArray):
-        if scipy.sparse.issparse(flat):
+    if isinstance(flat, np.ndarray) and isinstance(masks, np.ndarray):
+        return densify(flat @ masks)
+    if is_pydata(flat) or is_pydata(masks):
+        if scipy_sparse.issparse(flat):
             flat = sparse.COO.from_scipy_sparse(flat)
-        if scipy.sparse.issparse(masks):
+        if scipy_sparse.issparse(masks):
             masks = sparse.COO.from_scipy_sparse(masks)
         return densify(sparse.dot(flat, masks))
     if is_sparse(masks) and not is_sparse(flat):
@@ -133,7 +139,7 @@ class ApplyMasksEngine:
     def _as_frame(self, frame):
         """A frame in its signal shape: flat ``(1, sig_size)`` scipy.sparse frames (and
         GCXS ones) become `sparse.COO`, which can be sliced in every axis."""
-        if scipy.sparse.issparse(frame):
+        if scipy_sparse.issparse(frame):
             frame = sparse.COO.from_scipy_sparse(frame)
         elif isinstance(frame, sparse.SparseArray) and not isinstance(frame, sparse.COO):
             frame = sparse.COO(frame)

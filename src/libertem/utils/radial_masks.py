@@ -8,7 +8,12 @@ at the integer coordinates ``(x, y)``. Results are shaped ``(imageSizeY, imageSi
 from __future__ import annotations
 
 import numpy as np
-import sparse
+
+from libertem.common.lazy import LazyModule
+
+# pydata.sparse (which imports numba) and scipy.sparse: imported when sparse masks
+# or data come along
+sparse = LazyModule("sparse")
 
 
 def squared_radius_map(

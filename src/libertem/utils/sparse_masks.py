@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import sparse
 
+from libertem.common.lazy import LazyModule
 from libertem.common.sparse import is_sparse, to_dense, to_sparse
+
+# pydata.sparse (which imports numba) and scipy.sparse: imported when sparse masks
+# or data come along
+sparse = LazyModule("sparse")
 
 __all__ = [
     "is_sparse",
