@@ -14,19 +14,26 @@ Compiling a kernel takes from a few tenths of a second to seconds, once per mach
 when numba's on-disk cache can be written (``cache=True``), else once per process.
 :class:`KernelWithTwin` pairs a kernel with a NumPy function that computes the same
 values bit for bit (its *twin*): calls run the twin until the kernel is ready for
-the types of the arguments, and the first call with new types starts the
-compilation (or the load from the cache) in a background thread. So a first run
-never waits for the compiler, and results do not depend on which of the two ran.
+the types of the arguments. The first call with new types asks for the kernel; it is
+compiled (or loaded from the cache) in a background thread that starts when the
+process has had no work for :data:`IDLE_S` seconds (the UDF runners mark their work
+with :func:`working`: after a run, not between its partitions), or at once when the
+twin has already taken :data:`TWIN_SECONDS_BEFORE_COMPILE` seconds (a long run). The
+compiler holds the interpreter lock most of the time, so it would slow down a short
+first run that it shares the process with. So a first run never waits for the
+compiler, and results do not depend on which of the two ran.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -134,8 +141,16 @@ def lazy_njit(*args, **options):
 #: plain numba does) or ``'twin'`` (never compile; the NumPy twins only)
 KERNEL_MODES = ("background", "wait", "twin")
 _compiling: set[threading.Thread] = set()
+#: kernels asked for and not compiled yet: (kernel, signature key, arguments)
+_deferred: list[tuple[KernelWithTwin, tuple, tuple]] = []
 #: seconds the interpreter waits at exit for compilations still running
 EXIT_WAIT_S = 60.0
+#: seconds spent in a twin after which its kernel is compiled without waiting for the
+#: process to be idle: the run is long enough for the compilation to pay off
+TWIN_SECONDS_BEFORE_COMPILE = 0.5
+#: seconds without work after which the kernels asked for are compiled
+IDLE_S = 0.05
+_state = {"busy": 0, "atexit": False}
 
 
 def kernel_mode() -> str:
@@ -159,14 +174,81 @@ def _signature_key(args) -> tuple:
     return tuple(key)
 
 
-def wait_for_compilations(timeout: float = EXIT_WAIT_S) -> None:
+def wait_for_compilations(timeout: float = EXIT_WAIT_S, start: bool = True) -> None:
     """Wait for the kernels compiling in the background in this process (at most
-    ``timeout`` seconds each); called at exit: an interpreter that ends under a
-    compiling thread may crash on its way out."""
+    ``timeout`` seconds each). With ``start``, kernels asked for and not started yet
+    are compiled now (and waited for) too.
+
+    At exit it waits for compilations that run (an interpreter that ends under a
+    compiling thread may crash on its way out), and starts none.
+    """
+    if start:
+        start_deferred_compilations()
     with _lock:
         threads = list(_compiling)
     for thread in threads:
         thread.join(timeout)
+
+
+def start_deferred_compilations() -> None:
+    """Start compiling, in a background thread, the kernels asked for so far (no-op if
+    there are none, or that thread runs already and takes them too)."""
+    with _lock:
+        if not _deferred or _compiling:
+            return
+        thread = threading.Thread(
+            target=_compile_deferred, name="libertem kernel compiler", daemon=True
+        )
+        _compiling.add(thread)
+        if not _state["atexit"]:
+            _state["atexit"] = True
+            atexit.register(wait_for_compilations, start=False)
+        thread.start()
+
+
+@contextlib.contextmanager
+def working() -> Iterator[None]:
+    """Mark work in progress (a partition, a run): kernels asked for meanwhile are
+    compiled once the process has been idle for :data:`IDLE_S` seconds after it."""
+    with _lock:
+        _state["busy"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["busy"] -= 1
+            idle = _state["busy"] == 0 and bool(_deferred) and not _compiling
+        if idle:
+            timer = threading.Timer(IDLE_S, _start_if_idle)
+            timer.daemon = True
+            timer.start()
+
+
+def _start_if_idle() -> None:
+    with _lock:
+        idle = _state["busy"] == 0
+    if idle:
+        start_deferred_compilations()
+
+
+def _compile_deferred() -> None:
+    try:
+        while True:
+            with _lock:
+                if not _deferred:
+                    return
+                kernel, key, args = _deferred.pop(0)
+            try:
+                kernel._compile(key, args)
+            finally:
+                with _lock:
+                    kernel._pending.discard(key)
+    finally:
+        with _lock:
+            _compiling.discard(threading.current_thread())
+            restart = bool(_deferred)
+        if restart:  # asked for while this thread was on its way out
+            start_deferred_compilations()
 
 
 class KernelWithTwin:
@@ -190,14 +272,25 @@ class KernelWithTwin:
         self.twin = twin
         self._ready: dict[tuple, Callable] = {}
         self._pending: set[tuple] = set()
+        self._twin_seconds: dict[tuple, float] = {}
         functools.update_wrapper(self, twin)
 
     def __call__(self, *args):
         key = _signature_key(args)
         fn = self._ready.get(key)
-        if fn is None:
-            fn = self._get(key, args)
-        return fn(*args)
+        if fn is not None:
+            return fn(*args)
+        fn = self._get(key, args)
+        if fn is not self.twin:
+            return fn(*args)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            spent = self._twin_seconds.get(key, 0.0) + time.perf_counter() - t0
+            self._twin_seconds[key] = spent
+            if spent > TWIN_SECONDS_BEFORE_COMPILE and key in self._pending:
+                start_deferred_compilations()
 
     @property
     def _numba_type_(self):
@@ -230,25 +323,8 @@ class KernelWithTwin:
                 return self._ready[key]
             if key not in self._pending:
                 self._pending.add(key)
-                thread = threading.Thread(
-                    target=self._compile_in_background,
-                    args=(key, args),
-                    name=f"compile {getattr(self.twin, '__name__', 'kernel')}",
-                    daemon=True,
-                )
-                _compiling.add(thread)
-                if len(_compiling) == 1:
-                    atexit.register(wait_for_compilations)
-                thread.start()
+                _deferred.append((self, key, args))
         return self.twin
-
-    def _compile_in_background(self, key: tuple, args) -> None:
-        try:
-            self._compile(key, args)
-        finally:
-            with _lock:
-                self._pending.discard(key)
-                _compiling.discard(threading.current_thread())
 
     def _compile(self, key: tuple, args) -> None:
         if key in self._ready:
@@ -271,10 +347,14 @@ class KernelWithTwin:
 
 __all__ = [
     "EXIT_WAIT_S",
+    "IDLE_S",
     "KERNEL_MODES",
+    "TWIN_SECONDS_BEFORE_COMPILE",
     "KernelWithTwin",
     "LazyDispatcher",
     "kernel_mode",
     "lazy_njit",
+    "start_deferred_compilations",
     "wait_for_compilations",
+    "working",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 
 from libertem.common.backend import get_device_class
 from libertem.common.buffers import AuxBufferWrapper, BufferWrapper, PlaceholderBufferWrapper
+from libertem.common.lazyjit import working
 from libertem.common.progress import PartitionProgressTracker
 from libertem.common.shape import Shape
 from libertem.common.slice import Slice
@@ -154,6 +155,10 @@ class UDFPartRunner:
         task
             The task (for its id in progress messages).
         """
+        with working():
+            return self._run_for_partition(partition, params, env, backend_choice, task)
+
+    def _run_for_partition(self, partition, params, env, backend_choice, task):
         params = _completed(params, self._udfs, partition)
         roi = params.roi
         part_slice = partition.slice.adjust_for_roi(roi)

@@ -12,6 +12,7 @@ from libertem.common.backend import get_use_cuda
 from libertem.common.buffers import BufferWrapper
 from libertem.common.exceptions import UDFException, UDFRunCancelled
 from libertem.common.executor import JobCancelledError, TaskCommHandler, enter_scatter, scattered
+from libertem.common.lazyjit import working
 from libertem.common.progress import ProgressManager, ProgressReporter
 from libertem.common.roi import count_selected, normalize_roi
 from libertem.common.shape import Shape
@@ -376,6 +377,7 @@ class UDFRunner:
         plan.params.progress = reporter is not None
         scope = contextlib.ExitStack()
         try:
+            scope.enter_context(working())  # no kernel compilation while the run goes on
             handle = scope.enter_context(scattered(executor, plan.params))
             progress.connect(comms)
             gen = executor.run_tasks(plan.tasks, handle, uuid.uuid4().hex, comms)
