@@ -91,6 +91,23 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+def warm_caches() -> None:
+    """Compile ahead of time what a first run would otherwise compile.
+
+    - Bytecode of the sources (``python -m compileall``): the editable install reads
+      ``src/`` directly, and where ``PYTHONDONTWRITEBYTECODE`` is set, every process
+      (each Dask worker too) would compile the modules it imports anew.
+    - numba's on-disk cache of the built-in UDFs' kernels
+      (``python -m libertem.udf.precompile``; see docs/performance.md): a few seconds
+      once, a fraction of a second when the cache is warm.
+
+    Both stay valid until the sources change; a failure here only costs speed.
+    """
+    quiet = {"stdout": subprocess.DEVNULL}
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(ROOT / "src")], **quiet)
+    subprocess.run([str(PYTHON), "-m", "libertem.udf.precompile", "-q"], cwd=ROOT)
+
+
 def run(*args: str) -> int:
     """Run a command with the environment's Python, returning its exit status."""
     env = dict(os.environ, PYTHONHASHSEED=os.environ.get("PYTHONHASHSEED", "0"))
@@ -102,6 +119,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     setup()
+    warm_caches()
     job, rest = argv[0], argv[1:]
     if job == "demo":
         return run("-m", "libertem.demo", *rest)

@@ -148,8 +148,19 @@ EXIT_WAIT_S = 60.0
 #: seconds spent in a twin after which its kernel is compiled without waiting for the
 #: process to be idle: the run is long enough for the compilation to pay off
 TWIN_SECONDS_BEFORE_COMPILE = 0.5
-#: seconds without work after which the kernels asked for are compiled
+#: seconds without work after which the kernels asked for are compiled (environment
+#: variable ``LIBERTEM_KERNEL_IDLE_S``)
 IDLE_S = 0.05
+
+
+def idle_seconds() -> float:
+    """:data:`IDLE_S`, or ``LIBERTEM_KERNEL_IDLE_S`` where it is set."""
+    try:
+        return float(os.environ.get("LIBERTEM_KERNEL_IDLE_S", IDLE_S))
+    except ValueError:
+        return IDLE_S
+
+
 _state = {"busy": 0, "atexit": False}
 
 
@@ -219,7 +230,7 @@ def working() -> Iterator[None]:
             _state["busy"] -= 1
             idle = _state["busy"] == 0 and bool(_deferred) and not _compiling
         if idle:
-            timer = threading.Timer(IDLE_S, _start_if_idle)
+            timer = threading.Timer(idle_seconds(), _start_if_idle)
             timer.daemon = True
             timer.start()
 
@@ -352,6 +363,7 @@ __all__ = [
     "TWIN_SECONDS_BEFORE_COMPILE",
     "KernelWithTwin",
     "LazyDispatcher",
+    "idle_seconds",
     "kernel_mode",
     "lazy_njit",
     "start_deferred_compilations",
