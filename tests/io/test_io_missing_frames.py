@@ -6,13 +6,13 @@ the buffers' initial values (LiberTEM 0.16)."""
 import h5py
 import numpy as np
 import pytest
+from test_io_backend_matrix import FORMATS, NAV
 
 from libertem.common import Shape
 from libertem.io.dataset.base import TilingScheme
 from libertem.udf.base import UDF
 from libertem.udf.stddev import StdDevUDF
 from libertem.udf.sumsigudf import SumSigUDF
-from test_io_backend_matrix import FORMATS, NAV
 from utils import make_roi
 
 N = NAV[0] * NAV[1]
