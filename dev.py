@@ -125,7 +125,9 @@ def main(argv: list[str]) -> int:
         return run("-m", "libertem.demo", *rest)
     if job == "bench":
         return run("bench/run_all.py", *rest)
-    lint = run("-m", "ruff", "check", "src", "tests", "bench", "docs", "examples", "dev.py")
+    # --no-cache: a stale cache must not pass what a clean checkout fails
+    lint_paths = ("src", "tests", "bench", "docs", "examples", "dev.py")
+    lint = run("-m", "ruff", "check", "--no-cache", *lint_paths)
     if lint != 0:
         return lint
     return run("-m", "pytest", "-n", "2", "--dist", "loadfile", *rest)

@@ -322,6 +322,27 @@ def ctx_result(ctx, analysis):
     return ctx.run(analysis)
 
 
+def test_generated_com_code_runs_on_a_line_scan(inline_ctx, data, tmp_path):
+    """A scan with one row has no divergence and curl: the generated code copes."""
+    line = data[:1]
+    path = tmp_path / "line.npy"
+    np.save(path, line)
+    ds = inline_ctx.load("npy", path=str(path))
+    analysis = inline_ctx.create_com_analysis(ds, cx=8, cy=7, mask_radius=6)
+    cells = generate_cells(
+        [analysis],
+        dataset_code=f"ds = ctx.load('npy', path={str(path)!r})",
+        context_code="ctx = Context.make_with('inline')",
+    )
+    ns = _run_generated(cells, tmp_path)
+    plt.close("all")
+    ref = ctx_result(inline_ctx, analysis)
+    assert "divergence" not in ref.keys()
+    assert np.allclose(ns["com_result"].x.raw_data, ref.x.raw_data)
+    assert np.allclose(np.load(tmp_path / "com_field_x.npy"), ref.x.raw_data)
+    assert not os.path.exists(tmp_path / "com_divergence.npy")
+
+
 def test_helper_pieces(ds):
     helper = COMAnalysis.get_template_helper()(
         COMAnalysis(ds, {"cx": 8, "cy": 7, "r": 5, "ri": 1}).parameters

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import sys
 import time
 import types
@@ -312,11 +313,13 @@ def test_make_with_dask_make_default():
         ("delayed", {"gpus": 1}),
     ],
 )
-def test_make_with_impossible_spec(spec, kwargs):
-    t0 = time.monotonic()
+def test_make_with_impossible_spec(spec, kwargs, monkeypatch):
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for an impossible spec")
+
+    monkeypatch.setattr(DaskJobExecutor, "make_local", no_cluster)
     with pytest.raises(ExecutorSpecException):
         Context.make_with(spec, **kwargs)
-    assert time.monotonic() - t0 < 10
 
 
 @pytest.mark.skipif(bool(detect()["cudas"]), reason="this machine has CUDA devices")
@@ -449,8 +452,10 @@ def test_udf_parameters_shipped_once_per_run(dask_ctx):
 
 
 class SlowUDF(UDF):
-    def __init__(self, delay=0.05):
-        super().__init__(delay=delay)
+    """Sleeps ``delay`` per frame; with ``marker_dir``, leaves a file there per frame done."""
+
+    def __init__(self, delay=0.05, marker_dir=None):
+        super().__init__(delay=delay, marker_dir=marker_dir)
 
     def get_result_buffers(self):
         return {"s": self.buffer(kind="nav", dtype="float32")}
@@ -458,6 +463,8 @@ class SlowUDF(UDF):
     def process_frame(self, frame):
         time.sleep(self.params.delay)
         self.results.s[:] = np.sum(frame)
+        if self.params.marker_dir is not None:
+            open(os.path.join(self.params.marker_dir, uuid.uuid4().hex), "w").close()
 
 
 def _slow_dataset(ctx, n_partitions=8, frames_per_partition=2):
@@ -488,14 +495,12 @@ def test_run_udf_async_does_not_block(dask_ctx):
     data, ds = _slow_dataset(dask_ctx)
 
     async def run():
-        t0 = time.monotonic()
-        res = await dask_ctx.run_udf(dataset=ds, udf=SlowUDF(delay=0.1), sync=False)
-        return res, time.monotonic() - t0
+        return await dask_ctx.run_udf(dataset=ds, udf=SlowUDF(delay=0.1), sync=False)
 
-    (res, elapsed), ticks = asyncio.run(_with_ticker(run))
+    res, ticks = asyncio.run(_with_ticker(run))
     assert np.array_equal(res["s"].data, data.sum(axis=(2, 3)))
-    # the loop kept running while the UDF ran (~0.8 s): roughly every 10 ms a tick
-    assert ticks >= max(10, int(elapsed / 0.01 * 0.2)), (ticks, elapsed)
+    # the event loop kept running while the UDF ran (~0.8 s): the ticker (every 10 ms) ticked
+    assert ticks >= 10
 
 
 def test_run_udf_iter_async_does_not_block(dask_ctx):
@@ -515,58 +520,53 @@ def test_run_udf_iter_async_does_not_block(dask_ctx):
     assert ticks >= 10
 
 
-def _assert_cancelled_and_usable(ctx, started_at, full_run_s):
+def _assert_cancelled_and_usable(ctx, marker_dir, n_frames):
     client = ctx.executor.client
     # the remaining tasks are gone from the scheduler soon, long before they would finish
     assert wait_until(lambda: not libertem_task_keys(client), timeout=5.0), libertem_task_keys(
         client
     )
-    assert time.monotonic() - started_at < full_run_s
-    # ... and the Context runs the next job right away
-    t0 = time.monotonic()
+    # ... most frames were never processed ...
+    assert len(os.listdir(marker_dir)) < n_frames // 2
+    # ... and the Context runs the next job
     _check_sum(ctx)
-    assert time.monotonic() - t0 < full_run_s / 2
 
 
-def test_closing_async_iter_early_cancels(dask_ctx):
+def test_closing_async_iter_early_cancels(dask_ctx, tmp_path):
     # 16 partitions x 2 frames x 0.25 s on 2 workers: a full run would take ~4 s
     data, ds = _slow_dataset(dask_ctx, n_partitions=16)
-    full_run_s = 16 * 2 * 0.25 / N_CPU_WORKERS
+    udf = SlowUDF(delay=0.25, marker_dir=str(tmp_path))
 
     async def run():
-        agen = dask_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(delay=0.25), sync=False)
+        agen = dask_ctx.run_udf_iter(dataset=ds, udf=udf, sync=False)
         async for part in agen:
             first = part
             break
         await agen.aclose()
         return first
 
-    t0 = time.monotonic()
     first = asyncio.run(run())
     damage = first.damage.data
     assert damage.any() and not damage.all()
-    _assert_cancelled_and_usable(dask_ctx, t0, full_run_s)
+    _assert_cancelled_and_usable(dask_ctx, tmp_path, data.shape[0] * data.shape[1])
 
 
-def test_closing_sync_iter_early_cancels(dask_ctx):
+def test_closing_sync_iter_early_cancels(dask_ctx, tmp_path):
     data, ds = _slow_dataset(dask_ctx, n_partitions=16)
-    full_run_s = 16 * 2 * 0.25 / N_CPU_WORKERS
-    t0 = time.monotonic()
-    gen = dask_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(delay=0.25))
+    gen = dask_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(delay=0.25, marker_dir=str(tmp_path)))
     first = next(gen)
     assert not first.damage.data.all()
     gen.close()
-    _assert_cancelled_and_usable(dask_ctx, t0, full_run_s)
+    _assert_cancelled_and_usable(dask_ctx, tmp_path, data.shape[0] * data.shape[1])
 
 
-def test_keyboard_interrupt_in_consumer_cancels(dask_ctx):
+def test_keyboard_interrupt_in_consumer_cancels(dask_ctx, tmp_path):
     data, ds = _slow_dataset(dask_ctx, n_partitions=16)
-    full_run_s = 16 * 2 * 0.25 / N_CPU_WORKERS
-    t0 = time.monotonic()
+    udf = SlowUDF(delay=0.25, marker_dir=str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        for _part in dask_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(delay=0.25)):
+        for _part in dask_ctx.run_udf_iter(dataset=ds, udf=udf):
             raise KeyboardInterrupt
-    _assert_cancelled_and_usable(dask_ctx, t0, full_run_s)
+    _assert_cancelled_and_usable(dask_ctx, tmp_path, data.shape[0] * data.shape[1])
 
 
 def test_masks_on_cluster(dask_ctx):

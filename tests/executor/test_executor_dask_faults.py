@@ -60,18 +60,17 @@ def _run_killing(ctx, signum, only_first=False):
     def run():
         return ctx.run_udf(dataset=ds, udf=KillWorkerUDF(signum, only_first=only_first))
 
-    _, exc, elapsed = call_with_timeout(run, timeout=120)
-    return exc, elapsed
+    _, exc, _ = call_with_timeout(run, timeout=120)
+    return exc
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGBUS])
 def test_all_workers_die(fault_ctx, signum):
-    exc, elapsed = _run_killing(fault_ctx, signum)
+    exc = _run_killing(fault_ctx, signum)
     assert isinstance(exc, WorkerLostError), repr(exc)
     assert isinstance(exc, UDFRunCancelled)
     text = str(exc)
     assert "died" in text and "partition" in text, text
-    assert elapsed < 60
     # right away: the next run waits for the workers the nannies bring back
     _, exc, _ = call_with_timeout(lambda: assert_ctx_works(fault_ctx), timeout=90)
     assert exc is None, repr(exc)
@@ -80,7 +79,7 @@ def test_all_workers_die(fault_ctx, signum):
 
 
 def test_one_worker_dies(fault_ctx):
-    exc, _ = _run_killing(fault_ctx, signal.SIGKILL, only_first=True)
+    exc = _run_killing(fault_ctx, signal.SIGKILL, only_first=True)
     assert isinstance(exc, WorkerLostError), repr(exc)
     assert "partition [0, 8)" in str(exc), str(exc)  # the one it was processing
     # right away, before the lost worker is back: runs on the workers that are left

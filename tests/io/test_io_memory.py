@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import types
 
 import numpy as np
 import pytest
@@ -61,11 +61,14 @@ def test_sig_dims_and_shapes(ctx, data):
         ctx.load("memory", data=data, tileshape=(1, 7, 8))
 
 
-def test_tiledelay(inline_ctx, data):
+def test_tiledelay(inline_ctx, data, monkeypatch):
+    import libertem.io.dataset.memory_read as memory_read
+
+    sleeps = []
+    monkeypatch.setattr(memory_read, "time", types.SimpleNamespace(sleep=sleeps.append))
     ds = inline_ctx.load("memory", data=data, tiledelay=0.01, num_partitions=1)
-    t0 = time.perf_counter()
     res = inline_ctx.run_udf(dataset=ds, udf=SumUDF())
-    assert time.perf_counter() - t0 >= 0.01
+    assert sleeps and set(sleeps) == {0.01}  # a pause before each tile
     assert np.allclose(res["intensity"].data, data.sum(axis=(0, 1)))
 
 

@@ -71,8 +71,10 @@ def test_detect_and_load(tmp_path, inline_ctx):
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)))
     ds = registry.load(NPYDataSet, path=str(tmp_path / "a.npy"), executor=None)
     assert tuple(ds.shape) == data.shape
-    with pytest.raises(DataSetException, match="invalid arguments"):
+    with pytest.raises(DataSetException, match="invalid arguments") as bad:
         inline_ctx.load("npy", str(tmp_path / "a.npy"), no_such_arg=1)
+    assert isinstance(bad.value, TypeError)  # what LiberTEM code catches
+    assert "no_such_arg" in str(bad.value)
 
 
 def test_context_load_positional_forms(tmp_path, inline_ctx):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
-import numpy as np
-
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    single_result_set,
+)
 from libertem.analysis.helper import GeneratorHelper
-from libertem.common.viz import visualize_simple
 from libertem.udf.crystallinity import CrystallinityUDF
 
 __all__ = [
@@ -103,20 +103,8 @@ class ApplyFFTMask(BaseAnalysis):
         return None
 
     def get_udf_results(self, udf_results, roi, damage) -> AnalysisResultSet:
-        data = udf_results["intensity"].data
-        return AnalysisResultSet(
-            [
-                AnalysisResult(
-                    raw_data=data,
-                    visualized=functools.partial(
-                        visualize_simple, np.asarray(data), damage=damage
-                    ),
-                    title="intensity",
-                    desc="Fourier intensity on the ring of frequencies",
-                    key="intensity",
-                )
-            ],
-            raw_results=udf_results,
+        return single_result_set(
+            udf_results, "Fourier intensity on the ring of frequencies", damage
         )
 
     @classmethod

@@ -23,6 +23,8 @@ __all__ = [
     "AnalysisResultSet",
     "ProcedureProtocol",
     "RPCContext",
+    "lin_log_results",
+    "single_result_set",
 ]
 
 # analysis type ids (as the web GUI names them) and the classes, imported when asked for
@@ -85,6 +87,22 @@ def lin_log_results(
         key=f"{key}_lin" if log_first else key,
     )
     return [log, lin] if log_first else [lin, log]
+
+
+def single_result_set(udf_results, desc: str, damage, key: str = "intensity") -> AnalysisResultSet:
+    """The result set of an analysis with one real result, shown linearly.
+
+    ``raw_data`` is the UDF's buffer ``key``; title and key are ``key``.
+    """
+    buffer = udf_results[key]
+    result = AnalysisResult(
+        raw_data=buffer.data,
+        visualized=functools.partial(visualize_simple, np.asarray(buffer.data), damage=damage),
+        title=key,
+        desc=desc,
+        key=key,
+    )
+    return AnalysisResultSet([result], raw_results=udf_results)
 
 
 class RPCContext(Protocol):

@@ -92,7 +92,8 @@ class ComTemplate(GeneratorHelper):
             "Centre of mass",
             "The shift of the centre of mass of each frame within the mask from the "
             "reference ``(cx, cy)``, corrected by ``flip_y`` and ``scan_rotation``. "
-            "Results: ``field`` (y and x shift), ``magnitude``, ``divergence``, ``curl``.",
+            "Results: ``field`` (x and y shift), ``magnitude``, ``divergence`` and ``curl`` "
+            "(on scans whose axes are all longer than 1).",
         )
 
     def get_plot(self) -> list[str]:
@@ -103,6 +104,8 @@ class ComTemplate(GeneratorHelper):
             "axes.set_title('field')\n"
             "axes.imshow(rgb_from_2dvector(field_y, field_x))",
             f"for key in ('magnitude', 'divergence', 'curl'):\n"
+            f"    if key not in {r}.keys():\n"
+            "        continue  # no divergence and curl on a scan with an axis of length 1\n"
             "    fig, axes = plt.subplots()\n"
             "    axes.set_title(key)\n"
             f"    axes.imshow({r}[key].raw_data)",
@@ -113,8 +116,9 @@ class ComTemplate(GeneratorHelper):
         return (
             f"np.save('com_field_y.npy', {r}.y.raw_data)\n"
             f"np.save('com_field_x.npy', {r}.x.raw_data)\n"
-            f"np.save('com_divergence.npy', {r}.divergence.raw_data)\n"
-            f"np.save('com_curl.npy', {r}.curl.raw_data)"
+            f"for key in ('divergence', 'curl'):\n"
+            f"    if key in {r}.keys():\n"
+            f"        np.save(f'com_{{key}}.npy', {r}[key].raw_data)"
         )
 
 

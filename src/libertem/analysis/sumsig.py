@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
-import numpy as np
-
-from libertem.analysis.base import AnalysisResult, AnalysisResultSet, BaseAnalysis
+from libertem.analysis.base import (
+    AnalysisResult,
+    AnalysisResultSet,
+    BaseAnalysis,
+    single_result_set,
+)
 from libertem.analysis.helper import GeneratorHelper
-from libertem.common.viz import visualize_simple
 from libertem.udf.sumsigudf import SumSigUDF
 
 __all__ = [
@@ -78,21 +78,7 @@ class SumSigAnalysis(BaseAnalysis):
         return SumSigUDF()
 
     def get_udf_results(self, udf_results, roi, damage) -> AnalysisResultSet:
-        buffer = udf_results["intensity"]
-        return AnalysisResultSet(
-            [
-                AnalysisResult(
-                    raw_data=buffer,
-                    visualized=functools.partial(
-                        visualize_simple, np.asarray(buffer.data), damage=damage
-                    ),
-                    title="intensity",
-                    desc="sum over the detector of every frame",
-                    key="intensity",
-                )
-            ],
-            raw_results=udf_results,
-        )
+        return single_result_set(udf_results, "sum over the detector of every frame", damage)
 
     @classmethod
     def get_template_helper(cls):

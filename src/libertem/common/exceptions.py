@@ -17,6 +17,14 @@ class DataSetException(Exception):
     """A dataset cannot be opened or read as described: names the file and the problem."""
 
 
+class DataSetArgumentError(DataSetException, TypeError):
+    """Arguments that a dataset class cannot take.
+
+    A :class:`DataSetException` like every bad-dataset error, and a ``TypeError``
+    like the one LiberTEM 0.16 lets through from the dataset's constructor.
+    """
+
+
 class ExecutorError(Exception):
     """Running something on an executor failed."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from libertem.common.async_utils import sync_to_async
-from libertem.common.exceptions import DataSetException
+from libertem.common.exceptions import DataSetArgumentError, DataSetException
 from libertem.common.scheduler import Scheduler
 from libertem.io.dataset.base import DataSet
 from libertem.io.dataset.base.checks import check_dataset
@@ -161,7 +161,7 @@ def detect(path: str | np.ndarray, executor=None) -> dict[str, Any]:
 
 
 def _check_arguments(cls: type, name: str, args: tuple, kwargs: dict) -> None:
-    """Refuse arguments that the constructor cannot take (a ``DataSetException``);
+    """Refuse arguments that the constructor cannot take (``DataSetArgumentError``);
     what the constructor itself raises (e.g. ``TypeError`` for a missing shape)
     reaches the caller unchanged."""
     try:
@@ -171,7 +171,7 @@ def _check_arguments(cls: type, name: str, args: tuple, kwargs: dict) -> None:
     try:
         signature.bind(*args, **kwargs)
     except TypeError as e:
-        raise DataSetException(f"{name}: invalid arguments: {e}") from e
+        raise DataSetArgumentError(f"{name}: invalid arguments: {e}") from e
 
 
 def load(filetype: str, *args, enable_async: bool = False, executor, **kwargs):
