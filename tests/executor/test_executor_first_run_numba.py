@@ -6,6 +6,10 @@ Each built-in UDF that uses numba, and each numba-based decoder, runs here as th
 first work of the workers of a fresh ``Context()`` in a fresh interpreter, with an
 empty numba cache of its own (``NUMBA_CACHE_DIR``), so every kernel compiles in the
 workers. Results are checked against numpy inside the script (first_run_case.py).
+
+The built-in UDFs' kernels run as NumPy twins until they are compiled in the
+background (see test_executor_first_run_kernels.py); here ``LIBERTEM_KERNELS=wait``
+makes them compile within the first run, as plain numba functions do.
 """
 
 import os
@@ -25,6 +29,7 @@ from first_run_case import CASES  # noqa: E402
 def _run_case(tmp_path, *args):
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")
+    env["LIBERTEM_KERNELS"] = "wait"
     env["PYTHONPATH"] = os.pathsep.join(
         [str(TESTS), *filter(None, [env.get("PYTHONPATH")]), *sys.path]
     )
