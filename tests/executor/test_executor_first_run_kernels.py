@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent(
     def compiled_kernels():
         from libertem.udf import com_kernels, stddev, sum_kernels
         kernels = {
-            "sum": sum_kernels.add_frame_sums_f32, "sumsig": sum_kernels.add_row_sums,
+            "sum": sum_kernels.add_exact_frame_sums_f32, "sumsig": sum_kernels.add_row_sums,
             "stddev": stddev.process_tile, "com": com_kernels.moments3,
         }
         return {

@@ -55,6 +55,60 @@ def test_frame_sums(dtype, out_dtype):
         np.testing.assert_allclose(twin, expected, rtol=1e-4 if out_dtype == np.float32 else 1e-9)
 
 
+def _exact_cases():
+    for out_dtype in ("float32", "float64"):
+        for dtype in sorted(sum_kernels.EXACT_SUM_TILE_DTYPES, key=str):
+            if out_dtype == "float32" and dtype not in sum_kernels.FLOAT32_EXACT_DTYPES:
+                continue
+            yield dtype, out_dtype
+
+
+@pytest.mark.parametrize("dtype, out_dtype", list(_exact_cases()))
+def test_exact_frame_sums(dtype, out_dtype):
+    """Integer frames added up exactly per group: compiled and twin give the same bits;
+    a tile of no more frames than a group gives what adding the frames one after the
+    other in the output dtype gives (what NumPy and LiberTEM compute)."""
+    rng = np.random.default_rng(4)
+    kernel = (
+        sum_kernels.add_exact_frame_sums_f32
+        if out_dtype == "float32"
+        else sum_kernels.add_exact_frame_sums_f64
+    )
+    acc_dtype = sum_kernels.exact_accumulator_dtype(out_dtype)
+    group = sum_kernels.exact_group(dtype, out_dtype)
+    shapes = [(1, 7), (6, sum_kernels.EXACT_SUM_BLOCK + 5), (600, 33), (5, 1)]
+    for shape in shapes:
+        flat = _values(rng, dtype, shape)
+        flat.flags.writeable = False
+        start = (rng.standard_normal(shape[1]) * 1000).astype(out_dtype)
+        acc = np.empty(min(shape[1], sum_kernels.EXACT_SUM_BLOCK), dtype=acc_dtype)
+        compiled, twin, through = start.copy(), start.copy(), start.copy()
+        _kernel(kernel)(flat, compiled, acc, group)
+        kernel.twin(flat, twin, acc, group)
+        sum_kernels.add_tile_frame_sums(flat, through)
+        np.testing.assert_array_equal(compiled, twin)
+        np.testing.assert_array_equal(through, twin)
+        if shape[0] <= group:
+            total = flat[0].astype(out_dtype)
+            for frame in flat[1:]:
+                np.add(total, frame, out=total, casting="unsafe")
+            np.testing.assert_array_equal(twin, start + total)
+        expected = start.astype(np.float64) + flat.astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(twin, expected, rtol=1e-4 if out_dtype == "float32" else 1e-9)
+
+
+def test_exact_group_bounds():
+    """No group sum leaves the accumulator's range or what the output holds exactly."""
+    for dtype, out_dtype in _exact_cases():
+        info = np.iinfo(dtype)
+        largest = max(-int(info.min), int(info.max))
+        group = sum_kernels.exact_group(dtype, out_dtype)
+        limit = 2**24 if out_dtype == "float32" else 2**53
+        acc_max = np.iinfo(sum_kernels.exact_accumulator_dtype(out_dtype)).max
+        assert group * largest <= min(limit, acc_max) < (group + 1) * largest or group == 1
+    assert sum_kernels.exact_group("uint16", "float32") == 256
+
+
 @pytest.mark.parametrize("dtype", sorted(sum_kernels.ROW_SUM_TILE_DTYPES, key=str))
 @pytest.mark.parametrize("out_dtype", ["float32", "float64"])
 def test_row_sums(dtype, out_dtype):

@@ -46,11 +46,21 @@ def kernel_calls() -> Iterator[tuple[str, object, tuple]]:
             for out_dtype in sum_kernels.FRAME_SUM_OUT_DTYPES:
                 out = np.zeros(flat.shape[1], dtype=out_dtype)
                 acc = np.zeros(sum_kernels.SUM_BLOCK, dtype=out_dtype)
-                if sum_kernels.frame_sums_apply(tile, out):
+                f32 = out_dtype == np.float32
+                if not sum_kernels.frame_sums_apply(tile, out):
+                    pass
+                elif dtype in sum_kernels.EXACT_SUM_TILE_DTYPES:
                     kernel = (
-                        sum_kernels.add_frame_sums_f32
-                        if out_dtype == np.float32
-                        else sum_kernels.add_frame_sums_f64
+                        sum_kernels.add_exact_frame_sums_f32
+                        if f32
+                        else sum_kernels.add_exact_frame_sums_f64
+                    )
+                    exact = np.zeros(4, dtype=sum_kernels.exact_accumulator_dtype(out_dtype))
+                    group = sum_kernels.exact_group(dtype, out_dtype)
+                    yield f"SumUDF {dtype} -> {out_dtype}", kernel, (flat, out, exact, group)
+                else:
+                    kernel = (
+                        sum_kernels.add_frame_sums_f32 if f32 else sum_kernels.add_frame_sums_f64
                     )
                     yield f"SumUDF {dtype} -> {out_dtype}", kernel, (flat, out, acc)
                 if dtype in sum_kernels.ROW_SUM_TILE_DTYPES:

@@ -81,22 +81,48 @@ class DaskParams(ScatterHandle):
         return f"<DaskParams {self.uid[:8]} v{self._state[0]}>"
 
 
+#: tasks sent to a worker ahead of the ones it has resources for: the worker starts the
+#: next task as soon as one finishes, instead of idling for the round trip that brings
+#: it (about a millisecond per task, 5-15% of a run over page-cached data)
+QUEUE_AHEAD = 1
+
+
 class _Slot:
-    """A worker and what it has free (resources, or threads without resource tags)."""
+    """A worker and what it has free (resources, or threads without resource tags),
+    plus :data:`QUEUE_AHEAD` tasks that wait in the worker for a free thread."""
 
     def __init__(self, worker: Worker, use_resources: bool):
         self.address = worker.name
-        self.free = dict(worker.resources) if use_resources else {"threads": worker.nthreads}
+        self.total = dict(worker.resources) if use_resources else {"threads": worker.nthreads}
+        self.free = dict(self.total)
+        self.queued = 0
         self.alive = True
 
-    def fits(self, need: dict) -> bool:
-        return self.alive and all(self.free.get(k, 0) >= v for k, v in need.items())
+    def _has(self, have: dict, need: dict) -> bool:
+        return all(have.get(k, 0) >= v for k, v in need.items())
 
-    def take(self, need: dict) -> None:
-        for k, v in need.items():
-            self.free[k] -= v
+    def fits(self, need: dict, ahead: bool = True) -> bool:
+        """Whether the worker takes a task with ``need`` now (or, with ``ahead``, as
+        one that waits for a free thread)."""
+        if not self.alive:
+            return False
+        if self._has(self.free, need):
+            return True
+        return ahead and self.queued < QUEUE_AHEAD and self._has(self.total, need)
 
-    def give(self, need: dict) -> None:
+    def take(self, need: dict) -> bool:
+        """Book a task; whether it waits in the worker (sent ahead)."""
+        if self._has(self.free, need):
+            for k, v in need.items():
+                self.free[k] -= v
+            return False
+        self.queued += 1
+        return True
+
+    def give(self, need: dict, queued: bool) -> None:
+        if queued:
+            self.queued -= 1
+            return
         for k, v in need.items():
             self.free[k] += v
 
@@ -155,7 +181,8 @@ class DirectRun:
         self._pending: dict[tuple, collections.deque] = {}
         for index, need in enumerate(needs):
             self._pending.setdefault(_key(need), collections.deque()).append(index)
-        self._inflight: dict[asyncio.Future, tuple[int, _Slot]] = {}
+        self._inflight: dict[asyncio.Future, tuple[int, _Slot, bool]] = {}
+        self._sequence: dict[int, int] = {}  # task index -> order in which it was sent
         self._halted = False
         self._unreachable: OSError | None = None
 
@@ -190,7 +217,7 @@ class DirectRun:
         if self._halted:
             return
         self._halted = True
-        for address in {slot.address for _, slot in self._inflight.values()}:
+        for address in {slot.address for _, slot, _ in self._inflight.values()}:
             asyncio.ensure_future(self._send_cancel(address))
 
     async def _send_cancel(self, address: str) -> None:
@@ -213,8 +240,8 @@ class DirectRun:
                     list(self._inflight), return_when=asyncio.FIRST_COMPLETED
                 )
                 for future in done:
-                    index, slot = self._inflight.pop(future)
-                    slot.give(self._needs[index])
+                    index, slot, queued = self._inflight.pop(future)
+                    slot.give(self._needs[index], queued)
                     self._finished(future.result(), index, slot)
         except Exception as e:  # noqa: BLE001 - raised in the caller's thread
             self._events.put(("failed", e))
@@ -227,14 +254,17 @@ class DirectRun:
             self._events.put(("done",))
 
     def _dispatch(self) -> None:
-        for slot in self._slots:
-            for key, indices in self._pending.items():
-                need = dict(key)
-                while indices and slot.fits(need):
-                    index = indices.popleft()
-                    slot.take(need)
-                    future = asyncio.ensure_future(self._run_one(index, slot.address))
-                    self._inflight[future] = (index, slot)
+        # first the free resources of every worker, then the tasks sent ahead
+        for ahead in (False, True):
+            for slot in self._slots:
+                for key, indices in self._pending.items():
+                    need = dict(key)
+                    while indices and slot.fits(need, ahead):
+                        index = indices.popleft()
+                        queued = slot.take(need)
+                        self._sequence[index] = len(self._sequence)
+                        future = asyncio.ensure_future(self._run_one(index, slot.address))
+                        self._inflight[future] = (index, slot, queued)
 
     def _finished(self, outcome: tuple, index: int, slot: _Slot) -> None:
         kind, value = outcome
@@ -255,6 +285,9 @@ class DirectRun:
             self._gone.add(slot.address)
             self._pending[_key(self._needs[index])].appendleft(index)
         elif kind == "lost":
+            # the task the worker was running: the first one sent to it of those it had
+            others = [i for i, s, _ in self._inflight.values() if s is slot]
+            index = min([index, *others], key=self._sequence.__getitem__)
             slot.alive = False
             self._gone.add(slot.address)
             self._events.put(("lost", index, slot.address))
@@ -328,4 +361,11 @@ def _key(need: dict) -> tuple:
     return tuple(sorted(need.items()))
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskParams", "DirectRun", "WORKER_WAIT_S", "workers_from_info"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "QUEUE_AHEAD",
+    "DaskParams",
+    "DirectRun",
+    "WORKER_WAIT_S",
+    "workers_from_info",
+]
