@@ -23,8 +23,9 @@ FUZZ = settings(deadline=5000, max_examples=60)
 _DIR = tempfile.mkdtemp(prefix="fuzz_raw_csr_dm_")
 _DATA = sparse_frames((6, 4, 5), 0.4, "uint16", seed=3)
 _BASE = write_csr(os.path.join(_DIR, "base"), _DATA)
-#: partitions up to this many frames are also read with an ROI (a fuzzed nav_shape
-#: may declare far more frames than memory holds ROI entries for)
+#: partitions up to this many frames are also read with an ROI, and up to this many
+#: empty frames are appended (a fuzzed nav_shape may declare far more frames than
+#: memory holds)
 _MAX_ROI_FRAMES = 10**6
 
 
@@ -37,8 +38,8 @@ def _digest(directory):
 
 
 def _read_all(ds):
-    """The stored frames of ``ds`` as sparse CSR rows (frames after the last stored one
-    are left out), through the partitions, with and without ROI.
+    """The frames of ``ds`` as sparse CSR rows (empty frames after the last stored one
+    only where they are few), through the partitions, with and without ROI.
 
     The rows stay sparse: a fuzzed descriptor may declare a huge (but valid) frame size,
     and densifying it here would allocate gigabytes the reader itself never needs.
@@ -60,6 +61,8 @@ def _read_all(ds):
             roi[::2] = False
             for tile in p.get_tiles(scheme, np.float64, roi):
                 assert tile.data.shape[1] == size
+    if pos < ds.shape.nav.size <= pos + _MAX_ROI_FRAMES:
+        rows.append(scipy.sparse.csr_array((ds.shape.nav.size - pos, size)))
     return scipy.sparse.vstack(rows, format="csr")
 
 
