@@ -83,8 +83,9 @@ def test_exact_frame_sums(dtype, out_dtype):
         start = (rng.standard_normal(shape[1]) * 1000).astype(out_dtype)
         acc = np.empty(min(shape[1], sum_kernels.EXACT_SUM_BLOCK), dtype=acc_dtype)
         compiled, twin, through = start.copy(), start.copy(), start.copy()
-        _kernel(kernel)(flat, compiled, acc, group)
-        kernel.twin(flat, twin, acc, group)
+        rows = sum_kernels.frame_rows(flat)
+        _kernel(kernel)(*rows, compiled, acc, group)
+        kernel.twin(*rows, twin, acc, group)
         sum_kernels.add_tile_frame_sums(flat, through)
         np.testing.assert_array_equal(compiled, twin)
         np.testing.assert_array_equal(through, twin)
@@ -95,6 +96,84 @@ def test_exact_frame_sums(dtype, out_dtype):
             np.testing.assert_array_equal(twin, start + total)
         expected = start.astype(np.float64) + flat.astype(np.float64).sum(axis=0)
         np.testing.assert_allclose(twin, expected, rtol=1e-4 if out_dtype == "float32" else 1e-9)
+
+
+@pytest.mark.parametrize("out_dtype", ["float32", "float64"])
+def test_byte_swapped_uint16_frame_sums(out_dtype):
+    """Big-endian uint16 tiles (Merlin's frames) are summed from their bytes with the
+    swap in the kernel: the same bits as the twin and as summing the values."""
+    rng = np.random.default_rng(5)
+    swapped = sum_kernels.SWAPPED_UINT16
+    kernel = (
+        sum_kernels.add_swapped_frame_sums_f32
+        if out_dtype == "float32"
+        else sum_kernels.add_swapped_frame_sums_f64
+    )
+    group = sum_kernels.exact_group("uint16", out_dtype)
+    for shape in [(1, 7), (6, sum_kernels.EXACT_SUM_BLOCK + 5), (600, 33), (3, 1)]:
+        tile = _values(rng, "uint16", shape).astype(swapped)
+        tile.flags.writeable = False
+        start = (rng.standard_normal(shape[1]) * 1000).astype(out_dtype)
+        acc = np.empty(
+            min(shape[1], sum_kernels.EXACT_SUM_BLOCK),
+            dtype=sum_kernels.exact_accumulator_dtype(out_dtype),
+        )
+        compiled, twin, through = start.copy(), start.copy(), start.copy()
+        data, n, stride = sum_kernels.frame_rows(tile)
+        native_bytes = data.view(np.uint16)
+        _kernel(kernel)(native_bytes, n, stride, compiled, acc, group)
+        kernel.twin(native_bytes, n, stride, twin, acc, group)
+        assert sum_kernels.frame_sums_apply(tile, through)
+        sum_kernels.add_tile_frame_sums(tile, through)
+        np.testing.assert_array_equal(compiled, twin)
+        np.testing.assert_array_equal(through, twin)
+        expected = start.copy()
+        native = tile.astype(np.uint16)
+        for g in range(0, shape[0], group):
+            expected += native[g : g + group].sum(axis=0, dtype=np.int64).astype(out_dtype)
+        np.testing.assert_array_equal(twin, expected)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int32", sum_kernels.SWAPPED_UINT16.str])
+def test_frame_sums_of_frames_apart_in_memory(dtype):
+    """Frames with headers between them (Merlin): one view from the first pixel to the
+    last (``frame_rows``), the same sums as of the frames themselves."""
+    rng = np.random.default_rng(6)
+    n, sy, sx, header = 9, 5, 7, 3
+    values = _values(rng, "uint16", (n, sy * sx + header)).astype(dtype)
+    tile = values[:, header:].reshape((n, sy, sx))
+    tile.flags.writeable = False
+    data, frames, stride = sum_kernels.frame_rows(tile)
+    assert (frames, stride) == (n, sy * sx + header)
+    assert data.flags.c_contiguous and data.shape == ((n - 1) * stride + sy * sx,)
+    out = np.zeros((sy, sx), dtype=np.float32)
+    sum_kernels.add_tile_frame_sums(tile, out)
+    expected = tile.astype(np.int64).sum(axis=0).astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
+    f32 = sum_kernels.add_exact_frame_sums_f32
+    if dtype == sum_kernels.SWAPPED_UINT16.str:
+        f32 = sum_kernels.add_swapped_frame_sums_f32
+        data = data.view(np.uint16)
+    acc = np.empty(sy * sx, dtype=np.int32)
+    group = sum_kernels.exact_group(np.uint16 if dtype != "int32" else np.int32, np.float32)
+    compiled = np.zeros(sy * sx, dtype=np.float32)
+    twin = np.zeros(sy * sx, dtype=np.float32)
+    _kernel(f32)(data, frames, stride, compiled, acc, group)
+    f32.twin(data, frames, stride, twin, acc, group)
+    np.testing.assert_array_equal(compiled, twin)
+    np.testing.assert_array_equal(compiled, expected.reshape(-1))
+
+
+def test_frame_rows_refuses_uneven_spacing():
+    """Frames whose spacing is not a whole number of elements take the other path."""
+    raw = np.zeros(3 * 17 + 1, dtype=np.uint8)
+    tile = np.lib.stride_tricks.as_strided(raw[1:].view(np.uint8), (3, 8), (17, 1))
+    assert sum_kernels.frame_rows(tile.view(np.uint8)) is not None
+    odd = np.ndarray((3, 4), dtype=np.uint16, buffer=raw.data, offset=1, strides=(17, 2))
+    assert sum_kernels.frame_rows(odd) is None
+    out = np.zeros(4, dtype=np.float32)
+    sum_kernels.add_tile_frame_sums(odd, out)
+    np.testing.assert_array_equal(out, odd.astype(np.float64).sum(axis=0))
 
 
 def test_exact_group_bounds():

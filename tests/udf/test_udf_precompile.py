@@ -24,12 +24,12 @@ WARM = textwrap.dedent(
 USE = textwrap.dedent(
     """
     import numpy as np
-    from libertem.udf.sum_kernels import add_exact_frame_sums_f32, add_tile_frame_sums
+    from libertem.udf.sum_kernels import add_exact_frame_sums_f32, add_tile_frame_sums, frame_rows
     tile = np.ones((3, 4, 4), dtype=np.uint16)
     tile.flags.writeable = False
     out = np.zeros((4, 4), dtype=np.float32)
     assert add_exact_frame_sums_f32.compile_now(
-        tile.reshape((3, -1)), out.reshape(-1), np.zeros(16, np.int32), 256
+        *frame_rows(tile), out.reshape(-1), np.zeros(16, np.int32), 256
     )
     add_tile_frame_sums(tile, out)
     assert (out == 3).all()

@@ -57,7 +57,16 @@ def kernel_calls() -> Iterator[tuple[str, object, tuple]]:
                     )
                     exact = np.zeros(4, dtype=sum_kernels.exact_accumulator_dtype(out_dtype))
                     group = sum_kernels.exact_group(dtype, out_dtype)
-                    yield f"SumUDF {dtype} -> {out_dtype}", kernel, (flat, out, exact, group)
+                    rows = (*sum_kernels.frame_rows(tile), out, exact, group)
+                    yield f"SumUDF {dtype} -> {out_dtype}", kernel, rows
+                    if dtype == np.uint16:  # big-endian uint16 (Merlin), as native bytes
+                        kernel = (
+                            sum_kernels.add_swapped_frame_sums_f32
+                            if f32
+                            else sum_kernels.add_swapped_frame_sums_f64
+                        )
+                        name = f"SumUDF byte-swapped uint16 -> {out_dtype}"
+                        yield name, kernel, rows
                 else:
                     kernel = (
                         sum_kernels.add_frame_sums_f32 if f32 else sum_kernels.add_frame_sums_f64

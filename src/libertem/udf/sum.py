@@ -14,6 +14,7 @@ from libertem.common.udf import BACKEND_NAMES, CUDA
 from libertem.udf.classes import UDF
 from libertem.udf.sum_kernels import (
     EXACT_SUM_TILE_DTYPES,
+    SWAPPED_UINT16,
     add_tile_frame_sums,
     frame_sums_apply,
 )
@@ -146,7 +147,10 @@ class SumUDF(StreamingSumUDF):
         dtype = None if meta is None else meta.dataset_dtype
         corrections = None if meta is None else meta.corrections
         corrected = corrections is not None and corrections.have_corrections()
-        if dtype is not None and np.dtype(dtype) in EXACT_SUM_TILE_DTYPES and not corrected:
+        exact = dtype is not None and (
+            np.dtype(dtype) in EXACT_SUM_TILE_DTYPES or np.dtype(dtype) == SWAPPED_UINT16
+        )
+        if exact and not corrected:
             return {"depth": self.TILE_DEPTH_DEFAULT, "total_size": EXACT_SUM_TILE_BYTES}
         return super().get_tiling_preferences()
 

@@ -9,7 +9,9 @@ for bit; see :class:`~libertem.common.lazyjit.KernelWithTwin`).
     frames through a buffer and moves the accumulator through the caches for each
     frame.
 :data:`add_exact_frame_sums_f32`, :data:`add_exact_frame_sums_f64`
-    The same for integer tiles whose sums the output dtype holds exactly: the frames
+    The same for integer tiles whose sums the output dtype holds exactly
+    (:data:`add_swapped_frame_sums_f32` and ``_f64`` for big-endian uint16, whose
+    bytes they swap as they read them): the frames
     are added up in groups of :func:`exact_group` frames in an integer accumulator
     (exact, so in any order: four frames at a time, each frame read once), and each
     group's sum is added to ``out``. Where a tile has no more frames than a group,
@@ -140,9 +142,8 @@ def _make_exact_frame_sums(cast):
     """The kernel of :data:`add_exact_frame_sums` for sums of the type ``cast``."""
 
     @lazy_njit(nogil=True, cache=True)
-    def add_exact_frame_sums(flat, out, acc, group):
-        n = flat.shape[0]
-        n_pixels = flat.shape[1]
+    def add_exact_frame_sums(data, n, stride, out, acc, group):
+        n_pixels = out.shape[0]
         block = acc.shape[0]
         for start in range(0, n_pixels, block):
             m = min(block, n_pixels - start)
@@ -150,20 +151,20 @@ def _make_exact_frame_sums(cast):
             g = 0
             while g < n:
                 stop = min(n, g + group)
-                r0 = flat[g, start:stop_px]
+                r0 = data[g * stride + start : g * stride + stop_px]
                 for p in range(m):
                     acc[p] = r0[p]
                 f = g + 1
                 while f + 4 <= stop:
-                    r0 = flat[f, start:stop_px]
-                    r1 = flat[f + 1, start:stop_px]
-                    r2 = flat[f + 2, start:stop_px]
-                    r3 = flat[f + 3, start:stop_px]
+                    r0 = data[f * stride + start : f * stride + stop_px]
+                    r1 = data[(f + 1) * stride + start : (f + 1) * stride + stop_px]
+                    r2 = data[(f + 2) * stride + start : (f + 2) * stride + stop_px]
+                    r3 = data[(f + 3) * stride + start : (f + 3) * stride + stop_px]
                     for p in range(m):
                         acc[p] += (r0[p] + r1[p]) + (r2[p] + r3[p])
                     f += 4
                 while f < stop:
-                    r0 = flat[f, start:stop_px]
+                    r0 = data[f * stride + start : f * stride + stop_px]
                     for p in range(m):
                         acc[p] += r0[p]
                     f += 1
@@ -174,7 +175,41 @@ def _make_exact_frame_sums(cast):
     return add_exact_frame_sums
 
 
-def _add_exact_frame_sums_twin(flat, out, acc, group):
+def frame_rows(tile: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """The tile as the kernels of the exact sums take it: ``(data, n, stride)``, a
+    one-dimensional view from the first pixel of the first frame to the last pixel of
+    the last, in which frame ``i`` starts at ``i * stride``; ``None`` where the frames
+    are not evenly spaced in whole elements. A contiguous view lets the compiled loops
+    use vector loads also where frames are apart (Merlin's headers between frames)."""
+    flat = tile.reshape((tile.shape[0], -1))
+    n, n_pixels = flat.shape
+    item = flat.itemsize
+    if n_pixels > 1 and flat.strides[1] != item:
+        return None
+    stride = flat.strides[0] if n > 1 else n_pixels * item
+    if stride < n_pixels * item or stride % item:
+        return None
+    stride //= item
+    length = (n - 1) * stride + n_pixels
+    data = np.lib.stride_tricks.as_strided(flat, (length,), (item,), writeable=False)
+    return data, n, stride
+
+
+def _rows_as_frames(data, n, stride, n_pixels) -> np.ndarray:
+    """The ``(n, n_pixels)`` frames of :func:`frame_rows`' ``data``."""
+    item = data.itemsize
+    return np.lib.stride_tricks.as_strided(
+        data, (n, n_pixels), (stride * item, item), writeable=False
+    )
+
+
+def _add_exact_frame_sums_twin(data, n, stride, out, acc, group):
+    """:func:`_add_exact_frame_sums_frames` of the frames in ``data`` (see
+    :func:`frame_rows`)."""
+    _add_exact_frame_sums_frames(_rows_as_frames(data, n, stride, out.shape[0]), out, acc, group)
+
+
+def _add_exact_frame_sums_frames(flat, out, acc, group):
     """``out += flat.sum(axis=0)``: the frames added up exactly in groups of ``group``
     (in ``acc``'s integer dtype), each group's sum converted to ``out``'s dtype (exactly)
     and added to ``out``, group after group.
@@ -202,6 +237,66 @@ add_exact_frame_sums_f32 = KernelWithTwin(
 #: ``out += tile.sum(axis=0)`` of integer tiles into float64 sums, exact per group
 add_exact_frame_sums_f64 = KernelWithTwin(
     _make_exact_frame_sums(np.float64), _add_exact_frame_sums_twin
+)
+
+#: uint16 in the other byte order (Merlin's big-endian frames): summed exactly, the bytes
+#: swapped in the kernel as it reads them (no swap pass over the tile)
+SWAPPED_UINT16 = np.dtype(np.uint16).newbyteorder("S")
+
+
+def _make_swapped_frame_sums(cast):
+    """The kernel of :data:`add_swapped_frame_sums` for sums of the type ``cast``."""
+
+    @lazy_njit(nogil=True, cache=True)
+    def add_swapped_frame_sums(data, n, stride, out, acc, group):
+        n_pixels = out.shape[0]
+        block = acc.shape[0]
+        for start in range(0, n_pixels, block):
+            m = min(block, n_pixels - start)
+            stop_px = start + m
+            g = 0
+            while g < n:
+                stop = min(n, g + group)
+                for p in range(m):
+                    acc[p] = 0
+                f = g
+                while f + 2 <= stop:
+                    r0 = data[f * stride + start : f * stride + stop_px]
+                    r1 = data[(f + 1) * stride + start : (f + 1) * stride + stop_px]
+                    for p in range(m):
+                        v0 = r0[p]
+                        v1 = r1[p]
+                        acc[p] += ((v0 >> 8) | ((v0 & 0xFF) << 8)) + (
+                            (v1 >> 8) | ((v1 & 0xFF) << 8)
+                        )
+                    f += 2
+                while f < stop:
+                    r0 = data[f * stride + start : f * stride + stop_px]
+                    for p in range(m):
+                        v0 = r0[p]
+                        acc[p] += (v0 >> 8) | ((v0 & 0xFF) << 8)
+                    f += 1
+                for p in range(m):
+                    out[start + p] += cast(acc[p])
+                g = stop
+
+    return add_swapped_frame_sums
+
+
+def _add_swapped_frame_sums_twin(data, n, stride, out, acc, group):
+    """:func:`_add_exact_frame_sums_twin` of the byte-swapped values of the native
+    uint16 ``data`` (the bytes of a tile of :data:`SWAPPED_UINT16`)."""
+    frames = _rows_as_frames(data, n, stride, out.shape[0])
+    _add_exact_frame_sums_frames(frames.view(SWAPPED_UINT16), out, acc, group)
+
+
+#: ``out += tile.sum(axis=0)`` of byte-swapped uint16 tiles into float32 sums
+add_swapped_frame_sums_f32 = KernelWithTwin(
+    _make_swapped_frame_sums(np.float32), _add_swapped_frame_sums_twin
+)
+#: ``out += tile.sum(axis=0)`` of byte-swapped uint16 tiles into float64 sums
+add_swapped_frame_sums_f64 = KernelWithTwin(
+    _make_swapped_frame_sums(np.float64), _add_swapped_frame_sums_twin
 )
 
 _scratch = threading.local()
@@ -269,7 +364,7 @@ def frame_sums_apply(tile, out) -> bool:
     else:
         return False
     return (
-        tile.dtype in dtypes
+        (tile.dtype in dtypes or tile.dtype == SWAPPED_UINT16)
         and out.flags.c_contiguous
         and tile.ndim >= 2
         and tile.shape[0] > 0
@@ -282,13 +377,23 @@ def add_tile_frame_sums(tile: np.ndarray, out: np.ndarray) -> None:
     for integer tiles, else :data:`add_frame_sums_f32` (and ``_f64``); see
     :func:`frame_sums_apply`."""
     flat = tile.reshape((tile.shape[0], -1))
-    if tile.dtype in EXACT_SUM_TILE_DTYPES:
+    f32 = out.dtype == np.float32
+    swapped = tile.dtype == SWAPPED_UINT16
+    rows = frame_rows(tile) if swapped or tile.dtype in EXACT_SUM_TILE_DTYPES else None
+    if rows is not None:
+        data, n, stride = rows
         acc = _accumulator(exact_accumulator_dtype(out.dtype), flat.shape[1])
-        group = exact_group(tile.dtype, out.dtype)
-        f32 = out.dtype == np.float32
-        kernel = add_exact_frame_sums_f32 if f32 else add_exact_frame_sums_f64
-        kernel(flat, out.reshape(-1), acc, group)
+        if swapped:
+            group = exact_group(np.uint16, out.dtype)
+            kernel = add_swapped_frame_sums_f32 if f32 else add_swapped_frame_sums_f64
+            data = data.view(np.uint16)
+        else:
+            group = exact_group(tile.dtype, out.dtype)
+            kernel = add_exact_frame_sums_f32 if f32 else add_exact_frame_sums_f64
+        kernel(data, n, stride, out.reshape(-1), acc, group)
         return
+    if swapped:  # frames not evenly spaced in whole elements
+        flat = flat.astype(np.uint16)
     acc = np.empty(SUM_BLOCK, dtype=out.dtype)
     kernel = add_frame_sums_f32 if out.dtype == np.float32 else add_frame_sums_f64
     kernel(flat, out.reshape(-1), acc)
@@ -298,6 +403,7 @@ __all__ = [
     "EXACT_SUM_BLOCK",
     "EXACT_SUM_TILE_DTYPES",
     "FRAME_SUM_OUT_DTYPES",
+    "SWAPPED_UINT16",
     "FRAME_SUM_TILE_DTYPES",
     "ROW_SUM_TILE_DTYPES",
     "SUM_BLOCK",
@@ -305,10 +411,13 @@ __all__ = [
     "add_exact_frame_sums_f64",
     "add_frame_sums_f32",
     "add_frame_sums_f64",
+    "add_swapped_frame_sums_f32",
+    "add_swapped_frame_sums_f64",
     "add_row_sums",
     "add_tile_frame_sums",
     "exact_accumulator_dtype",
     "exact_group",
+    "frame_rows",
     "frame_sums_apply",
     "frames_contiguous",
 ]
