@@ -156,6 +156,33 @@ def test_quiet_logging_levels_and_compute_failed_filter(monkeypatch):
     assert sum(isinstance(f, DropComputeFailed) for f in worker_logger.filters) == 1
 
 
+def test_heartbeat_cut_short_by_shutdown_is_dropped(monkeypatch):
+    import logging
+
+    from distributed.comm import CommClosedError
+
+    from libertem.executor.utils.quiet_worker import DropHeartbeatAtShutdown, quiet_logging
+
+    worker_logger = logging.getLogger("distributed.worker")
+    monkeypatch.setattr(worker_logger, "filters", list(worker_logger.filters))
+    quiet_logging("WARNING")
+    quiet_logging("WARNING")
+    droppers = [f for f in worker_logger.filters if isinstance(f, DropHeartbeatAtShutdown)]
+    assert len(droppers) == 1
+
+    def record(msg, exc):
+        exc_info = (type(exc), exc, None) if exc is not None else None
+        return logging.LogRecord("distributed.worker", 40, "", 0, msg, (), exc_info)
+
+    heartbeat = "Failed to communicate with scheduler during heartbeat."
+    closing = CommClosedError("ConnectionPool closing.")
+    assert not droppers[0].filter(record(heartbeat, closing))
+    # a scheduler that is really unreachable is still reported
+    assert droppers[0].filter(record(heartbeat, CommClosedError("in <TCP ...>: Stream closed")))
+    assert droppers[0].filter(record(heartbeat, OSError("timed out")))
+    assert droppers[0].filter(record("Something else", closing))
+
+
 def test_pickling_keeps_file_names_of_code_by_value():
     import cloudpickle
 

@@ -8,8 +8,9 @@ log lines), it
   before the nanny set it: see :func:`~.dask_setup.apply_numba_thread_env`);
 - sets the level of the Dask loggers to the one named by the environment variable
   ``LIBERTEM_WORKER_LOG_LEVEL`` (the executors set it: ``WARNING`` by default);
-- at ``WARNING`` and above, drops Dask's "Compute Failed" reports: the error reaches
-  the caller anyway, as the exception itself.
+- at ``WARNING`` and above, drops Dask's "Compute Failed" reports (the error reaches
+  the caller anyway, as the exception itself) and the traceback of a heartbeat that
+  the worker's own shutdown cut short.
 """
 
 from __future__ import annotations
@@ -32,13 +33,31 @@ class DropComputeFailed(logging.Filter):
         return not (isinstance(msg, str) and msg.startswith("Compute Failed"))
 
 
+class DropHeartbeatAtShutdown(logging.Filter):
+    """Drops the traceback of a heartbeat that was under way while the worker closed
+    (its connection pool closing under it): nothing went wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """``False`` for a failed heartbeat whose cause is the worker's own shutdown."""
+        msg = record.msg
+        if not (isinstance(msg, str) and msg.startswith("Failed to communicate with scheduler")):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(exc, distributed.comm.CommClosedError)
+            and "ConnectionPool closing" in str(exc)
+        )
+
+
 def quiet_logging(level: str) -> None:
-    """Set the Dask loggers of this process to ``level``; hide "Compute Failed" above INFO."""
+    """Set the Dask loggers of this process to ``level``; above INFO, hide "Compute
+    Failed" reports and heartbeats cut short by the worker's own shutdown."""
     set_worker_log_level(level)
     if logging.getLevelName(level.upper()) > logging.INFO:
         worker_logger = logging.getLogger("distributed.worker")
-        if not any(isinstance(f, DropComputeFailed) for f in worker_logger.filters):
-            worker_logger.addFilter(DropComputeFailed())
+        for kind in (DropComputeFailed, DropHeartbeatAtShutdown):
+            if not any(isinstance(f, kind) for f in worker_logger.filters):
+                worker_logger.addFilter(kind())
 
 
 class LiberTEMWorker(distributed.Worker):
@@ -52,4 +71,4 @@ class LiberTEMWorker(distributed.Worker):
         super().__init__(*args, **kwargs)
 
 
-__all__ = ["DropComputeFailed", "LiberTEMWorker", "quiet_logging"]
+__all__ = ["DropComputeFailed", "DropHeartbeatAtShutdown", "LiberTEMWorker", "quiet_logging"]
