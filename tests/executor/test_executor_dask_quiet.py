@@ -177,10 +177,16 @@ def test_heartbeat_cut_short_by_shutdown_is_dropped(monkeypatch):
     heartbeat = "Failed to communicate with scheduler during heartbeat."
     closing = CommClosedError("ConnectionPool closing.")
     assert not droppers[0].filter(record(heartbeat, closing))
-    # a scheduler that is really unreachable is still reported
+    # a scheduler that is really unreachable (this worker not closing) is still reported
     assert droppers[0].filter(record(heartbeat, CommClosedError("in <TCP ...>: Stream closed")))
     assert droppers[0].filter(record(heartbeat, OSError("timed out")))
     assert droppers[0].filter(record("Something else", closing))
+    # the scheduler's end closed while this process's worker was closing
+    from libertem.executor.utils import quiet_worker
+
+    monkeypatch.setattr(quiet_worker, "_worker_closing", lambda: True)
+    assert not droppers[0].filter(record(heartbeat, CommClosedError("Stream is closed")))
+    assert droppers[0].filter(record(heartbeat, OSError("timed out")))
 
 
 def test_pickling_keeps_file_names_of_code_by_value():

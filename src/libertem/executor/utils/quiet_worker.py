@@ -33,9 +33,18 @@ class DropComputeFailed(logging.Filter):
         return not (isinstance(msg, str) and msg.startswith("Compute Failed"))
 
 
+def _worker_closing() -> bool:
+    """Whether a Dask worker of this process is closing (or closed)."""
+    from distributed.core import Status
+
+    closing = {Status.closing, Status.closing_gracefully, Status.closed}
+    return any(w.status in closing for w in list(distributed.Worker._instances))
+
+
 class DropHeartbeatAtShutdown(logging.Filter):
     """Drops the traceback of a heartbeat that was under way while the worker closed
-    (its connection pool closing under it): nothing went wrong."""
+    (its connection pool, or the scheduler's end of the connection, closing under it):
+    nothing went wrong."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """``False`` for a failed heartbeat whose cause is the worker's own shutdown."""
@@ -43,10 +52,9 @@ class DropHeartbeatAtShutdown(logging.Filter):
         if not (isinstance(msg, str) and msg.startswith("Failed to communicate with scheduler")):
             return True
         exc = record.exc_info[1] if record.exc_info else None
-        return not (
-            isinstance(exc, distributed.comm.CommClosedError)
-            and "ConnectionPool closing" in str(exc)
-        )
+        if not isinstance(exc, distributed.comm.CommClosedError):
+            return True
+        return not ("ConnectionPool closing" in str(exc) or _worker_closing())
 
 
 def quiet_logging(level: str) -> None:
