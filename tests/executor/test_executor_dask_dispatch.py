@@ -125,3 +125,39 @@ def test_raw_params_without_scatter(executor):
 
 def test_no_tasks(executor):
     assert list(executor.run_tasks([], executor.scatter(Offset(0)), "none", None)) == []
+
+
+def test_slots_send_one_task_ahead_per_worker():
+    """Each worker gets a task per free thread, then one more that waits in it (no idle
+    round trip between tasks); tasks come back in the order they were booked."""
+    from libertem.common.scheduler import Worker
+    from libertem.executor.utils.dask_dispatch import QUEUE_AHEAD, _Slot
+
+    assert QUEUE_AHEAD == 1
+    slot = _Slot(Worker("tcp://a", "a", {"CPU": 1, "compute": 1}, 1), use_resources=False)
+    need = {"threads": 1}
+    assert slot.fits(need, ahead=False) and not slot.take(need)  # runs
+    assert not slot.fits(need, ahead=False)
+    assert slot.fits(need) and slot.take(need)  # waits in the worker
+    assert not slot.fits(need)  # no second one ahead
+    slot.give(need, queued=False)  # the first finished: the waiting one runs now
+    assert slot.fits(need, ahead=False) and not slot.take(need)
+    assert not slot.fits(need)
+    slot.give(need, queued=True)
+    assert slot.fits(need) and slot.take(need)
+    slot.alive = False
+    assert not slot.fits(need)
+    # resources: a task that could never run on the worker is not sent ahead either
+    gpu = _Slot(Worker("tcp://b", "b", {"CPU": 1, "compute": 1}, 1), use_resources=True)
+    assert not gpu.fits({"CUDA": 1})
+    assert gpu.fits({"compute": 1}, ahead=False) and not gpu.take({"compute": 1})
+    assert gpu.fits({"compute": 1}) and gpu.take({"compute": 1})
+    assert not gpu.fits({"CUDA": 1})
+
+
+def test_tasks_ahead_run_one_after_the_other(executor):
+    """More tasks than worker threads: every task runs once, on every worker."""
+    tasks = [Task(i, value=i) for i in range(12)]
+    results = [r for r, _ in executor.run_tasks(tasks, Offset(100), "ahead", None)]
+    assert sorted(r[0] for r in results) == [100 + i for i in range(12)]
+    assert len({r[1] for r in results}) == len(executor.get_available_workers().has_cpu())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import queue
 import time
 import uuid
@@ -183,6 +184,7 @@ class DirectRun:
             self._pending.setdefault(_key(need), collections.deque()).append(index)
         self._inflight: dict[asyncio.Future, tuple[int, _Slot, bool]] = {}
         self._sequence: dict[int, int] = {}  # task index -> order in which it was sent
+        self._sent = itertools.count()
         self._halted = False
         self._unreachable: OSError | None = None
 
@@ -262,7 +264,7 @@ class DirectRun:
                     while indices and slot.fits(need, ahead):
                         index = indices.popleft()
                         queued = slot.take(need)
-                        self._sequence[index] = len(self._sequence)
+                        self._sequence[index] = next(self._sent)
                         future = asyncio.ensure_future(self._run_one(index, slot.address))
                         self._inflight[future] = (index, slot, queued)
 
