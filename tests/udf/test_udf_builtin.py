@@ -285,6 +285,37 @@ def test_pick_single_frame(ctx):
     np.testing.assert_array_equal(res["intensity"].raw_data[0], data[3, 2])
 
 
+@pytest.mark.parametrize("use_roi", [False, True], ids=["noroi", "roi"])
+def test_pick_partitions_send_only_their_frames(ctx, use_roi):
+    """Each partition's partial result holds its own frames only (not a whole-result-
+    sized buffer); the result is LiberTEM's 'single' buffer of the picked frames."""
+    data = make_data((4, 6, 8, 10), "uint16", seed=64)
+    ds = load_mem(ctx, data, num_partitions=4)
+    roi = None
+    if use_roi:
+        roi = np.zeros((4, 6), bool)
+        roi.reshape(-1)[[0, 5, 6, 11, 23]] = True
+    sel = np.ones((4, 6), bool) if roi is None else roi
+    merged = []
+
+    class Spy(PickUDF):
+        def merge(self, dest, src):
+            merged.append(src.frames.shape)
+            super().merge(dest, src)
+
+    res = ctx.run_udf(dataset=ds, udf=Spy(), roi=roi)
+    assert set(res) == {"intensity"}  # the private nav buffer stays inside
+    assert res["intensity"].kind == "single" and res["intensity"].dtype == np.uint16
+    np.testing.assert_array_equal(res["intensity"].data, data[sel])
+    own = [
+        int(sel.reshape(-1)[p.slice.origin[0] : p.slice.origin[0] + p.slice.shape[0]].sum())
+        for p in ds.get_partitions()
+    ]
+    # (a partition without selected frames is not run at all)
+    assert sorted(shape[0] for shape in merged) == sorted(n for n in own if n)
+    assert all(shape[1:] == (8, 10) for shape in merged)
+
+
 # --- AutoUDF and Context.map -----------------------------------------------------------------
 
 

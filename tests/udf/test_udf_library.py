@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import types
 
+import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse
@@ -168,14 +169,20 @@ def test_merge_all_functions():
     assert np.array_equal(SumUDF().merge_all(parts)["intensity"], np.full((2, 3), 6.0))
     logs = {i: types.SimpleNamespace(logsum=np.full(4, 2.0**i)) for i in range(3)}
     assert np.array_equal(LogsumUDF().merge_all(logs)["logsum"], np.full(4, 7.0))
+    # PickUDF: each partition holds only its own frames (a private nav buffer)
     picks = {
-        0: types.SimpleNamespace(intensity=np.array([[1, 2], [0, 0]])),
-        1: types.SimpleNamespace(intensity=np.array([[0, 0], [3, 4]])),
+        0: types.SimpleNamespace(frames=np.array([[1, 2]])),
+        1: types.SimpleNamespace(frames=np.array([[3, 4], [5, 6]])),
     }
-    assert np.array_equal(PickUDF().merge_all(picks)["intensity"], [[1, 2], [3, 4]])
-    dest = types.SimpleNamespace(intensity=np.array([[1, 2], [0, 0]]))
+    assert np.array_equal(PickUDF().merge_all(picks)["frames"], [[1, 2], [3, 4], [5, 6]])
+    lazy = {k: types.SimpleNamespace(frames=da.from_array(v.frames)) for k, v in picks.items()}
+    merged = PickUDF().merge_all(lazy)["frames"]
+    assert isinstance(merged, da.Array) and np.array_equal(
+        merged.compute(), [[1, 2], [3, 4], [5, 6]]
+    )
+    dest = types.SimpleNamespace(frames=np.zeros((2, 2), dtype=int))
     PickUDF().merge(dest, picks[1])
-    assert np.array_equal(dest.intensity, [[1, 2], [3, 4]])
+    assert np.array_equal(dest.frames, [[3, 4], [5, 6]])
 
 
 # --- standard deviation -------------------------------------------------------------

@@ -8,7 +8,6 @@ import numpy as np
 
 from libertem.common.math import count_nonzero, prod
 from libertem.udf.classes import UDF
-from libertem.udf.sum import sum_partials
 
 __all__ = ["PickUDF"]
 
@@ -24,6 +23,11 @@ class PickUDF(UDF):
     Meant for a ROI that selects a few frames. The result is a ``kind='single'``
     buffer in the dataset's native dtype, its frames in the order of the flat
     navigation index; read it with ``['intensity'].data``.
+
+    The frames are collected in a private ``kind='nav'`` buffer, so that each
+    partition sends back only its own frames (LiberTEM sends a whole-result-sized
+    buffer per partition and adds them up); ``get_results`` hands them out as
+    ``'intensity'``.
     """
 
     def __init__(self):
@@ -40,16 +44,30 @@ class PickUDF(UDF):
         size = n * prod(sig_shape) * np.dtype(dtype).itemsize
         if size > _WARN_BYTES:
             log.warning("PickUDF is loading %d frames, %d bytes; is a ROI missing?", n, size)
-        return {"intensity": self.buffer(kind="single", extra_shape=(n, *sig_shape), dtype=dtype)}
+        return {
+            "intensity": self.buffer(
+                kind="single", extra_shape=(n, *sig_shape), dtype=dtype, use="result_only"
+            ),
+            "frames": self.buffer(kind="nav", extra_shape=sig_shape, dtype=dtype, use="private"),
+        }
 
     def process_tile(self, tile):
-        """Copy the tile into its frames' place (flat, ROI-compressed index)."""
-        self.results.intensity[self.meta.slice.get()] = tile
+        """Copy the tile into its frames' place."""
+        self.results.frames[(slice(None), *self.meta.slice.get(sig_only=True))] = tile
 
     def merge(self, dest, src):
-        """Each partition fills only its own frames and leaves zeros elsewhere: add."""
-        dest.intensity[:] += src.intensity
+        """Each partition's frames go to their place."""
+        dest.frames[:] = src.frames
 
     def merge_all(self, ordered_results):
-        """Add up the partitions' parts (each holds zeros outside its own frames)."""
-        return sum_partials(ordered_results, "intensity")
+        """The partitions' frames, one after the other (Dask arrays too)."""
+        parts = [part.frames for part in ordered_results.values()]
+        if any(hasattr(part, "dask") for part in parts):
+            import dask.array as da
+
+            return {"frames": da.concatenate(parts, axis=0)}
+        return {"frames": np.concatenate(parts, axis=0)}
+
+    def get_results(self):
+        """The selected frames, in the order of the flat navigation index."""
+        return {"intensity": self.results.get_buffer("frames").raw_data}
