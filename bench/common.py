@@ -39,8 +39,13 @@ def warm_page_cache(path: Path) -> None:
 
 
 def best_time(fn: Callable[[], object], repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` calls, after one warm-up call."""
+    """Best wall time of ``repeat`` calls, after one warm-up call and the compilation of
+    the kernels it asked for in this process (steady state: first runs are measured by
+    bench_memory)."""
+    from libertem.common.lazyjit import wait_for_compilations
+
     fn()
+    wait_for_compilations()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -260,16 +260,20 @@ def _make_swapped_frame_sums(cast):
                 for p in range(m):
                     acc[p] = 0
                 f = g
-                while f + 2 <= stop:
+                while f + 4 <= stop:
                     r0 = data[f * stride + start : f * stride + stop_px]
                     r1 = data[(f + 1) * stride + start : (f + 1) * stride + stop_px]
+                    r2 = data[(f + 2) * stride + start : (f + 2) * stride + stop_px]
+                    r3 = data[(f + 3) * stride + start : (f + 3) * stride + stop_px]
                     for p in range(m):
                         v0 = r0[p]
                         v1 = r1[p]
-                        acc[p] += ((v0 >> 8) | ((v0 & 0xFF) << 8)) + (
-                            (v1 >> 8) | ((v1 & 0xFF) << 8)
-                        )
-                    f += 2
+                        v2 = r2[p]
+                        v3 = r3[p]
+                        acc[p] += (
+                            ((v0 >> 8) | ((v0 & 0xFF) << 8)) + ((v1 >> 8) | ((v1 & 0xFF) << 8))
+                        ) + (((v2 >> 8) | ((v2 & 0xFF) << 8)) + ((v3 >> 8) | ((v3 & 0xFF) << 8)))
+                    f += 4
                 while f < stop:
                     r0 = data[f * stride + start : f * stride + stop_px]
                     for p in range(m):
