@@ -13,16 +13,16 @@ other. 2x2 quads stream rows of ``4 x 256`` pixels, one row of each chip.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from libertem.common.lazyjit import lazy_njit
 from libertem.io.dataset.base.decode import decode_r64_flat, decode_r64_quad
 from libertem.io.dataset.base.readranges import make_get_read_ranges
 
 # decode functions (protocol of base/decoders.py) ------------------------------------
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _start_px(origin, ds_shape):
     """Flat index in the frame of a tile's signal origin."""
     sig_dims = origin.shape[0] - 1
@@ -33,7 +33,7 @@ def _start_px(origin, ds_shape):
     return start
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _frame_px(ds_shape, sig_dims):
     n = 1
     for i in range(sig_dims):
@@ -41,25 +41,25 @@ def _frame_px(ds_shape, sig_dims):
     return n
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r1_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode the raw 1-bit words of a tile's rows (``inp``) into ``out[idx]``."""
     decode_r64_flat(inp.reshape((1, inp.size)), out[idx : idx + 1], 1, 1, 0)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r6_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode the raw 6-bit (8-bit words) data of a tile's rows into ``out[idx]``."""
     decode_r64_flat(inp.reshape((1, inp.size)), out[idx : idx + 1], 8, 0x3F, 0)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r12_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode the raw 12-bit (16-bit words) data of a tile's rows into ``out[idx]``."""
     decode_r64_flat(inp.reshape((1, inp.size)), out[idx : idx + 1], 16, 0xFFF, 0)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r24_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode a whole raw 24-bit frame (``inp``) and put the tile's pixels in ``out[idx]``."""
     npix = _frame_px(ds_shape, origin.shape[0] - 1)
@@ -70,7 +70,7 @@ def decode_r24_swap(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
         out[idx, i] = tmp[0, start + i]
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _quad_region(inp, out, idx, origin, shape, bits, mask):
     tmp = np.empty((1, 512, 512), dtype=np.uint16)
     decode_r64_quad(inp.reshape((1, inp.size)), tmp, bits, mask, 0)
@@ -80,19 +80,19 @@ def _quad_region(inp, out, idx, origin, shape, bits, mask):
             out[idx, r * w + c] = tmp[0, origin[1] + r, origin[2] + c]
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r1_swap_2x2(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode a whole raw 1-bit 2x2 quad frame; put the tile's region in ``out[idx]``."""
     _quad_region(inp, out, idx, origin, shape, 1, 1)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r6_swap_2x2(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode a whole raw 6-bit 2x2 quad frame; put the tile's region in ``out[idx]``."""
     _quad_region(inp, out, idx, origin, shape, 8, 0x3F)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def decode_r12_swap_2x2(inp, out, idx, native_dtype, rr, origin, shape, ds_shape):
     """Decode a whole raw 12-bit 2x2 quad frame; put the tile's region in ``out[idx]``."""
     _quad_region(inp, out, idx, origin, shape, 16, 0xFFF)
@@ -104,7 +104,7 @@ QUAD_DECODERS = {1: decode_r1_swap_2x2, 6: decode_r6_swap_2x2, 12: decode_r12_sw
 # encoders ---------------------------------------------------------------------------
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _encode_words(inp, out, bits):
     n, npix = inp.shape
     per_word = 64 // bits
@@ -124,7 +124,7 @@ def _encode_words(inp, out, bits):
                 out[k, base + 7 - j // 8] |= (v & 1) << (j % 8)
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _encode_be(inp, out, itemsize):
     n, npix = inp.shape
     for k in range(n):
@@ -181,7 +181,7 @@ def encode_u2(inp, out) -> None:
 # read ranges --------------------------------------------------------------------------
 
 
-@numba.njit(nogil=True, cache=True)
+@lazy_njit(nogil=True, cache=True)
 def _whole_frame_px_to_bytes(
     bpp,
     frame_in_file,
