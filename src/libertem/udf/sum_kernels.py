@@ -138,8 +138,19 @@ def exact_accumulator_dtype(out_dtype) -> np.dtype:
     return np.dtype(np.int32 if np.dtype(out_dtype) == np.float32 else np.int64)
 
 
-def _make_exact_frame_sums(cast):
-    """The kernel of :data:`add_exact_frame_sums` for sums of the type ``cast``."""
+@lazy_njit(nogil=True, cache=True, inline="always")
+def _as_stored(value):
+    return value
+
+
+@lazy_njit(nogil=True, cache=True, inline="always")
+def _byte_swapped16(value):
+    return (value >> 8) | ((value & 0xFF) << 8)
+
+
+def _make_exact_frame_sums(cast, read=_as_stored):
+    """The kernel of :data:`add_exact_frame_sums` for sums of the type ``cast``, each
+    value of the tile passed through ``read`` (as stored, or byte-swapped)."""
 
     @lazy_njit(nogil=True, cache=True)
     def add_exact_frame_sums(data, n, stride, out, acc, group):
@@ -151,22 +162,21 @@ def _make_exact_frame_sums(cast):
             g = 0
             while g < n:
                 stop = min(n, g + group)
-                r0 = data[g * stride + start : g * stride + stop_px]
                 for p in range(m):
-                    acc[p] = r0[p]
-                f = g + 1
+                    acc[p] = 0
+                f = g
                 while f + 4 <= stop:
                     r0 = data[f * stride + start : f * stride + stop_px]
                     r1 = data[(f + 1) * stride + start : (f + 1) * stride + stop_px]
                     r2 = data[(f + 2) * stride + start : (f + 2) * stride + stop_px]
                     r3 = data[(f + 3) * stride + start : (f + 3) * stride + stop_px]
                     for p in range(m):
-                        acc[p] += (r0[p] + r1[p]) + (r2[p] + r3[p])
+                        acc[p] += (read(r0[p]) + read(r1[p])) + (read(r2[p]) + read(r3[p]))
                     f += 4
                 while f < stop:
                     r0 = data[f * stride + start : f * stride + stop_px]
                     for p in range(m):
-                        acc[p] += r0[p]
+                        acc[p] += read(r0[p])
                     f += 1
                 for p in range(m):
                     out[start + p] += cast(acc[p])
@@ -244,49 +254,6 @@ add_exact_frame_sums_f64 = KernelWithTwin(
 SWAPPED_UINT16 = np.dtype(np.uint16).newbyteorder("S")
 
 
-def _make_swapped_frame_sums(cast):
-    """The kernel of :data:`add_swapped_frame_sums` for sums of the type ``cast``."""
-
-    @lazy_njit(nogil=True, cache=True)
-    def add_swapped_frame_sums(data, n, stride, out, acc, group):
-        n_pixels = out.shape[0]
-        block = acc.shape[0]
-        for start in range(0, n_pixels, block):
-            m = min(block, n_pixels - start)
-            stop_px = start + m
-            g = 0
-            while g < n:
-                stop = min(n, g + group)
-                for p in range(m):
-                    acc[p] = 0
-                f = g
-                while f + 4 <= stop:
-                    r0 = data[f * stride + start : f * stride + stop_px]
-                    r1 = data[(f + 1) * stride + start : (f + 1) * stride + stop_px]
-                    r2 = data[(f + 2) * stride + start : (f + 2) * stride + stop_px]
-                    r3 = data[(f + 3) * stride + start : (f + 3) * stride + stop_px]
-                    for p in range(m):
-                        v0 = r0[p]
-                        v1 = r1[p]
-                        v2 = r2[p]
-                        v3 = r3[p]
-                        acc[p] += (
-                            ((v0 >> 8) | ((v0 & 0xFF) << 8)) + ((v1 >> 8) | ((v1 & 0xFF) << 8))
-                        ) + (((v2 >> 8) | ((v2 & 0xFF) << 8)) + ((v3 >> 8) | ((v3 & 0xFF) << 8)))
-                    f += 4
-                while f < stop:
-                    r0 = data[f * stride + start : f * stride + stop_px]
-                    for p in range(m):
-                        v0 = r0[p]
-                        acc[p] += (v0 >> 8) | ((v0 & 0xFF) << 8)
-                    f += 1
-                for p in range(m):
-                    out[start + p] += cast(acc[p])
-                g = stop
-
-    return add_swapped_frame_sums
-
-
 def _add_swapped_frame_sums_twin(data, n, stride, out, acc, group):
     """:func:`_add_exact_frame_sums_twin` of the byte-swapped values of the native
     uint16 ``data`` (the bytes of a tile of :data:`SWAPPED_UINT16`)."""
@@ -296,11 +263,11 @@ def _add_swapped_frame_sums_twin(data, n, stride, out, acc, group):
 
 #: ``out += tile.sum(axis=0)`` of byte-swapped uint16 tiles into float32 sums
 add_swapped_frame_sums_f32 = KernelWithTwin(
-    _make_swapped_frame_sums(np.float32), _add_swapped_frame_sums_twin
+    _make_exact_frame_sums(np.float32, _byte_swapped16), _add_swapped_frame_sums_twin
 )
 #: ``out += tile.sum(axis=0)`` of byte-swapped uint16 tiles into float64 sums
 add_swapped_frame_sums_f64 = KernelWithTwin(
-    _make_swapped_frame_sums(np.float64), _add_swapped_frame_sums_twin
+    _make_exact_frame_sums(np.float64, _byte_swapped16), _add_swapped_frame_sums_twin
 )
 
 _scratch = threading.local()
