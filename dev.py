@@ -26,6 +26,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed-hash"
+KERNEL_STAMP = VENV / ".kernels-warm"
 
 # Packages built on LiberTEM 0.16 that the test suite runs unchanged. They are
 # installed without their dependencies: those would pull the original LiberTEM.
@@ -101,11 +102,20 @@ def warm_caches() -> None:
       (``python -m libertem.udf.precompile``; see docs/performance.md): a few seconds
       once, a fraction of a second when the cache is warm.
 
-    Both stay valid until the sources change; a failure here only costs speed.
+    Both stay valid until the sources or the installed packages change, so they are
+    skipped while neither did since the last warm-up (loading the warm cache alone
+    takes about a second); a failure here only costs speed.
     """
+    sources = ROOT / "src"
+    installed = STAMP.read_text() if STAMP.exists() else ""  # new numba: a new cache
+    newest = f"{max(p.stat().st_mtime_ns for p in sources.rglob('*.py'))} {installed}"
+    if KERNEL_STAMP.exists() and KERNEL_STAMP.read_text() == newest:
+        return
     quiet = {"stdout": subprocess.DEVNULL}
-    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(ROOT / "src")], **quiet)
-    subprocess.run([str(PYTHON), "-m", "libertem.udf.precompile", "-q"], cwd=ROOT)
+    subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(sources)], **quiet)
+    done = subprocess.run([str(PYTHON), "-m", "libertem.udf.precompile", "-q"], cwd=ROOT)
+    if done.returncode == 0:
+        KERNEL_STAMP.write_text(newest)
 
 
 def run(*args: str) -> int:
